@@ -1,0 +1,52 @@
+//! `linkner`: the command line of the linkner workspace.
+//!
+//! One binary, one subcommand per job: `score` (span F1 of predictions against gold), and, as the
+//! other crates land, `train`, `predict`, `eval`, `link`, `annotate` and `bench`. Every
+//! subcommand prints a human table by default and one JSON object with `--json`.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// LinkNER in Rust: a local span tagger whose uncertain entities are settled by an LLM.
+#[derive(Debug, Parser)]
+#[command(name = "linkner", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Entity-level precision / recall / F1 of a prediction file against a gold file.
+    Score(commands::score::ScoreArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LINKNER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Score(args) => commands::score::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(e.as_ref());
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

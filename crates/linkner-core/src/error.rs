@@ -1,0 +1,101 @@
+//! The one error type of `linkner-core`.
+
+use std::path::PathBuf;
+
+/// Result alias of this crate.
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+/// Every failure of `linkner-core`. Input errors name the file, the 1-based line and what was
+/// expected there; nothing in this crate panics on user input.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// The file could not be opened or read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        /// File that failed.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line does not have the expected shape.
+    #[error("{}:{line}: {message}", path.display())]
+    Parse {
+        /// File being read (`<memory>` for in-memory input).
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What was found and what was expected.
+        message: String,
+    },
+    /// A line is not valid UTF-8.
+    #[error("{}:{line}: invalid UTF-8 (byte offset {byte_offset} in the line); expected UTF-8 text", path.display())]
+    InvalidUtf8 {
+        /// File being read.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// Offset of the first invalid byte inside the line.
+        byte_offset: usize,
+    },
+    /// A label that the label schema does not know.
+    #[error("{}:{line}: unknown label `{label}`; schema `{schema}` expects one of: {expected}", path.display())]
+    UnknownLabel {
+        /// File being read.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The label found.
+        label: String,
+        /// Schema name.
+        schema: String,
+        /// Comma-separated list of allowed labels.
+        expected: String,
+    },
+    /// A span does not fit the sentence it belongs to.
+    #[error("invalid span [{start}, {end}) for a sequence of length {len}: {message}")]
+    InvalidSpan {
+        /// Span start.
+        start: usize,
+        /// Span end (exclusive).
+        end: usize,
+        /// Length of the sequence (words or chars).
+        len: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Two sequences that must have the same shape do not.
+    #[error("mismatch: {0}")]
+    Mismatch(String),
+    /// A named built-in (schema, format, …) does not exist.
+    #[error("unknown {kind} `{name}`; expected one of: {expected}")]
+    UnknownName {
+        /// What kind of thing was looked up.
+        kind: &'static str,
+        /// The name given.
+        name: String,
+        /// Allowed names.
+        expected: String,
+    },
+    /// A JSON (de)serialisation error outside a line-oriented reader.
+    #[error("{}: JSON: {source}", path.display())]
+    Json {
+        /// File being read or written.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl CoreError {
+    /// Builds a [`CoreError::Parse`].
+    pub fn parse(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
+        CoreError::Parse {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
+    }
+}

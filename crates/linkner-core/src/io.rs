@@ -1,0 +1,1 @@
+//! Dataset readers and writers (CoNLL column files, LinkNER "spanner" JSON, JSONL).

@@ -1,0 +1,1 @@
+//! The span-F1 scorer.

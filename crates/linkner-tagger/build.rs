@@ -1,0 +1,3 @@
+fn main() {
+    linkner_build::emit_torch_rpath();
+}

