@@ -78,6 +78,29 @@ pub enum CoreError {
         /// Allowed names.
         expected: String,
     },
+    /// Data that the output format cannot represent (e.g. a word with a space in a CoNLL file,
+    /// overlapping entities written as tags).
+    #[error("{}: cannot write: {message}", path.display())]
+    Write {
+        /// File being written (`<memory>` for in-memory output).
+        path: PathBuf,
+        /// What cannot be written and what was expected.
+        message: String,
+    },
+    /// A tag that the tagging scheme in force does not allow (seqeval's strict mode).
+    #[error(
+        "{context}: tag `{tag}` is not allowed by the strict {scheme} scheme; expected {expected}"
+    )]
+    InvalidTag {
+        /// Where the tag was found (sentence and word, 1-based).
+        context: String,
+        /// The tag found.
+        tag: String,
+        /// The scheme in force (`iob2`, …).
+        scheme: String,
+        /// What the scheme allows.
+        expected: String,
+    },
     /// A JSON (de)serialisation error outside a line-oriented reader.
     #[error("{}: JSON: {source}", path.display())]
     Json {

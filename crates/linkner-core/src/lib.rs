@@ -11,8 +11,9 @@
 //! - [`schema`]: [`LabelSchema`] — ordered entity types with human descriptions and the names an
 //!   LLM sees, plus the non-entity class; built-ins for CoNLL-03, WNUT-17, TwitterNER, OntoNotes 5.
 //! - [`tags`]: BIO-family tag parsing and chunking (conlleval rules, and seqeval's strict mode).
-//! - [`io`]: readers for CoNLL column files and the LinkNER "spanner" JSON format; CoNLL and JSONL
-//!   writers. Errors name the file, the line and what was expected.
+//! - [`io`]: readers and writers for CoNLL column files, the LinkNER "spanner" JSON format and
+//!   JSONL (one sentence per line, char offsets, scored entities). Errors name the file, the line
+//!   and what was expected.
 //! - [`score`]: exact-match entity precision / recall / F1, micro and per type, identical to
 //!   conlleval and to Python `seqeval`'s default mode.
 //!

@@ -88,7 +88,10 @@ impl LabelSchema {
         if name == self.non_entity.name {
             return Some(0);
         }
-        self.types.iter().position(|t| t.name == name).map(|i| i + 1)
+        self.types
+            .iter()
+            .position(|t| t.name == name)
+            .map(|i| i + 1)
     }
 
     /// The entity type (or non-entity class for `0`) of a class index.
@@ -151,5 +154,285 @@ impl LabelSchema {
                 ),
             ],
         )
+    }
+
+    /// WNUT-17 emerging and rare entities: person, location, group, corporation, product,
+    /// creative-work (data-file names, with the hyphen).
+    pub fn wnut17() -> LabelSchema {
+        LabelSchema::new(
+            "wnut17",
+            vec![
+                EntityType::new(
+                    "person",
+                    "person",
+                    "The name of a specific person, real or fictional, as long as they are \
+                     referred to by their own name (including user names that stand for a \
+                     person); not pronouns, roles or unnamed people.",
+                ),
+                EntityType::new(
+                    "location",
+                    "location",
+                    "The name of a specific place, real or fictional: countries, cities, \
+                     regions, streets, buildings, landmarks and natural features that carry a \
+                     proper name.",
+                ),
+                EntityType::new(
+                    "group",
+                    "group",
+                    "The name of a specific group of people that is not a company: bands, \
+                     sports teams, political parties, movements, organisations and other \
+                     collectives with a unique name.",
+                ),
+                EntityType::new(
+                    "corporation",
+                    "corporation",
+                    "The name of a company or business (a commercial organisation), such as a \
+                     manufacturer, a broadcaster, a web service operator or a shop chain.",
+                ),
+                EntityType::new(
+                    "product",
+                    "product",
+                    "The name of a specific product or model made by people, real or \
+                     fictional: devices, software, vehicles, brands of goods; not generic \
+                     kinds of things.",
+                ),
+                EntityType::new(
+                    "creative-work",
+                    "creative work",
+                    "The title of a specific work made by people: songs, albums, books, films, \
+                     TV shows, games, paintings and other works referred to by their name.",
+                ),
+            ],
+        )
+    }
+
+    /// TwitterNER (tweets, Zhang et al. 2018): PER, LOC, ORG, OTHER.
+    pub fn twitterner() -> LabelSchema {
+        LabelSchema::new(
+            "twitterner",
+            vec![
+                EntityType::new(
+                    "PER",
+                    "person",
+                    "Names of people, real or fictional, including first names, surnames, \
+                     nicknames and names written as handles or hashtags when they name a person.",
+                ),
+                EntityType::new(
+                    "LOC",
+                    "location",
+                    "Names of places: countries, states, cities, neighbourhoods, geographic \
+                     features and named venues seen as places.",
+                ),
+                EntityType::new(
+                    "ORG",
+                    "organization",
+                    "Names of organisations: companies, brands seen as companies, institutions, \
+                     government bodies, media outlets, bands and sports teams.",
+                ),
+                EntityType::new(
+                    "OTHER",
+                    "miscellaneous",
+                    "Other proper names that are not a person, location or organisation: \
+                     events, holidays, titles of works, products, nationalities and similar \
+                     named things.",
+                ),
+            ],
+        )
+    }
+
+    /// OntoNotes 5.0: the 18 types of its named-entity layer (PERSON, NORP, FAC, ORG, GPE, LOC,
+    /// PRODUCT, EVENT, WORK_OF_ART, LAW, LANGUAGE, DATE, TIME, PERCENT, MONEY, QUANTITY,
+    /// ORDINAL, CARDINAL).
+    pub fn ontonotes5() -> LabelSchema {
+        let t = EntityType::new;
+        LabelSchema::new(
+            "ontonotes5",
+            vec![
+                t(
+                    "PERSON",
+                    "person",
+                    "Names of people, real or fictional, including family names.",
+                ),
+                t(
+                    "NORP",
+                    "nationality, religious or political group",
+                    "Nationalities, religious groups and political groups, as nouns or \
+                     adjectives (French, Buddhist, Republican).",
+                ),
+                t(
+                    "FAC",
+                    "facility",
+                    "Named man-made structures: buildings, airports, highways, bridges, \
+                     stadiums, monuments.",
+                ),
+                t(
+                    "ORG",
+                    "organization",
+                    "Names of companies, agencies, institutions, teams, parties and other \
+                     organised bodies.",
+                ),
+                t(
+                    "GPE",
+                    "geopolitical entity",
+                    "Geo-political entities, places with a government: countries, states, \
+                     provinces, cities.",
+                ),
+                t(
+                    "LOC",
+                    "location",
+                    "Places that are not geo-political entities: mountain ranges, bodies of \
+                     water, continents, regions without a government of their own.",
+                ),
+                t(
+                    "PRODUCT",
+                    "product",
+                    "Named objects made by people: vehicles, weapons, foods, devices and other \
+                     goods (not services).",
+                ),
+                t(
+                    "EVENT",
+                    "event",
+                    "Named events: hurricanes and other disasters, battles, wars, sports \
+                     competitions, festivals.",
+                ),
+                t(
+                    "WORK_OF_ART",
+                    "work of art",
+                    "Titles of books, songs, films, paintings, shows and other creative works.",
+                ),
+                t(
+                    "LAW",
+                    "law",
+                    "Named documents that have been made into laws: acts, treaties, \
+                     constitutions, regulations.",
+                ),
+                t(
+                    "LANGUAGE",
+                    "language",
+                    "Any named human language, such as English, Mandarin or Latin.",
+                ),
+                t(
+                    "DATE",
+                    "date",
+                    "Absolute or relative dates and periods of a day or longer (May 5, last \
+                     year, the 1990s).",
+                ),
+                t(
+                    "TIME",
+                    "time",
+                    "Times and periods shorter than a day (noon, 3 p.m., two hours).",
+                ),
+                t(
+                    "PERCENT",
+                    "percent",
+                    "Percentages, including the word percent or the % sign.",
+                ),
+                t(
+                    "MONEY",
+                    "money",
+                    "Monetary values, including the unit or currency.",
+                ),
+                t(
+                    "QUANTITY",
+                    "quantity",
+                    "Measurements with a unit, such as weight, distance, area or volume.",
+                ),
+                t(
+                    "ORDINAL",
+                    "ordinal",
+                    "Ordinal numbers: first, second, 3rd, and so on.",
+                ),
+                t(
+                    "CARDINAL",
+                    "cardinal number",
+                    "Numerals that are not covered by another type (counts, plain numbers).",
+                ),
+            ],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_are_well_formed() {
+        let expected: [(&str, &[&str]); 4] = [
+            ("conll03", &["PER", "LOC", "ORG", "MISC"]),
+            (
+                "wnut17",
+                &[
+                    "person",
+                    "location",
+                    "group",
+                    "corporation",
+                    "product",
+                    "creative-work",
+                ],
+            ),
+            ("twitterner", &["PER", "LOC", "ORG", "OTHER"]),
+            (
+                "ontonotes5",
+                &[
+                    "PERSON",
+                    "NORP",
+                    "FAC",
+                    "ORG",
+                    "GPE",
+                    "LOC",
+                    "PRODUCT",
+                    "EVENT",
+                    "WORK_OF_ART",
+                    "LAW",
+                    "LANGUAGE",
+                    "DATE",
+                    "TIME",
+                    "PERCENT",
+                    "MONEY",
+                    "QUANTITY",
+                    "ORDINAL",
+                    "CARDINAL",
+                ],
+            ),
+        ];
+        for (name, types) in expected {
+            let schema = LabelSchema::builtin(name).unwrap();
+            assert_eq!(schema.name, name);
+            assert_eq!(schema.type_names(), types, "{name}");
+            assert_eq!(schema.num_classes(), types.len() + 1);
+            let mut llm: Vec<String> = schema
+                .types
+                .iter()
+                .map(|t| t.llm_name.to_lowercase())
+                .collect();
+            llm.push(schema.non_entity.llm_name.to_lowercase());
+            llm.sort();
+            llm.dedup();
+            assert_eq!(
+                llm.len(),
+                types.len() + 1,
+                "{name}: LLM names must be distinct"
+            );
+            for (i, t) in schema.types.iter().enumerate() {
+                assert!(t.description.len() > 20, "{name}/{}: description", t.name);
+                assert!(t.description.ends_with('.'), "{name}/{}", t.name);
+                assert_eq!(schema.class_of(&t.name), Some(i + 1));
+                assert_eq!(schema.class_of_answer(&t.llm_name), Some(i + 1));
+                assert_eq!(
+                    schema.class_of_answer(&format!(" {}. ", t.name)),
+                    Some(i + 1)
+                );
+            }
+        }
+        assert_eq!(LabelSchema::builtin("WNUT").unwrap(), LabelSchema::wnut17());
+        assert_eq!(
+            LabelSchema::builtin("notev4").unwrap(),
+            LabelSchema::ontonotes5()
+        );
+        assert!(matches!(
+            LabelSchema::builtin("bioner"),
+            Err(CoreError::UnknownName { .. })
+        ));
     }
 }

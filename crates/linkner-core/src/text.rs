@@ -64,7 +64,10 @@ impl Sentence {
 
     /// Builds a sentence from an original text and words given as char ranges into it; checks
     /// that the ranges are in order, inside the text and non-empty.
-    pub fn from_char_ranges(text: impl Into<String>, ranges: &[(usize, usize)]) -> Result<Sentence> {
+    pub fn from_char_ranges(
+        text: impl Into<String>,
+        ranges: &[(usize, usize)],
+    ) -> Result<Sentence> {
         let text = text.into();
         let chars: Vec<char> = text.chars().collect();
         let mut tokens = Vec::with_capacity(ranges.len());

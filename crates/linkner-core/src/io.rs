@@ -1,1 +1,0 @@
-//! Dataset readers and writers (CoNLL column files, LinkNER "spanner" JSON, JSONL).
