@@ -187,7 +187,7 @@ impl State<'_> {
                 line_no,
                 format!(
                     "bad tag `{tag}` in the last column; expected `O` or a prefix `B-`, `I-`, \
-                     `E-`, `S-` (or `L-`, `U-`) followed by an entity type"
+                     `E-`, `S-` followed by an entity type (BILOU `L-`/`U-`: convert to `E-`/`S-`)"
                 ),
             ));
         };
