@@ -4,7 +4,21 @@
 //! an uncertainty estimator scores each one, and entities above a threshold go to a large
 //! language model that re-classifies them or rejects them as non-entities.
 //!
-//! This crate is the thin linker that composes the others; it re-exports them:
+//! This crate is the thin linker that composes the others:
+//!
+//! - [`Pipeline`] (built with [`Pipeline::builder`] or from a [`LinkConfig`] file): any
+//!   [`LocalTagger`](tagger::LocalTagger), any
+//!   [`UncertaintyEstimator`](uncertainty::UncertaintyEstimator), any
+//!   [`LlmClassifier`](llm::LlmClassifier) and a [`RoutingPolicy`]; async
+//!   [`annotate`](Pipeline::annotate), [`annotate_batch`](Pipeline::annotate_batch),
+//!   [`annotate_sentences`](Pipeline::annotate_sentences) and
+//!   [`annotate_stream`](Pipeline::annotate_stream); `Send + Sync`, usable from many tasks.
+//! - Every output entity carries its [`Provenance`] (local, LLM-confirmed, LLM-relabelled,
+//!   LLM-rejected, LLM-failed) and its uncertainty; an LLM failure never loses an entity.
+//! - [`StatsSnapshot`]: documents, entities, routed, LLM requests, cache hits, failures,
+//!   tokens, time in the tagger, the estimator and the LLM.
+//!
+//! It re-exports the other crates:
 //!
 //! | module | crate | what |
 //! |---|---|---|
@@ -13,7 +27,25 @@
 //! | [`uncertainty`] | `linkner-uncertainty` | the `UncertaintyEstimator` trait and built-ins |
 //! | [`llm`] | `linkner-llm` | the `LlmClassifier` trait and the OpenAI-compatible backend |
 //!
-//! Status: the pipeline is being built (see the linker issue).
+//! All offsets are **char offsets into the caller's original string** (see
+//! `docs/architecture.md`).
+
+pub mod annotation;
+pub mod config;
+pub mod error;
+pub mod pipeline;
+pub mod policy;
+pub mod stats;
+
+pub use annotation::{Annotation, LinkedEntity, Provenance};
+pub use config::{ExamplesSection, LinkConfig, PipelineSection, TaggerSection};
+pub use error::{LinkError, Result};
+pub use pipeline::{AnnotationStream, Pipeline, PipelineBuilder, StreamOptions};
+pub use policy::{DEFAULT_THRESHOLD, RouteInput, RoutingPolicy};
+pub use stats::{RunStats, StatsSnapshot};
+
+/// Re-exported so LLM backends written outside linkner need no direct dependency on it.
+pub use linkner_llm::async_trait;
 
 pub use linkner_core as core;
 pub use linkner_llm as llm;

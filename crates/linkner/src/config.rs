@@ -1,0 +1,331 @@
+//! [`LinkConfig`]: one JSON file that builds the whole pipeline (tagger folder and device,
+//! estimator, routing policy, LLM backend) — the same file the CLI takes.
+//!
+//! JSON, because every other config of linkner (estimators, tagger checkpoints) is JSON and it
+//! needs no extra dependency. The reference with every field is `docs/configuration.md`; a
+//! complete file:
+//!
+//! ```json
+//! {
+//!   "tagger": { "model": "models/conll03-minilm", "device": "cpu", "batch_size": 32 },
+//!   "estimator": { "type": "entropy" },
+//!   "policy": { "type": "threshold", "threshold": 0.4 },
+//!   "llm": {
+//!     "base_url": "http://127.0.0.1:8080/v1",
+//!     "model": "qwen2.5-coder-1.5b-instruct",
+//!     "mode": { "type": "logprobs", "top_logprobs": 20 },
+//!     "max_in_flight": 4
+//!   },
+//!   "examples": { "from": "../shared/data/conll03/train.txt", "per_class": 2, "seed": 42 },
+//!   "pipeline": { "local_top_k": 3, "stream_chunk_size": 32, "stream_chunks_in_flight": 2 }
+//! }
+//! ```
+//!
+//! Relative paths are resolved against the folder of the config file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use linkner_core::LabelSchema;
+use linkner_core::io::{DataFormat, read_dataset, sentences};
+use linkner_llm::{ExamplePool, OpenAiBuilder, OpenAiConfig};
+use linkner_tagger::{DeviceSpec, PredictOptions, SpanTagger};
+use linkner_uncertainty::EstimatorConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LinkError, Result};
+use crate::pipeline::{Pipeline, PipelineBuilder, StreamOptions};
+use crate::policy::RoutingPolicy;
+
+fn default_device() -> String {
+    "cpu".into()
+}
+
+fn default_batch_size() -> usize {
+    PredictOptions::default().batch_size
+}
+
+/// The local tagger: a checkpoint folder written by `linkner train` and where it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaggerSection {
+    /// Checkpoint folder (`model.safetensors`, `tagger.json`, `tokenizer.json`).
+    pub model: PathBuf,
+    /// `cpu` (LibTorch; default), `cuda`, `cuda:N`, or `flex` (pure Rust).
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Encoder windows per forward pass (default 32).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Return overlapping candidates instead of the greedy non-overlapping selection.
+    #[serde(default)]
+    pub overlapping: bool,
+    /// Run the encoder with dropout too in Monte-Carlo passes (slower).
+    #[serde(default)]
+    pub mc_encoder: bool,
+    /// Let concurrent calls run the tagger at the same time. Off by default: LibTorch already
+    /// spreads one forward pass over every core, so concurrent passes only oversubscribe the
+    /// CPU; calls then take turns in the tagger (and overlap in the LLM). Worth trying on a GPU.
+    #[serde(default)]
+    pub concurrent: bool,
+}
+
+impl TaggerSection {
+    /// The parsed device.
+    pub fn device(&self) -> Result<DeviceSpec> {
+        self.device
+            .parse()
+            .map_err(|e: linkner_tagger::TaggerError| LinkError::Config(e.to_string()))
+    }
+
+    /// The tagger options (`mc_samples` is set from the estimator by the pipeline).
+    pub fn predict_options(&self) -> PredictOptions {
+        PredictOptions {
+            batch_size: self.batch_size,
+            overlapping: self.overlapping,
+            mc_encoder: self.mc_encoder,
+            ..PredictOptions::default()
+        }
+    }
+}
+
+fn default_per_class() -> usize {
+    2
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// Few-shot examples for the LLM prompt, drawn once (seeded) from a labelled file, so the
+/// prompt prefix stays the same for every entity and the server's prompt cache reuses it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExamplesSection {
+    /// A labelled dataset (CoNLL, spanner JSON or JSONL).
+    pub from: PathBuf,
+    /// Its format (guessed from the content when absent).
+    #[serde(default)]
+    pub format: Option<DataFormat>,
+    /// Examples per class, the non-entity class included (default 2).
+    #[serde(default = "default_per_class")]
+    pub per_class: usize,
+    /// Seed of the draw (default 42).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_top_k() -> usize {
+    3
+}
+
+/// Pipeline-level knobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    /// Local classes (with probabilities) shown in each LLM request (default 3).
+    #[serde(default = "default_top_k")]
+    pub local_top_k: usize,
+    /// Documents per chunk of a stream (default 32).
+    #[serde(default = "default_chunk")]
+    pub stream_chunk_size: usize,
+    /// Chunks of a stream in flight at once (default 2).
+    #[serde(default = "default_in_flight")]
+    pub stream_chunks_in_flight: usize,
+}
+
+fn default_chunk() -> usize {
+    StreamOptions::default().chunk_size
+}
+
+fn default_in_flight() -> usize {
+    StreamOptions::default().chunks_in_flight
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        PipelineSection {
+            local_top_k: default_top_k(),
+            stream_chunk_size: default_chunk(),
+            stream_chunks_in_flight: default_in_flight(),
+        }
+    }
+}
+
+/// Everything that builds a [`Pipeline`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    /// The local tagger.
+    pub tagger: TaggerSection,
+    /// The uncertainty estimator (default `{"type": "entropy"}`).
+    #[serde(default)]
+    pub estimator: EstimatorConfig,
+    /// The routing policy (default `{"type": "threshold", "threshold": 0.4}`).
+    #[serde(default)]
+    pub policy: RoutingPolicy,
+    /// The OpenAI-compatible LLM backend ([`OpenAiConfig`]: `base_url`, `model`,
+    /// `api_key_env`, `mode`, timeouts, retries, `max_in_flight`, cache, template, …).
+    /// Required unless the policy is `never`.
+    #[serde(default)]
+    pub llm: Option<OpenAiConfig>,
+    /// Few-shot examples drawn from a labelled file (optional; `llm.examples` lists them
+    /// explicitly instead).
+    #[serde(default)]
+    pub examples: Option<ExamplesSection>,
+    /// Pipeline-level knobs.
+    #[serde(default)]
+    pub pipeline: PipelineSection,
+}
+
+impl LinkConfig {
+    /// Parses a config from JSON text; relative paths stay as written.
+    pub fn from_json(text: &str) -> Result<LinkConfig> {
+        Self::parse(text, Path::new("<memory>"))
+    }
+
+    /// Parses JSON text read from `path` (used in error messages). Unknown fields are refused
+    /// everywhere, the `llm` section included.
+    fn parse(text: &str, path: &Path) -> Result<LinkConfig> {
+        let json_error = |source| LinkError::Json {
+            path: path.to_path_buf(),
+            source,
+        };
+        let value: serde_json::Value = serde_json::from_str(text).map_err(json_error)?;
+        check_llm_fields(&value)?;
+        serde_json::from_value(value).map_err(json_error)
+    }
+
+    /// Reads a config file; relative paths in it (tagger model, examples file, LLM cache file)
+    /// are resolved against the file's folder.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<LinkConfig> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| LinkError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Makes the relative paths of the config relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.tagger.model);
+        if let Some(e) = &mut self.examples {
+            fix(&mut e.from);
+        }
+        if let Some(llm) = &mut self.llm
+            && let Some(p) = &mut llm.cache_path
+        {
+            fix(p);
+        }
+    }
+
+    /// Checks what can be checked without loading anything: the device name, the estimator and
+    /// policy parameters, and that an LLM is configured when the policy routes.
+    pub fn validate(&self) -> Result<()> {
+        self.tagger.device()?;
+        self.estimator.build()?;
+        self.policy.validate(None)?;
+        if self.policy.may_route() && self.llm.is_none() {
+            return Err(LinkError::Config(
+                "the policy routes entities to an LLM but the config has no `llm` section \
+                 (add one, or use {\"type\": \"never\"} for the local tagger alone)"
+                    .into(),
+            ));
+        }
+        if self.tagger.batch_size == 0 {
+            return Err(LinkError::Config(
+                "tagger.batch_size must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A builder with everything but the tagger: estimator, policy, LLM backend (with the
+    /// few-shot examples drawn for `schema`) and pipeline knobs. Give it any
+    /// [`LocalTagger`](linkner_tagger::LocalTagger) and build.
+    pub fn builder(&self, schema: &LabelSchema) -> Result<PipelineBuilder> {
+        self.validate()?;
+        let estimator = self.estimator.build()?;
+        let mut builder = Pipeline::builder()
+            .estimator(Arc::from(estimator))
+            .policy(self.policy.clone())
+            .predict_options(self.tagger.predict_options())
+            .local_top_k(self.pipeline.local_top_k)
+            .stream_options(StreamOptions {
+                chunk_size: self.pipeline.stream_chunk_size,
+                chunks_in_flight: self.pipeline.stream_chunks_in_flight,
+                ..StreamOptions::default()
+            });
+        if let Some(llm) = self.llm_config(schema)? {
+            let backend = OpenAiBuilder::from_config(llm).build()?;
+            builder = builder.llm(Arc::new(backend));
+        }
+        Ok(builder)
+    }
+
+    /// The LLM backend's settings with the few-shot examples of the `examples` section drawn
+    /// for `schema` (`None` when the config has no `llm` section).
+    pub fn llm_config(&self, schema: &LabelSchema) -> Result<Option<OpenAiConfig>> {
+        let Some(llm) = &self.llm else {
+            return Ok(None);
+        };
+        let mut llm = llm.clone();
+        if let Some(ex) = &self.examples {
+            if !llm.examples.is_empty() {
+                return Err(LinkError::Config(
+                    "both `examples` and `llm.examples` are given; keep one".into(),
+                ));
+            }
+            let docs = read_dataset(&ex.from, ex.format, Some(schema.clone()))?;
+            let pool = ExamplePool::from_sentences(&sentences(docs), schema);
+            llm.examples = pool.draw(schema.num_classes(), ex.per_class, ex.seed);
+        }
+        Ok(Some(llm))
+    }
+
+    /// Loads the tagger checkpoint on its device, builds the LLM backend and returns the
+    /// pipeline.
+    pub fn build(&self) -> Result<Pipeline> {
+        self.validate()?;
+        let tagger = SpanTagger::load(&self.tagger.model, &self.tagger.device()?)?;
+        let schema = tagger.config.schema.clone();
+        let builder = self.builder(&schema)?;
+        let builder = if self.tagger.concurrent {
+            builder.tagger(Arc::new(tagger))
+        } else {
+            builder.exclusive_tagger(tagger)
+        };
+        builder.build()
+    }
+}
+
+/// `OpenAiConfig` fills every missing field with its default, so a misspelt field (`"url"`
+/// for `"base_url"`) would be silently ignored: refuse fields it does not have.
+fn check_llm_fields(config: &serde_json::Value) -> Result<()> {
+    let Some(llm) = config.get("llm").and_then(|v| v.as_object()) else {
+        return Ok(());
+    };
+    let known = serde_json::to_value(OpenAiConfig::default())
+        .map_err(|e| LinkError::Config(format!("cannot list the `llm` fields: {e}")))?;
+    let Some(known) = known.as_object() else {
+        return Ok(());
+    };
+    if let Some(unknown) = llm.keys().find(|k| !known.contains_key(*k)) {
+        let mut expected: Vec<&str> = known.keys().map(String::as_str).collect();
+        expected.sort_unstable();
+        return Err(LinkError::Config(format!(
+            "unknown field `{unknown}` in `llm`; expected one of: {}",
+            expected.join(", ")
+        )));
+    }
+    Ok(())
+}

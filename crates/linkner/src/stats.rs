@@ -1,0 +1,194 @@
+//! Run statistics of a [`Pipeline`](crate::Pipeline): lock-free counters, read as a
+//! [`StatsSnapshot`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Counters shared by every task that uses one pipeline (atomics: no lock on the hot path).
+#[derive(Debug, Default)]
+pub struct RunStats {
+    documents: AtomicU64,
+    entities: AtomicU64,
+    routed: AtomicU64,
+    llm_requests: AtomicU64,
+    cache_hits: AtomicU64,
+    confirmed: AtomicU64,
+    relabelled: AtomicU64,
+    rejected: AtomicU64,
+    failures: AtomicU64,
+    prompt_tokens: AtomicU64,
+    completion_tokens: AtomicU64,
+    cached_prompt_tokens: AtomicU64,
+    tagger_nanos: AtomicU64,
+    estimator_nanos: AtomicU64,
+    llm_nanos: AtomicU64,
+}
+
+/// Adds to a counter.
+fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Everything one call adds to the counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Delta {
+    pub documents: u64,
+    pub entities: u64,
+    pub routed: u64,
+    pub llm_requests: u64,
+    pub cache_hits: u64,
+    pub confirmed: u64,
+    pub relabelled: u64,
+    pub rejected: u64,
+    pub failures: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_prompt_tokens: u64,
+    pub tagger_time: Duration,
+    pub estimator_time: Duration,
+    pub llm_time: Duration,
+}
+
+impl RunStats {
+    pub(crate) fn record(&self, d: &Delta) {
+        add(&self.documents, d.documents);
+        add(&self.entities, d.entities);
+        add(&self.routed, d.routed);
+        add(&self.llm_requests, d.llm_requests);
+        add(&self.cache_hits, d.cache_hits);
+        add(&self.confirmed, d.confirmed);
+        add(&self.relabelled, d.relabelled);
+        add(&self.rejected, d.rejected);
+        add(&self.failures, d.failures);
+        add(&self.prompt_tokens, d.prompt_tokens);
+        add(&self.completion_tokens, d.completion_tokens);
+        add(&self.cached_prompt_tokens, d.cached_prompt_tokens);
+        add(&self.tagger_nanos, nanos(d.tagger_time));
+        add(&self.estimator_nanos, nanos(d.estimator_time));
+        add(&self.llm_nanos, nanos(d.llm_time));
+    }
+
+    /// The counters now. Each counter is read atomically; under concurrent calls a snapshot
+    /// may include part of a call that is still running.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            documents: get(&self.documents),
+            entities: get(&self.entities),
+            routed: get(&self.routed),
+            llm_requests: get(&self.llm_requests),
+            cache_hits: get(&self.cache_hits),
+            confirmed: get(&self.confirmed),
+            relabelled: get(&self.relabelled),
+            rejected: get(&self.rejected),
+            failures: get(&self.failures),
+            prompt_tokens: get(&self.prompt_tokens),
+            completion_tokens: get(&self.completion_tokens),
+            cached_prompt_tokens: get(&self.cached_prompt_tokens),
+            tagger_time: Duration::from_nanos(get(&self.tagger_nanos)),
+            estimator_time: Duration::from_nanos(get(&self.estimator_nanos)),
+            llm_time: Duration::from_nanos(get(&self.llm_nanos)),
+        }
+    }
+
+    /// Sets every counter back to zero.
+    pub fn reset(&self) {
+        for c in [
+            &self.documents,
+            &self.entities,
+            &self.routed,
+            &self.llm_requests,
+            &self.cache_hits,
+            &self.confirmed,
+            &self.relabelled,
+            &self.rejected,
+            &self.failures,
+            &self.prompt_tokens,
+            &self.completion_tokens,
+            &self.cached_prompt_tokens,
+            &self.tagger_nanos,
+            &self.estimator_nanos,
+            &self.llm_nanos,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A copy of a pipeline's counters at one moment (serialisable: durations in seconds).
+///
+/// Every routed entity ends in exactly one of `confirmed`, `relabelled`, `rejected` or
+/// `failures`, so `routed == confirmed + relabelled + rejected + failures`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// Documents (texts or sentences) annotated.
+    pub documents: u64,
+    /// Candidate entities the local tagger found (kept, relabelled and rejected together).
+    pub entities: u64,
+    /// Entities the routing policy sent to the LLM.
+    pub routed: u64,
+    /// Requests handed to the LLM backend (equals `routed`).
+    pub llm_requests: u64,
+    /// Answers the backend served from its cache.
+    pub cache_hits: u64,
+    /// Routed entities whose local label the LLM confirmed.
+    pub confirmed: u64,
+    /// Routed entities the LLM gave another type.
+    pub relabelled: u64,
+    /// Routed entities the LLM answered "not an entity" (moved to the rejected lists).
+    pub rejected: u64,
+    /// Routed entities whose LLM call failed (local label kept).
+    pub failures: u64,
+    /// Prompt tokens the server counted.
+    pub prompt_tokens: u64,
+    /// Completion tokens the server counted.
+    pub completion_tokens: u64,
+    /// Prompt tokens the server reused from its prompt cache (when it reports them).
+    pub cached_prompt_tokens: u64,
+    /// Time in the local tagger, summed over calls (concurrent calls overlap).
+    #[serde(with = "secs")]
+    pub tagger_time: Duration,
+    /// Time in the uncertainty estimator, summed over calls.
+    #[serde(with = "secs")]
+    pub estimator_time: Duration,
+    /// Wall time waiting for the LLM, summed over calls (concurrent calls overlap).
+    #[serde(with = "secs")]
+    pub llm_time: Duration,
+}
+
+impl StatsSnapshot {
+    /// Requests that reached the LLM server (not answered from cache): `llm_requests −
+    /// cache_hits`.
+    pub fn llm_calls(&self) -> u64 {
+        self.llm_requests.saturating_sub(self.cache_hits)
+    }
+
+    /// Fraction of the entities that were routed (0 when there was none).
+    pub fn routed_fraction(&self) -> f64 {
+        if self.entities == 0 {
+            0.0
+        } else {
+            self.routed as f64 / self.entities as f64
+        }
+    }
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Ok(Duration::try_from_secs_f64(v).unwrap_or_default())
+    }
+}

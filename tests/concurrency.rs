@@ -1,0 +1,250 @@
+//! Many tasks, one pipeline: 1,000 documents through `annotate_batch` from 32 concurrent tasks,
+//! every document answered exactly once; the same through a stream; a tagger that is only
+//! `Send` (behind the pipeline's mutex).
+
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Reply, ScriptedLlm, ScriptedTagger, entry};
+use linkner::uncertainty::builtins::Confidence;
+use linkner::{Pipeline, Provenance, RoutingPolicy};
+
+const DOCS: usize = 1000;
+const TASKS: usize = 32;
+
+fn entries() -> Vec<common::Entry> {
+    vec![
+        entry("Alice", "PER", 0.1),
+        entry("Rome", "LOC", 0.7),
+        entry("Acme", "ORG", 0.7),
+    ]
+}
+
+fn llm() -> ScriptedLlm {
+    // Rome is confirmed, Acme rejected; a 1 ms delay interleaves the tasks.
+    ScriptedLlm::new(&[("Rome", Reply::Class(2)), ("Acme", Reply::Class(0))])
+        .with_delay(Duration::from_millis(1))
+}
+
+/// Document `i`: a unique id and, depending on `i`, 0 to 3 entities.
+fn doc(i: usize) -> String {
+    let mut s = format!("doc-{i:04}:");
+    if i.is_multiple_of(2) {
+        s.push_str(" Alice");
+    }
+    if i.is_multiple_of(3) {
+        s.push_str(" went to Rome");
+    }
+    if i.is_multiple_of(5) {
+        s.push_str(" for Acme");
+    }
+    s
+}
+
+fn expected_entities(i: usize) -> (usize, usize) {
+    let kept = usize::from(i.is_multiple_of(2)) + usize::from(i.is_multiple_of(3));
+    let rejected = usize::from(i.is_multiple_of(5));
+    (kept, rejected)
+}
+
+fn assert_doc(i: usize, a: &linkner::Annotation) {
+    assert_eq!(a.text(), doc(i));
+    let (kept, rejected) = expected_entities(i);
+    assert_eq!(a.entities.len(), kept, "{}", a.text());
+    assert_eq!(a.rejected.len(), rejected, "{}", a.text());
+    for e in &a.entities {
+        match e.entity.text.as_str() {
+            "Alice" => assert_eq!(e.provenance, Provenance::Local),
+            "Rome" => assert_eq!(e.provenance, Provenance::LlmConfirmed),
+            other => panic!("unexpected entity {other}"),
+        }
+    }
+}
+
+async fn run_32_tasks(pipeline: Pipeline) {
+    let docs: Vec<String> = (0..DOCS).map(doc).collect();
+    let per_task = DOCS.div_ceil(TASKS);
+    let mut handles = Vec::new();
+    for (t, chunk) in docs.chunks(per_task).enumerate() {
+        let p = pipeline.clone();
+        let chunk = chunk.to_vec();
+        handles.push(tokio::spawn(async move {
+            // Each task sends its share in small batches.
+            let mut out = Vec::new();
+            for batch in chunk.chunks(7) {
+                out.extend(p.annotate_batch(batch).await.unwrap());
+            }
+            (t, out)
+        }));
+    }
+    assert_eq!(handles.len(), TASKS);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for h in handles {
+        let (t, annotations) = h.await.expect("no task panics");
+        let start = t * per_task;
+        for (k, a) in annotations.iter().enumerate() {
+            assert_doc(start + k, a);
+            *seen.entry(a.text().to_string()).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), DOCS);
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "a document was answered twice"
+    );
+
+    let s = pipeline.stats();
+    let (mut kept, mut rejected, mut routed) = (0u64, 0u64, 0u64);
+    for i in 0..DOCS {
+        let (k, r) = expected_entities(i);
+        kept += k as u64;
+        rejected += r as u64;
+        routed += u64::from(i.is_multiple_of(3)) + r as u64;
+    }
+    assert_eq!(s.documents, DOCS as u64);
+    assert_eq!(s.entities, kept + rejected);
+    assert_eq!(s.routed, routed);
+    assert_eq!(s.rejected, rejected);
+    assert_eq!(s.failures, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousand_documents_from_32_tasks_with_a_shared_tagger() {
+    let pipeline = Pipeline::builder()
+        .tagger(Arc::new(ScriptedTagger::new(entries())))
+        .estimator(Arc::new(Confidence::new()))
+        .llm(Arc::new(llm()))
+        .policy(RoutingPolicy::threshold(0.4))
+        .build()
+        .unwrap();
+    run_32_tasks(pipeline).await;
+}
+
+/// A tagger that is `Send` but not `Sync` (like one holding non-thread-safe tensors).
+struct SendOnly {
+    inner: ScriptedTagger,
+    _not_sync: std::cell::Cell<()>,
+}
+
+impl linkner::tagger::LocalTagger for SendOnly {
+    fn schema(&self) -> &linkner::core::LabelSchema {
+        self.inner.schema()
+    }
+    fn tag_sentences(
+        &self,
+        sentences: &[linkner::core::Sentence],
+        options: &linkner::tagger::PredictOptions,
+    ) -> Result<Vec<Vec<linkner::core::Candidate>>, linkner::tagger::TaggerError> {
+        self.inner.tag_sentences(sentences, options)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousand_documents_from_32_tasks_with_an_exclusive_tagger() {
+    let pipeline = Pipeline::builder()
+        .exclusive_tagger(SendOnly {
+            inner: ScriptedTagger::new(entries()),
+            _not_sync: std::cell::Cell::new(()),
+        })
+        .estimator(Arc::new(Confidence::new()))
+        .llm(Arc::new(llm()))
+        .build()
+        .unwrap();
+    run_32_tasks(pipeline).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_answers_every_document_once_in_order() {
+    let pipeline = Pipeline::builder()
+        .tagger(Arc::new(ScriptedTagger::new(entries())))
+        .estimator(Arc::new(Confidence::new()))
+        .llm(Arc::new(llm()))
+        .stream_options(linkner::StreamOptions {
+            chunk_size: 17,
+            chunks_in_flight: 3,
+            channel_capacity: 5,
+        })
+        .build()
+        .unwrap();
+    let mut stream = pipeline.annotate_stream((0..DOCS).map(doc)).unwrap();
+    let mut i = 0;
+    while let Some(a) = stream.next().await {
+        assert_doc(i, &a.unwrap());
+        i += 1;
+    }
+    assert_eq!(i, DOCS);
+    assert_eq!(pipeline.stats().documents, DOCS as u64);
+}
+
+#[tokio::test]
+async fn a_failing_chunk_of_a_stream_fails_only_its_documents() {
+    // The tagger refuses texts containing "poison"; its chunk is retried document by document.
+    struct Picky(ScriptedTagger);
+    impl linkner::tagger::LocalTagger for Picky {
+        fn schema(&self) -> &linkner::core::LabelSchema {
+            self.0.schema()
+        }
+        fn tag_sentences(
+            &self,
+            sentences: &[linkner::core::Sentence],
+            options: &linkner::tagger::PredictOptions,
+        ) -> Result<Vec<Vec<linkner::core::Candidate>>, linkner::tagger::TaggerError> {
+            if sentences.iter().any(|s| s.text.contains("poison")) {
+                return Err(linkner::tagger::TaggerError::InvalidArgument(
+                    "poison".into(),
+                ));
+            }
+            self.0.tag_sentences(sentences, options)
+        }
+    }
+    let pipeline = Pipeline::builder()
+        .tagger(Arc::new(Picky(ScriptedTagger::new(entries()))))
+        .estimator(Arc::new(Confidence::new()))
+        .policy(RoutingPolicy::Never)
+        .stream_options(linkner::StreamOptions {
+            chunk_size: 4,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let docs = vec!["Alice", "Rome", "poison Alice", "Acme", "Alice again"];
+    let mut stream = pipeline.annotate_stream(docs.clone()).unwrap();
+    let mut results = Vec::new();
+    while let Some(r) = stream.next().await {
+        results.push(r);
+    }
+    assert_eq!(results.len(), docs.len());
+    for (d, r) in docs.iter().zip(&results) {
+        match r {
+            Ok(a) => assert_eq!(a.text(), *d),
+            Err(e) => {
+                assert_eq!(*d, "poison Alice");
+                assert!(matches!(e, linkner::LinkError::Tagger(_)));
+            }
+        }
+    }
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+}
+
+#[test]
+fn the_pipeline_and_its_futures_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let p = Pipeline::builder()
+        .tagger(Arc::new(ScriptedTagger::new(entries())))
+        .estimator(Arc::new(Confidence::new()))
+        .policy(RoutingPolicy::Never)
+        .build()
+        .unwrap();
+    send_sync(&p);
+    let texts = vec!["a".to_string()];
+    send(&p.annotate("a"));
+    send(&p.annotate_batch(&texts));
+    send(&p.annotate_sentences(vec![]));
+}

@@ -1,0 +1,292 @@
+//! A custom estimator and a custom LLM backend written here with only linkner's public API, run
+//! through the pipeline; and the JSON configuration.
+
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use common::{ScriptedTagger, entry};
+use linkner::core::Candidate;
+use linkner::llm::{Answer, ClassifyRequest, LlmClassifier, LlmError};
+use linkner::uncertainty::{Result as UResult, UncertaintyEstimator, conformance, dist};
+use linkner::{LinkConfig, LinkError, Pipeline, Provenance, RoutingPolicy, async_trait};
+
+/// Uncertainty = 1 − (p_top1 − p_top2).
+struct Margin;
+
+impl UncertaintyEstimator for Margin {
+    fn name(&self) -> &str {
+        "margin"
+    }
+
+    fn score(&self, candidate: &Candidate) -> UResult<f32> {
+        let mut p = dist::class_probs(candidate)?;
+        p.sort_by(|a, b| b.total_cmp(a));
+        let second = p.get(1).copied().unwrap_or(0.0);
+        Ok(dist::unit(1.0 - (p[0] - second)))
+    }
+
+    fn uniform_is_max(&self) -> bool {
+        true
+    }
+}
+
+/// Answers from a keyword list; anything else is "not an entity".
+struct Gazetteer(HashMap<&'static str, &'static str>);
+
+#[async_trait]
+impl LlmClassifier for Gazetteer {
+    fn name(&self) -> String {
+        "gazetteer".into()
+    }
+
+    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer, LlmError> {
+        request.validate()?;
+        let class = match self.0.get(request.entity.as_str()) {
+            Some(label) => request.schema.class_of(label).ok_or_else(|| {
+                LlmError::InvalidRequest(format!("gazetteer label {label} not in schema"))
+            })?,
+            None => 0,
+        };
+        Answer::for_class(&request.schema, class)
+    }
+}
+
+#[tokio::test]
+async fn a_custom_estimator_and_backend_plug_into_the_pipeline() {
+    conformance::assert_conforms(&Margin);
+    // Margin of probs_for(_, u, 5): (1 − u) − u/4, so uncertainty = 1.25 u.
+    let tagger = ScriptedTagger::new(vec![
+        entry("Alice", "PER", 0.1),   // margin uncertainty 0.125: local
+        entry("Apple", "PER", 0.5),   // 0.625: gazetteer says ORG
+        entry("Monday", "MISC", 0.5), // 0.625: not in gazetteer -> rejected
+        entry("Rome", "LOC", 0.5),    // 0.625: gazetteer confirms
+    ]);
+    let gazetteer = Gazetteer(HashMap::from([("Apple", "ORG"), ("Rome", "LOC")]));
+    let p = Pipeline::builder()
+        .tagger(Arc::new(tagger))
+        .estimator(Arc::new(Margin))
+        .llm(Arc::new(gazetteer))
+        .policy(RoutingPolicy::threshold(0.5))
+        .build()
+        .unwrap();
+    assert_eq!(p.estimator_name(), "margin");
+    assert_eq!(p.llm_name().as_deref(), Some("gazetteer"));
+    let doc = p
+        .annotate("Alice bought Apple shares on Monday in Rome")
+        .await
+        .unwrap();
+    let got: Vec<(&str, &str, &Provenance)> = doc
+        .entities
+        .iter()
+        .map(|e| {
+            (
+                e.entity.text.as_str(),
+                e.entity.label.as_str(),
+                &e.provenance,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Alice", "PER", &Provenance::Local),
+            (
+                "Apple",
+                "ORG",
+                &Provenance::LlmRelabelled { from: "PER".into() }
+            ),
+            ("Rome", "LOC", &Provenance::LlmConfirmed),
+        ]
+    );
+    assert!((doc.entities[0].uncertainty - 0.125).abs() < 1e-4);
+    assert_eq!(doc.rejected.len(), 1);
+    assert_eq!(doc.rejected[0].entity.text, "Monday");
+}
+
+/// An estimator that breaks the [0, 1] contract.
+struct OutOfRange;
+
+impl UncertaintyEstimator for OutOfRange {
+    fn name(&self) -> &str {
+        "out_of_range"
+    }
+    fn score(&self, _: &Candidate) -> UResult<f32> {
+        Ok(f32::NAN)
+    }
+}
+
+#[tokio::test]
+async fn an_estimator_outside_its_contract_is_a_typed_error() {
+    let p = Pipeline::builder()
+        .tagger(Arc::new(ScriptedTagger::new(vec![entry(
+            "Rome", "LOC", 0.5,
+        )])))
+        .estimator(Arc::new(OutOfRange))
+        .policy(RoutingPolicy::Never)
+        .build()
+        .unwrap();
+    let err = p.annotate("Rome").await.unwrap_err();
+    assert!(matches!(err, LinkError::InvalidScore { .. }), "{err}");
+
+    // A batch method that loses scores.
+    struct ShortBatch;
+    impl UncertaintyEstimator for ShortBatch {
+        fn name(&self) -> &str {
+            "short_batch"
+        }
+        fn score(&self, _: &Candidate) -> UResult<f32> {
+            Ok(0.5)
+        }
+        fn score_batch(&self, _: &[Candidate]) -> UResult<Vec<f32>> {
+            Ok(Vec::new())
+        }
+    }
+    let p = Pipeline::builder()
+        .tagger(Arc::new(ScriptedTagger::new(vec![entry(
+            "Rome", "LOC", 0.5,
+        )])))
+        .estimator(Arc::new(ShortBatch))
+        .policy(RoutingPolicy::Never)
+        .build()
+        .unwrap();
+    let err = p.annotate("Rome").await.unwrap_err();
+    assert!(matches!(err, LinkError::EstimatorOutput(_)), "{err}");
+    // A document without candidates needs no score.
+    assert!(
+        p.annotate("nothing here")
+            .await
+            .unwrap()
+            .entities
+            .is_empty()
+    );
+}
+
+#[test]
+fn config_files_parse_with_defaults_and_resolve_relative_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("link.json");
+    std::fs::write(
+        &path,
+        r#"{
+            "tagger": { "model": "models/tagger" },
+            "llm": { "base_url": "http://127.0.0.1:9/v1", "model": "m", "cache_path": "cache.jsonl" }
+        }"#,
+    )
+    .unwrap();
+    let c = LinkConfig::from_path(&path).unwrap();
+    assert_eq!(c.tagger.model, dir.path().join("models/tagger"));
+    assert_eq!(c.tagger.device, "cpu");
+    assert_eq!(c.tagger.batch_size, 32);
+    assert_eq!(c.policy, RoutingPolicy::threshold(0.4));
+    assert_eq!(
+        c.estimator,
+        linkner::uncertainty::EstimatorConfig::Entropy {}
+    );
+    assert_eq!(
+        c.llm.as_ref().unwrap().cache_path.as_deref(),
+        Some(dir.path().join("cache.jsonl").as_path())
+    );
+    c.validate().unwrap();
+
+    // Everything but the tagger builds from the config; any tagger completes it.
+    let tagger = ScriptedTagger::new(vec![entry("Rome", "LOC", 0.1)]);
+    let schema = tagger.schema.clone();
+    let p = c
+        .builder(&schema)
+        .unwrap()
+        .tagger(Arc::new(tagger))
+        .build()
+        .unwrap();
+    assert_eq!(p.estimator_name(), "entropy");
+    assert!(p.llm_name().is_some());
+
+    // Typed errors: unknown field, missing file, a policy that routes without an LLM, a bad
+    // device, a missing tagger checkpoint.
+    let bad = |json: &str| LinkConfig::from_json(json).and_then(|c| c.validate());
+    assert!(matches!(
+        bad(r#"{"tagger": {"model": "m"}, "polcy": {"type": "never"}}"#),
+        Err(LinkError::Json { .. })
+    ));
+    assert!(matches!(
+        bad(r#"{"tagger": {"model": "m"}}"#),
+        Err(LinkError::Config(_))
+    ));
+    assert!(matches!(
+        bad(r#"{"tagger": {"model": "m", "device": "gpu7"}, "policy": {"type": "never"}}"#),
+        Err(LinkError::Config(_))
+    ));
+    assert!(bad(r#"{"tagger": {"model": "m"}, "policy": {"type": "never"}}"#).is_ok());
+    let typo = bad(r#"{"tagger": {"model": "m"}, "llm": {"url": "http://127.0.0.1:9/v1"}}"#);
+    assert!(
+        matches!(&typo, Err(LinkError::Config(m)) if m.contains("`url`") && m.contains("base_url")),
+        "{typo:?}"
+    );
+    assert!(matches!(
+        LinkConfig::from_path(dir.path().join("missing.json")),
+        Err(LinkError::Io { .. })
+    ));
+    let never = LinkConfig::from_json(
+        r#"{"tagger": {"model": "/nonexistent/tagger"}, "policy": {"type": "never"}}"#,
+    )
+    .unwrap();
+    assert!(matches!(never.build(), Err(LinkError::Tagger(_))));
+}
+
+#[test]
+fn few_shot_examples_are_drawn_from_the_configured_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("train.txt"),
+        "Alice B-PER\nvisited O\nRome B-LOC\nwith O\nAcme B-ORG\nStaff O\n\n\
+         Bob B-PER\nlikes O\nParis B-LOC\nand O\nItalian B-MISC\nFood O\n",
+    )
+    .unwrap();
+    let json = r#"{
+        "tagger": {"model": "m"},
+        "llm": {"base_url": "http://127.0.0.1:9/v1"},
+        "examples": {"from": "train.txt", "per_class": 1, "seed": 7}
+    }"#;
+    std::fs::write(dir.path().join("link.json"), json).unwrap();
+    let c = LinkConfig::from_path(dir.path().join("link.json")).unwrap();
+    let schema = linkner::core::LabelSchema::conll03();
+    let llm = c.llm_config(&schema).unwrap().unwrap();
+    // One example per class: PER, LOC, ORG, MISC and a non-entity ("Staff" or "Food").
+    let mut classes: Vec<usize> = llm.examples.iter().map(|e| e.class).collect();
+    classes.sort_unstable();
+    assert_eq!(classes, [0, 1, 2, 3, 4]);
+    let again = c.llm_config(&schema).unwrap().unwrap();
+    assert_eq!(again.examples, llm.examples, "the draw is seeded");
+    // Both sources at once is refused.
+    let mut both = c.clone();
+    both.llm.as_mut().unwrap().examples = llm.examples.clone();
+    assert!(matches!(
+        both.llm_config(&schema),
+        Err(LinkError::Config(_))
+    ));
+    // A missing examples file is a typed error naming it.
+    let mut missing = c;
+    missing.examples.as_mut().unwrap().from = dir.path().join("nope.txt");
+    let err = missing.llm_config(&schema).unwrap_err();
+    assert!(err.to_string().contains("nope.txt"), "{err}");
+}
+
+/// The complete example of docs/configuration.md parses and validates.
+#[test]
+fn the_documented_config_example_is_valid() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/configuration.md"
+    ))
+    .unwrap();
+    let start = doc.find("```json\n").expect("a json block") + "```json\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let c = LinkConfig::from_json(&doc[start..end]).unwrap();
+    c.validate().unwrap();
+    assert!(c.llm.is_some());
+    assert!(c.examples.is_some());
+}

@@ -1,0 +1,230 @@
+//! The pipeline with the real OpenAI-compatible backend against a real local llama.cpp server
+//! (the small model), then the same pipeline after the server is stopped mid-run.
+//!
+//! Server resolution (as in `linkner-llm`'s `real_server` test):
+//! 1. `LINKNER_LLM_URL` / `LINKNER_LLM_MODEL` when set: that server is used and never stopped.
+//! 2. Otherwise the test starts its own with `scripts/llm-server.sh start small PORT` (port
+//!    `LINKNER_LINK_TEST_PORT`, default 18182), stops it mid-run to check that every entity keeps
+//!    its local label, and leaves it stopped.
+//! 3. Only when `llama-server` or the small model is not installed (`scripts/setup-llm.sh` has
+//!    not run) does the test SKIP, loudly. A server that is installed but does not start fails.
+//!
+//! The tagger is scripted (no trained checkpoint is needed): it proposes the listed phrases with
+//! chosen labels and uncertainties. The 1.5B/0.5B model's accuracy is not asserted here (that is
+//! the report's job); what is asserted is that every routed entity gets an answer inside the
+//! schema with provenance and counters to match, that the cache answers repeats, and that a dead
+//! server loses nothing.
+
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{ScriptedTagger, entry};
+use linkner::llm::{AnswerMode, OpenAiClassifier};
+use linkner::uncertainty::builtins::Confidence;
+use linkner::{Pipeline, Provenance, RoutingPolicy};
+
+struct Server {
+    url: String,
+    model: String,
+    /// The port to stop when this test started the server.
+    own_port: Option<String>,
+}
+
+impl Server {
+    fn stop(&mut self) {
+        if let Some(port) = self.own_port.take() {
+            let status = Command::new("bash")
+                .arg(root().join("scripts/llm-server.sh"))
+                .args(["stop", &port])
+                .status()
+                .expect("run scripts/llm-server.sh stop");
+            assert!(status.success(), "stopping the server failed");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(port) = &self.own_port {
+            let _ = Command::new("bash")
+                .arg(root().join("scripts/llm-server.sh"))
+                .args(["stop", port])
+                .status();
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn skip(why: &str) {
+    eprintln!();
+    eprintln!("==================================================================");
+    eprintln!("SKIPPED: linker end-to-end test with a real llama.cpp server — {why}");
+    eprintln!("Run `bash scripts/setup-llm.sh small` to install llama-server and the");
+    eprintln!("small model, or set LINKNER_LLM_URL / LINKNER_LLM_MODEL.");
+    eprintln!("==================================================================");
+}
+
+fn server() -> Option<Server> {
+    if let Ok(url) = std::env::var("LINKNER_LLM_URL") {
+        let model = std::env::var("LINKNER_LLM_MODEL").unwrap_or_else(|_| "default".into());
+        return Some(Server {
+            url,
+            model,
+            own_port: None,
+        });
+    }
+    let cache = std::env::var_os("LINKNER_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/linkner")
+        });
+    let stamp = cache.join("llama-venv/.linkner-llama-ok-v2");
+    let model = cache.join("llm/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let bin_ok = std::fs::read_to_string(&stamp)
+        .map(|p| PathBuf::from(p.trim()).exists())
+        .unwrap_or(false);
+    if !bin_ok {
+        skip(&format!(
+            "llama-server is not installed ({} missing)",
+            stamp.display()
+        ));
+        return None;
+    }
+    if !model.exists() {
+        skip(&format!("the small model {} is missing", model.display()));
+        return None;
+    }
+    let port = std::env::var("LINKNER_LINK_TEST_PORT").unwrap_or_else(|_| "18182".into());
+    let out = Command::new("bash")
+        .arg(root().join("scripts/llm-server.sh"))
+        .args(["start", "small", &port])
+        .output()
+        .expect("run scripts/llm-server.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "llama-server is installed but did not start:\n{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let get = |k: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(k).map(str::to_string))
+            .expect("llm-server.sh printed no URL/model")
+    };
+    Some(Server {
+        url: get("LINKNER_LLM_URL="),
+        model: get("LINKNER_LLM_MODEL="),
+        // A server that was already running (reused) is left as it was.
+        own_port: (!stderr.contains("reusing")).then_some(port),
+    })
+}
+
+const TEXTS: &[&str] = &[
+    "Rome is the capital of Italy .",
+    "Angela Merkel met Barack Obama in Berlin on Monday .",
+    "Apple sells the iPhone in Zürich .",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_llm_then_server_down() {
+    let Some(mut server) = server() else {
+        return;
+    };
+    let tagger = ScriptedTagger::new(vec![
+        entry("Rome", "LOC", 0.05),
+        entry("Italy", "LOC", 0.6),
+        entry("Angela Merkel", "PER", 0.6),
+        entry("Barack Obama", "PER", 0.1),
+        entry("Berlin", "LOC", 0.6),
+        entry("Monday", "MISC", 0.6),
+        entry("Apple", "PER", 0.7),
+        entry("Zürich", "LOC", 0.6),
+        entry("Paris", "LOC", 0.6),
+        entry("France", "LOC", 0.6),
+    ]);
+    let llm = OpenAiClassifier::builder()
+        .base_url(&server.url)
+        .model(&server.model)
+        .mode(AnswerMode::default())
+        .cache(true)
+        .timeout(Duration::from_secs(120))
+        .max_retries(1)
+        .backoff(Duration::from_millis(50), Duration::from_millis(100))
+        .max_in_flight(4)
+        .build()
+        .unwrap();
+    let pipeline = Pipeline::builder()
+        .tagger(Arc::new(tagger))
+        .estimator(Arc::new(Confidence::new()))
+        .llm(Arc::new(llm))
+        .policy(RoutingPolicy::threshold(0.4))
+        .build()
+        .unwrap();
+
+    // 1. The server is up: every routed entity gets an LLM answer inside the schema.
+    let docs = pipeline.annotate_batch(TEXTS).await.unwrap();
+    let schema = linkner::core::LabelSchema::conll03();
+    let mut routed = 0u64;
+    for doc in &docs {
+        for e in doc.entities.iter().chain(&doc.rejected) {
+            eprintln!(
+                "{:<14} local {:<4} -> {:<4} {:?}",
+                e.entity.text, e.local_label, e.entity.label, e.provenance
+            );
+            match &e.provenance {
+                Provenance::Local => assert!(e.uncertainty <= 0.4),
+                Provenance::LlmFailed { error } => panic!("LLM failed with the server up: {error}"),
+                _ => {
+                    routed += 1;
+                    assert!(schema.class_of(&e.entity.label).is_some_and(|c| c > 0));
+                }
+            }
+        }
+    }
+    let s1 = pipeline.stats();
+    eprintln!("{s1:?}");
+    assert_eq!(routed, 6);
+    assert_eq!(s1.routed, 6);
+    assert_eq!(s1.failures, 0);
+    assert_eq!(s1.confirmed + s1.relabelled + s1.rejected, 6);
+    assert!(s1.prompt_tokens > 0 && s1.completion_tokens > 0);
+    assert!(s1.llm_time > Duration::ZERO);
+
+    // 2. The same texts again: the backend's cache answers, no new tokens.
+    let again = pipeline.annotate_batch(TEXTS).await.unwrap();
+    assert_eq!(again, docs);
+    let s2 = pipeline.stats();
+    assert_eq!(s2.cache_hits - s1.cache_hits, 6);
+    assert_eq!(s2.prompt_tokens, s1.prompt_tokens);
+
+    // 3. The server goes down mid-run (only a server this test started is stopped).
+    if server.own_port.is_none() {
+        eprintln!("(server not started by this test: the server-down step is skipped)");
+        return;
+    }
+    server.stop();
+    let doc = pipeline.annotate("Paris is in France .").await.unwrap();
+    assert_eq!(doc.entities.len(), 2);
+    for e in &doc.entities {
+        assert!(
+            matches!(&e.provenance, Provenance::LlmFailed { .. }),
+            "{:?}",
+            e.provenance
+        );
+        assert_eq!(e.entity.label, "LOC");
+    }
+    let s3 = pipeline.stats();
+    assert_eq!(s3.failures, 2);
+    assert_eq!(s3.routed, 6 + 6 + 2);
+}
