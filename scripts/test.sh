@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The README's test command: sets up what the tests need (idempotent, cached outside the clone
-# under $LINKNER_CACHE), then runs formatting and lint checks and the whole test suite with the
-# LibTorch (`tch`) backend on. CI runs exactly this (see .ci/run).
+# The README's test command. Sets up what the tests need (LibTorch venv, llama-server and the
+# small test model; idempotent, cached outside the clone under $LINKNER_CACHE), then runs the
+# format and lint checks and the whole test suite with the LibTorch (`tch`) backend on.
+# CI runs exactly this (see .ci/run).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 bash scripts/setup-python.sh
+# llama.cpp's llama-server and the small test model (Qwen2.5-Coder-0.5B-Instruct); the tests that
+# talk to a real LLM start and stop their own server on 127.0.0.1 with it.
+bash scripts/setup-llm.sh small
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 

@@ -23,6 +23,13 @@ struct Cli {
 enum Command {
     /// Entity-level precision / recall / F1 of a prediction file against a gold file.
     Score(commands::score::ScoreArgs),
+    /// Fine-tune a SpanNER tagger on a Hugging Face encoder (progress bar, early stopping).
+    Train(commands::train::TrainArgs),
+    /// Tag raw text or a dataset file with a trained tagger (JSONL with label distributions,
+    /// or CoNLL).
+    Predict(commands::predict::PredictArgs),
+    /// Precision / recall / F1 of a trained tagger on labelled data.
+    Eval(commands::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +43,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Score(args) => commands::score::run(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Predict(args) => commands::predict::run(args),
+        Command::Eval(args) => commands::eval::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,42 +1,43 @@
 //! # linkner-tagger
 //!
-//! The local model of linkner: the `LocalTagger` trait (sentences in, candidate entities with
-//! word spans, char offsets and full label distributions out) and its burn implementation, a
-//! SpanNER head on a BERT/RoBERTa encoder loaded from a Hugging Face folder (`config.json`,
-//! `model.safetensors`, `tokenizer.json`). Backend: LibTorch through `burn-tch` (CPU or CUDA,
-//! feature `tch`, on by default) or burn's pure-Rust `flex` backend.
+//! The local model of linkner: the [`LocalTagger`] trait (sentences in, candidate entities with
+//! word spans, char offsets and full label distributions out) and its burn implementation
+//! [`SpanTagger`], a SpanNER head on a BERT/RoBERTa encoder loaded from a Hugging Face folder
+//! (`config.json`, `model.safetensors`, `tokenizer.json`).
 //!
-//! Status: the crate is being built (see the tagger issue); today it exposes the device choice.
-#![allow(deprecated)] // burn 0.22 marks the libtorch device constructor deprecated.
+//! | module | what |
+//! |---|---|
+//! | [`encoder`] | BERT/RoBERTa in burn, weights through `burn::store` with key remapping |
+//! | [`words`] | raw text → words with exact char offsets (Unicode-aware) |
+//! | [`tokenize`] | words → sub-tokens; long sentences → overlapping windows |
+//! | [`span`] | span enumeration, word-shape features |
+//! | [`model`] | the SpanNER module |
+//! | [`tagger`] | [`LocalTagger`], [`SpanTagger`], decoding, checkpoints |
+//! | [`loss`] | span cross-entropy and the evidential (E-NER) loss |
+//! | [`train`] | fine-tuning with AdamW, warm-up/decay, clipping, early stopping |
+//! | [`dropout`] | dropout with an explicit switch (Monte-Carlo dropout at inference) |
+//!
+//! Backend: LibTorch through `burn-tch` (CPU or CUDA, feature `tch`, on by default) or burn's
+//! pure-Rust `flex` backend; see [`DeviceSpec`].
 
-use serde::{Deserialize, Serialize};
+pub mod device;
+pub mod dropout;
+pub mod encoder;
+pub mod error;
+pub mod loss;
+pub mod model;
+pub mod prepare;
+pub mod span;
+pub mod tagger;
+pub mod tokenize;
+pub mod train;
+pub mod words;
 
-/// Where tensors live: which burn backend and which device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceSpec {
-    /// LibTorch on the CPU (needs the `tch` feature); the default when it is on.
-    #[default]
-    Cpu,
-    /// LibTorch on CUDA device `n` (needs the `tch` feature and a CUDA machine).
-    Cuda(usize),
-    /// burn's pure-Rust CPU backend; always available.
-    Flex,
-}
-
-impl DeviceSpec {
-    /// The burn device for this spec.
-    pub fn device(&self) -> burn::tensor::Device {
-        match self {
-            #[cfg(feature = "tch")]
-            DeviceSpec::Cpu => burn::tensor::Device::libtorch(),
-            #[cfg(not(feature = "tch"))]
-            DeviceSpec::Cpu => burn::tensor::Device::flex(),
-            #[cfg(feature = "tch")]
-            DeviceSpec::Cuda(_n) => burn::tensor::Device::libtorch(),
-            #[cfg(not(feature = "tch"))]
-            DeviceSpec::Cuda(_n) => burn::tensor::Device::flex(),
-            DeviceSpec::Flex => burn::tensor::Device::flex(),
-        }
-    }
-}
+pub use device::{DeviceSpec, set_threads};
+pub use error::{Result, TaggerError};
+pub use loss::LossConfig;
+pub use tagger::{
+    Evidence, HeadOptions, LocalTagger, PredictOptions, ScoredSpan, SpanTagger, TaggerConfig,
+};
+pub use train::{EpochReport, TrainConfig, TrainObserver, TrainReport, evaluate, train};
+pub use words::{sentence_from_text, split_words};

@@ -1,0 +1,172 @@
+//! `linkner predict`: runs a trained tagger on raw text or a dataset file.
+//!
+//! ```text
+//! linkner predict --model DIR [--input FILE] [--input-format text|conll|spanner|jsonl]
+//!                 [--output FILE] [--output-format jsonl|conll] [--mc-samples N] [--overlapping]
+//! ```
+//!
+//! Text input is one text per line (split into words with exact char offsets). JSONL output
+//! has one line per sentence: the `linkner score`-compatible record (text, tokens, entities
+//! with scores) plus `candidates`, each with its full label distribution.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use linkner::core::io::{ConllWriter, JsonlRecord};
+use linkner::core::{Candidate, Document, Sentence};
+use linkner::tagger::{DeviceSpec, LocalTagger, PredictOptions, SpanTagger, sentence_from_text};
+use serde::Serialize;
+
+use super::CliError;
+use super::tagger_common::read_docs;
+
+/// Input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// One raw text per line.
+    Text,
+    /// CoNLL column file.
+    Conll,
+    /// LinkNER spanner JSON.
+    Spanner,
+    /// JSONL with char offsets.
+    Jsonl,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object per sentence, with candidates and their label distributions.
+    Jsonl,
+    /// CoNLL (word and predicted IOB2 tag).
+    Conll,
+}
+
+/// Arguments of `linkner predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Trained tagger folder (from `linkner train`).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Input file; standard input when absent.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Input format.
+    #[arg(long, value_enum, default_value_t = InputFormat::Text)]
+    pub input_format: InputFormat,
+    /// Output file; standard output when absent.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
+    pub output_format: OutputFormat,
+    /// Monte-Carlo dropout passes per sentence (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub mc_samples: usize,
+    /// Return overlapping candidates too (no greedy non-overlap selection).
+    #[arg(long)]
+    pub overlapping: bool,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// LibTorch CPU threads (default: LibTorch's choice; 1 is often fastest on a busy machine).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Device: cpu (LibTorch), cuda, cuda:N, flex.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Serialize)]
+struct PredLine<'a> {
+    #[serde(flatten)]
+    record: JsonlRecord,
+    candidates: &'a [Candidate],
+}
+
+/// Runs `linkner predict`.
+pub fn run(args: PredictArgs) -> Result<(), CliError> {
+    let device: DeviceSpec = args.device.parse()?;
+    if let Some(n) = args.threads {
+        linkner::tagger::set_threads(n)?;
+    }
+    let tagger = SpanTagger::load(&args.model, &device)?;
+    let docs: Vec<Document> = match args.input_format {
+        InputFormat::Text => {
+            let mut text = String::new();
+            match &args.input {
+                Some(p) => {
+                    text =
+                        std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                }
+                None => {
+                    std::io::stdin().lock().read_to_string(&mut text)?;
+                }
+            }
+            let sentences: Vec<Sentence> = text.lines().map(sentence_from_text).collect();
+            vec![Document {
+                id: None,
+                sentences,
+            }]
+        }
+        other => {
+            let path = args
+                .input
+                .clone()
+                .ok_or("--input is required for conll, spanner and jsonl input")?;
+            let name = match other {
+                InputFormat::Conll => "conll",
+                InputFormat::Spanner => "spanner",
+                _ => "jsonl",
+            };
+            read_docs(&path, Some(name), None)?
+        }
+    };
+    let options = PredictOptions {
+        mc_samples: args.mc_samples,
+        overlapping: args.overlapping,
+        batch_size: args.batch_size,
+        ..PredictOptions::default()
+    };
+    let mut out_docs = Vec::with_capacity(docs.len());
+    let mut lines: Vec<(usize, Sentence, Vec<Candidate>)> = Vec::new();
+    for (d, doc) in docs.into_iter().enumerate() {
+        let cands = tagger.tag_sentences(&doc.sentences, &options)?;
+        let mut sentences = Vec::with_capacity(doc.sentences.len());
+        for (mut s, c) in doc.sentences.into_iter().zip(cands) {
+            s.spans = c.iter().map(|c| c.span.clone()).collect();
+            s.tags = None;
+            sentences.push(s.clone());
+            lines.push((d, s, c));
+        }
+        out_docs.push(Document {
+            id: doc.id,
+            sentences,
+        });
+    }
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(BufWriter::new(
+            std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    match args.output_format {
+        OutputFormat::Jsonl => {
+            for (d, s, c) in &lines {
+                let entities = c.iter().map(|c| c.entity.clone()).collect();
+                let line = PredLine {
+                    record: JsonlRecord::with_entities(*d, s, entities),
+                    candidates: c,
+                };
+                serde_json::to_writer(&mut out, &line)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        OutputFormat::Conll => {
+            ConllWriter::new().write(&mut out, &out_docs, "<output>")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! `linkner train`: fine-tunes a SpanNER tagger on a Hugging Face encoder.
+//!
+//! ```text
+//! linkner train --train train.txt --dev dev.txt --encoder DIR --out model/ [--loss ce|evidential]
+//! ```
+//!
+//! Shows a progress bar (loss, sentences/s, ETA), prints one line per epoch (dev P/R/F1), and
+//! saves the best-on-dev tagger (weights, config, label schema, tokenizer) into `--out`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use linkner::core::LabelSchema;
+use linkner::core::io::sentences;
+use linkner::tagger::train::{EpochReport, TrainObserver, train};
+use linkner::tagger::{DeviceSpec, HeadOptions, LossConfig, SpanTagger, TrainConfig};
+
+use super::CliError;
+use super::tagger_common::read_docs;
+
+/// Training losses on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LossArg {
+    /// Cross-entropy over spans (non-entity spans down-weighted).
+    Ce,
+    /// Evidential deep learning (E-NER): Dirichlet outputs, usable by the evidential estimator.
+    Evidential,
+}
+
+/// Arguments of `linkner train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training data (CoNLL, spanner JSON or JSONL).
+    #[arg(long, value_name = "FILE")]
+    pub train: PathBuf,
+    /// Development data for early stopping and model selection.
+    #[arg(long, value_name = "FILE")]
+    pub dev: Option<PathBuf>,
+    /// Hugging Face encoder folder (`config.json`, `model.safetensors`, `tokenizer.json`).
+    #[arg(long, value_name = "DIR", env = "LINKNER_ENCODER")]
+    pub encoder: PathBuf,
+    /// Output folder of the trained tagger.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Label schema (conll03, wnut17, twitterner, ontonotes5).
+    #[arg(long, default_value = "conll03")]
+    pub schema: String,
+    /// Data format of both files (conll, spanner, jsonl); guessed by default.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Training loss.
+    #[arg(long, value_enum, default_value_t = LossArg::Ce)]
+    pub loss: LossArg,
+    /// Maximum number of epochs.
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Sentences (windows) per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Peak learning rate of the encoder.
+    #[arg(long, default_value_t = 5e-5)]
+    pub lr: f64,
+    /// Learning-rate multiplier of the new span classifier.
+    #[arg(long, default_value_t = 20.0)]
+    pub head_lr_multiplier: f64,
+    /// Fraction of steps of linear warm-up.
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup: f64,
+    /// Weight of non-entity spans in the loss.
+    #[arg(long, default_value_t = 0.5)]
+    pub non_entity_weight: f32,
+    /// Longest span, in words.
+    #[arg(long, default_value_t = 5)]
+    pub max_span_width: usize,
+    /// Stop after this many epochs without a better dev F1 (0: never).
+    #[arg(long, default_value_t = 2)]
+    pub patience: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Device: cpu (LibTorch), cuda, cuda:N, flex.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// LibTorch CPU threads (default: LibTorch's choice; 1 is often fastest on a busy machine).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Use only the first N training sentences (quick runs).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print the training report as JSON at the end.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Bar {
+    bar: ProgressBar,
+    started: Instant,
+    sentences: usize,
+    loss: f64,
+}
+
+impl TrainObserver for Bar {
+    fn on_start(&mut self, epochs: usize, steps_per_epoch: usize, _sentences: usize) {
+        self.bar.set_length((epochs * steps_per_epoch) as u64);
+        self.started = Instant::now();
+    }
+
+    fn on_step(&mut self, epoch: usize, _step: usize, loss: f64, sentences: usize) {
+        self.sentences += sentences;
+        self.loss = if self.loss == 0.0 {
+            loss
+        } else {
+            0.98 * self.loss + 0.02 * loss
+        };
+        let rate = self.sentences as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        self.bar.set_message(format!(
+            "epoch {epoch} loss {:.4} {rate:.1} sent/s",
+            self.loss
+        ));
+        self.bar.inc(1);
+    }
+
+    fn on_epoch(&mut self, r: &EpochReport) {
+        let dev = match (r.dev_precision, r.dev_recall, r.dev_f1) {
+            (Some(p), Some(rc), Some(f)) => {
+                format!(
+                    " dev P {:.2} R {:.2} F1 {:.2}",
+                    100.0 * p,
+                    100.0 * rc,
+                    100.0 * f
+                )
+            }
+            _ => String::new(),
+        };
+        let line = format!(
+            "epoch {}: loss {:.4}, {:.0} s, {:.1} sent/s{dev}",
+            r.epoch, r.train_loss, r.train_seconds, r.sentences_per_second
+        );
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+}
+
+/// Runs `linkner train`.
+pub fn run(args: TrainArgs) -> Result<(), CliError> {
+    let schema = LabelSchema::builtin(&args.schema)?;
+    let device: DeviceSpec = args.device.parse()?;
+    if let Some(n) = args.threads {
+        linkner::tagger::set_threads(n)?;
+    }
+    let mut train_set = sentences(read_docs(
+        &args.train,
+        args.format.as_deref(),
+        Some(schema.clone()),
+    )?);
+    if let Some(n) = args.limit {
+        train_set.truncate(n);
+    }
+    let dev_set = match &args.dev {
+        Some(p) => sentences(read_docs(p, args.format.as_deref(), Some(schema.clone()))?),
+        None => Vec::new(),
+    };
+    let head = HeadOptions {
+        max_span_width: args.max_span_width,
+        ..HeadOptions::default()
+    };
+    let (tagger, report) =
+        SpanTagger::from_encoder_dir(&args.encoder, schema, head, &device.checked_device()?)?;
+    eprintln!(
+        "encoder {}: {} tensors loaded, {} unused ({})",
+        args.encoder.display(),
+        report.applied.len(),
+        report.unused.len(),
+        report.unused.join(", ")
+    );
+    let config = TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        head_lr_multiplier: args.head_lr_multiplier,
+        warmup_ratio: args.warmup,
+        non_entity_weight: args.non_entity_weight,
+        loss: match args.loss {
+            LossArg::Ce => LossConfig::Ce,
+            LossArg::Evidential => LossConfig::evidential(),
+        },
+        seed: args.seed,
+        patience: args.patience,
+        ..TrainConfig::default()
+    };
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta_precise} {msg}",
+        )?
+        .progress_chars("=> "),
+    );
+    let mut observer = Bar {
+        bar,
+        started: Instant::now(),
+        sentences: 0,
+        loss: 0.0,
+    };
+    let (best, report) = train(tagger, &train_set, &dev_set, &config, &mut observer)?;
+    observer.bar.finish_and_clear();
+    best.save(&args.out)?;
+    eprintln!(
+        "saved the tagger of epoch {} to {} ({} of {} training entities wider than {} words)",
+        report.best_epoch,
+        args.out.display(),
+        report.out_of_reach_train,
+        report.train_entities,
+        args.max_span_width
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(())
+}

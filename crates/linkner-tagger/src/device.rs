@@ -1,0 +1,121 @@
+//! Device choice: LibTorch CPU (default with the `tch` feature), LibTorch CUDA, or burn's
+//! pure-Rust `flex` backend.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::TaggerError;
+
+/// Where tensors live: which burn backend and which device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceSpec {
+    /// LibTorch on the CPU (needs the `tch` feature); `flex` when the feature is off.
+    #[default]
+    Cpu,
+    /// LibTorch on CUDA device `n` (needs the `tch` feature and a CUDA machine).
+    Cuda(usize),
+    /// burn's pure-Rust CPU backend; always available.
+    Flex,
+}
+
+impl DeviceSpec {
+    /// The burn device for this spec.
+    ///
+    /// Without the `tch` feature, `Cpu` falls back to `flex` and `Cuda` is refused by
+    /// [`DeviceSpec::checked_device`]; this method then also returns `flex`.
+    #[allow(deprecated)] // burn 0.22 marks the libtorch constructors deprecated.
+    pub fn device(&self) -> burn::tensor::Device {
+        match self {
+            #[cfg(feature = "tch")]
+            DeviceSpec::Cpu => burn::tensor::Device::libtorch(),
+            #[cfg(feature = "tch")]
+            DeviceSpec::Cuda(n) => burn::tensor::Device::libtorch_cuda(*n),
+            #[cfg(not(feature = "tch"))]
+            DeviceSpec::Cpu | DeviceSpec::Cuda(_) => burn::tensor::Device::flex(),
+            DeviceSpec::Flex => burn::tensor::Device::flex(),
+        }
+    }
+
+    /// Like [`DeviceSpec::device`], but refuses CUDA in a build without LibTorch.
+    pub fn checked_device(&self) -> Result<burn::tensor::Device, TaggerError> {
+        if matches!(self, DeviceSpec::Cuda(_)) && !cfg!(feature = "tch") {
+            return Err(TaggerError::Device {
+                name: self.to_string(),
+                message: "CUDA needs the `tch` feature (LibTorch)".into(),
+            });
+        }
+        Ok(self.device())
+    }
+}
+
+/// Sets the number of intra-op CPU threads of LibTorch (the `cpu` device). `0` is refused.
+///
+/// LibTorch's OpenMP workers busy-wait between the many small operations of a training step;
+/// on a machine where other processes compete for the cores, fewer threads (even 1) can be
+/// several times faster. Without the `tch` feature this does nothing.
+pub fn set_threads(n: usize) -> Result<(), TaggerError> {
+    if n == 0 {
+        return Err(TaggerError::InvalidArgument(
+            "thread count must be > 0".into(),
+        ));
+    }
+    #[cfg(feature = "tch")]
+    tch::set_num_threads(i32::try_from(n).unwrap_or(i32::MAX));
+    Ok(())
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu => write!(f, "cpu"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceSpec::Flex => write!(f, "flex"),
+        }
+    }
+}
+
+impl FromStr for DeviceSpec {
+    type Err = TaggerError;
+
+    /// Parses `cpu` (also `tch`, `libtorch`), `cuda`, `cuda:N`, `flex`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "cpu" | "tch" | "libtorch" => Ok(DeviceSpec::Cpu),
+            "flex" => Ok(DeviceSpec::Flex),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            _ => {
+                if let Some(n) = t.strip_prefix("cuda:")
+                    && let Ok(n) = n.parse::<usize>()
+                {
+                    return Ok(DeviceSpec::Cuda(n));
+                }
+                Err(TaggerError::Device {
+                    name: s.to_string(),
+                    message: "expected cpu, cuda, cuda:N or flex".into(),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_device_names() {
+        assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
+        assert_eq!("cuda:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
+        assert_eq!("CUDA".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+        assert_eq!("flex".parse::<DeviceSpec>().unwrap(), DeviceSpec::Flex);
+        assert!("gpu7".parse::<DeviceSpec>().is_err());
+        assert!("cuda:x".parse::<DeviceSpec>().is_err());
+        for d in [DeviceSpec::Cpu, DeviceSpec::Cuda(3), DeviceSpec::Flex] {
+            assert_eq!(d.to_string().parse::<DeviceSpec>().unwrap(), d);
+        }
+    }
+}

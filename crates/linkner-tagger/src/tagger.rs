@@ -1,0 +1,517 @@
+//! The [`LocalTagger`] trait and its burn implementation, [`SpanTagger`].
+
+use std::path::Path;
+
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use burn::tensor::activation::softmax;
+use linkner_core::{Candidate, Entity, LabelSchema, Sentence, WordSpan};
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceSpec;
+use crate::encoder::{LoadReport, load_hf_encoder};
+use crate::error::{Result, TaggerError};
+use crate::model::{SpanNer, SpanNerConfig};
+use crate::prepare::{PrepareOptions, WindowItem, build_batch, length_buckets, prepare_sentence};
+use crate::tokenize::SubwordTokenizer;
+use crate::words::sentence_from_text;
+
+/// How a tagger turns span scores into candidates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PredictOptions {
+    /// Number of stochastic (dropout-on) passes for Monte-Carlo dropout; 0 for none. Each
+    /// candidate then carries one probability vector per pass in `mc_probs`.
+    pub mc_samples: usize,
+    /// Also run the encoder with dropout in the stochastic passes (slower: one encoder pass per
+    /// sample); by default only the span classifier is stochastic.
+    pub mc_encoder: bool,
+    /// Return every span classified as an entity, overlaps included, instead of the greedy
+    /// non-overlapping selection.
+    pub overlapping: bool,
+    /// Windows per forward pass.
+    pub batch_size: usize,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        PredictOptions {
+            mc_samples: 0,
+            mc_encoder: false,
+            overlapping: false,
+            batch_size: 32,
+        }
+    }
+}
+
+/// A local NER model: sentences in, candidate entities with their full label distributions out.
+///
+/// Class indices follow the tagger's [`LabelSchema`]: 0 is the non-entity class.
+pub trait LocalTagger {
+    /// The label schema of the model's classes.
+    fn schema(&self) -> &LabelSchema;
+
+    /// Candidates of each sentence (words and char offsets are those of the sentence), in order
+    /// of their first word.
+    fn tag_sentences(
+        &self,
+        sentences: &[Sentence],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<Candidate>>>;
+
+    /// Splits raw texts into words (see [`crate::words`]) and tags them; char offsets point
+    /// into the given texts.
+    fn tag_texts(
+        &self,
+        texts: &[&str],
+        options: &PredictOptions,
+    ) -> Result<Vec<(Sentence, Vec<Candidate>)>> {
+        let sentences: Vec<Sentence> = texts.iter().map(|t| sentence_from_text(t)).collect();
+        let cands = self.tag_sentences(&sentences, options)?;
+        Ok(sentences.into_iter().zip(cands).collect())
+    }
+}
+
+/// How evidential models turn logits into Dirichlet evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Evidence {
+    /// `exp(clamp(logit, -10, 10))`.
+    #[default]
+    Exp,
+    /// `softplus(logit)`.
+    Softplus,
+}
+
+impl Evidence {
+    /// Evidence of one logit (host side).
+    pub fn of(self, logit: f32) -> f32 {
+        match self {
+            Evidence::Exp => logit.clamp(-10.0, 10.0).exp(),
+            Evidence::Softplus => {
+                if logit > 20.0 {
+                    logit
+                } else {
+                    logit.exp().ln_1p()
+                }
+            }
+        }
+    }
+}
+
+/// Everything besides the weights that a saved tagger needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaggerConfig {
+    /// Model architecture (encoder included).
+    pub model: SpanNerConfig,
+    /// Label schema (class order).
+    pub schema: LabelSchema,
+    /// Most tokens per encoder window (special tokens included).
+    pub max_tokens: usize,
+    /// Words of context around a window's core when a sentence is cut.
+    pub window_context: usize,
+    /// `Some` when trained with the evidential loss: candidates then carry Dirichlet `alpha`.
+    #[serde(default)]
+    pub evidential: Option<Evidence>,
+}
+
+/// Options of a new (untrained) span classifier on a pretrained encoder.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeadOptions {
+    /// Longest span in words (default 5).
+    pub max_span_width: usize,
+    /// Span width embedding size.
+    pub width_dim: usize,
+    /// Classifier hidden size.
+    pub hidden_dim: usize,
+    /// Classifier dropout.
+    pub head_dropout: f64,
+    /// Most tokens per window (capped by the encoder's position table).
+    pub max_tokens: usize,
+    /// Context words kept around a window's core.
+    pub window_context: usize,
+}
+
+impl Default for HeadOptions {
+    fn default() -> Self {
+        HeadOptions {
+            max_span_width: 5,
+            width_dim: 64,
+            hidden_dim: 256,
+            head_dropout: 0.2,
+            max_tokens: 512,
+            window_context: 16,
+        }
+    }
+}
+
+/// One enumerated span with its scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredSpan {
+    /// First word.
+    pub start: usize,
+    /// One past the last word.
+    pub end: usize,
+    /// Logits over classes (deterministic pass).
+    pub logits: Vec<f32>,
+    /// Softmax of the logits.
+    pub probs: Vec<f32>,
+    /// Probabilities of each stochastic pass.
+    pub mc_probs: Vec<Vec<f32>>,
+}
+
+/// The burn SpanNER tagger.
+#[derive(Debug, Clone)]
+pub struct SpanTagger {
+    /// The model (on an inference device, without autodiff).
+    pub model: SpanNer,
+    /// Its configuration.
+    pub config: TaggerConfig,
+    /// Its tokenizer.
+    pub tokenizer: SubwordTokenizer,
+    /// Where it runs.
+    pub device: Device,
+}
+
+/// File names inside a checkpoint folder.
+pub mod files {
+    /// Weights of the whole model (burn paths).
+    pub const WEIGHTS: &str = "model.safetensors";
+    /// [`super::TaggerConfig`] as JSON.
+    pub const CONFIG: &str = "tagger.json";
+    /// The tokenizer.
+    pub const TOKENIZER: &str = "tokenizer.json";
+}
+
+fn softmax_host(logits: &[f32]) -> Vec<f32> {
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = logits.iter().map(|l| (l - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.into_iter().map(|x| x / s).collect()
+}
+
+impl SpanTagger {
+    /// A tagger with a fresh span classifier on the pretrained encoder of a Hugging Face folder
+    /// (`config.json`, `model.safetensors`, `tokenizer.json`).
+    pub fn from_encoder_dir(
+        dir: &Path,
+        schema: LabelSchema,
+        head: HeadOptions,
+        device: &Device,
+    ) -> Result<(SpanTagger, LoadReport)> {
+        if head.max_span_width == 0 {
+            return Err(TaggerError::InvalidArgument(
+                "max_span_width must be > 0".into(),
+            ));
+        }
+        let loaded = load_hf_encoder(dir, device)?;
+        let tokenizer = SubwordTokenizer::from_file(&dir.join(files::TOKENIZER))?;
+        let model_config = SpanNerConfig::new(loaded.config.clone(), schema.num_classes())
+            .with_max_span_width(head.max_span_width)
+            .with_width_dim(head.width_dim)
+            .with_hidden_dim(head.hidden_dim)
+            .with_head_dropout(head.head_dropout);
+        let model = model_config.init_with(loaded.encoder, device);
+        let max_tokens = head.max_tokens.min(loaded.config.max_sequence_len());
+        let config = TaggerConfig {
+            model: model_config,
+            schema,
+            max_tokens,
+            window_context: head.window_context,
+            evidential: None,
+        };
+        Ok((
+            SpanTagger {
+                model,
+                config,
+                tokenizer,
+                device: device.clone(),
+            },
+            loaded.report,
+        ))
+    }
+
+    /// Saves weights, config (with the label schema) and tokenizer into folder `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| TaggerError::io(dir, e))?;
+        let cfg_path = dir.join(files::CONFIG);
+        let json =
+            serde_json::to_string_pretty(&self.config).map_err(|source| TaggerError::Json {
+                path: cfg_path.clone(),
+                source,
+            })?;
+        std::fs::write(&cfg_path, json).map_err(|e| TaggerError::io(&cfg_path, e))?;
+        let tok = dir.join(files::TOKENIZER);
+        if self.tokenizer.path() != tok {
+            std::fs::copy(self.tokenizer.path(), &tok).map_err(|e| TaggerError::io(&tok, e))?;
+        }
+        let weights = dir.join(files::WEIGHTS);
+        let mut store = SafetensorsStore::from_file(&weights).overwrite(true);
+        self.model
+            .save_into(&mut store)
+            .map_err(|e| TaggerError::Weights {
+                path: weights.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(())
+    }
+
+    /// Loads a tagger saved with [`SpanTagger::save`].
+    pub fn load(dir: &Path, device: &DeviceSpec) -> Result<SpanTagger> {
+        let device = device.checked_device()?;
+        let cfg_path = dir.join(files::CONFIG);
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| TaggerError::io(&cfg_path, e))?;
+        let config: TaggerConfig =
+            serde_json::from_str(&text).map_err(|source| TaggerError::Json {
+                path: cfg_path.clone(),
+                source,
+            })?;
+        config.model.encoder.validate()?;
+        let tokenizer = SubwordTokenizer::from_file(&dir.join(files::TOKENIZER))?;
+        let mut model = config.model.init(&device);
+        let weights = dir.join(files::WEIGHTS);
+        if !weights.is_file() {
+            return Err(TaggerError::io(
+                &weights,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "weights file not found"),
+            ));
+        }
+        let mut store = SafetensorsStore::from_file(&weights).allow_partial(true);
+        let result = model
+            .load_from(&mut store)
+            .map_err(|e| TaggerError::Weights {
+                path: weights.clone(),
+                message: e.to_string(),
+            })?;
+        if !result.missing.is_empty() {
+            return Err(TaggerError::MissingWeights {
+                path: weights,
+                missing: result.missing.into_iter().map(|(p, _)| p).collect(),
+            });
+        }
+        Ok(SpanTagger {
+            model,
+            config,
+            tokenizer,
+            device,
+        })
+    }
+
+    /// Window and span options of this tagger.
+    pub fn prepare_options(&self) -> PrepareOptions {
+        PrepareOptions {
+            max_span_width: self.config.model.max_span_width,
+            max_tokens: self.config.max_tokens,
+            window_context: self.config.window_context,
+        }
+    }
+
+    /// Pad token id.
+    pub fn pad_id(&self) -> u32 {
+        self.config.model.encoder.pad_token_id as u32
+    }
+
+    /// Windows and spans of `sentences`, without labels.
+    pub fn prepare(&self, sentences: &[Sentence]) -> Result<Vec<WindowItem>> {
+        let opts = self.prepare_options();
+        let mut items = Vec::new();
+        for (i, s) in sentences.iter().enumerate() {
+            items.extend(prepare_sentence(i, s, &self.tokenizer, &opts, None)?);
+        }
+        Ok(items)
+    }
+
+    /// Scores every enumerated span of every sentence.
+    pub fn score_spans(
+        &self,
+        sentences: &[Sentence],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<ScoredSpan>>> {
+        let items = self.prepare(sentences)?;
+        let mut out: Vec<Vec<ScoredSpan>> = vec![Vec::new(); sentences.len()];
+        let order: Vec<usize> = (0..items.len()).collect();
+        let batches = length_buckets(&items, &order, options.batch_size, usize::MAX);
+        let classes = self.config.schema.num_classes();
+        for batch_idx in batches {
+            let batch_items: Vec<&WindowItem> = batch_idx.iter().map(|&i| &items[i]).collect();
+            let batch = build_batch(&batch_items, self.pad_id(), &self.device);
+            let hidden = self.model.encode(&batch, false);
+            let logits = self.model.span_logits(hidden.clone(), &batch, false);
+            let logits: Vec<f32> = logits
+                .try_into_vec_as::<f32>()
+                .map_err(TaggerError::tensor)?;
+            let mut samples: Vec<Vec<f32>> = Vec::with_capacity(options.mc_samples);
+            for _ in 0..options.mc_samples {
+                let h = if options.mc_encoder {
+                    self.model.encode(&batch, true)
+                } else {
+                    hidden.clone()
+                };
+                let p = softmax(self.model.span_logits(h, &batch, true), 1);
+                samples.push(p.try_into_vec_as::<f32>().map_err(TaggerError::tensor)?);
+            }
+            let mut k = 0usize;
+            for item in &batch_items {
+                for &(s, e) in &item.spans {
+                    let l = logits[k * classes..(k + 1) * classes].to_vec();
+                    let probs = softmax_host(&l);
+                    let mc_probs = samples
+                        .iter()
+                        .map(|p| p[k * classes..(k + 1) * classes].to_vec())
+                        .collect();
+                    out[item.sentence].push(ScoredSpan {
+                        start: s,
+                        end: e,
+                        logits: l,
+                        probs,
+                        mc_probs,
+                    });
+                    k += 1;
+                }
+            }
+        }
+        for spans in &mut out {
+            spans.sort_by_key(|s| (s.start, s.end));
+        }
+        Ok(out)
+    }
+
+    /// Turns the scored spans of one sentence into candidates (see [`decode_spans`]).
+    pub fn candidates(
+        &self,
+        sentence: &Sentence,
+        spans: Vec<ScoredSpan>,
+        overlapping: bool,
+    ) -> Result<Vec<Candidate>> {
+        decode_spans(
+            sentence,
+            spans,
+            &self.config.schema,
+            self.config.evidential,
+            overlapping,
+        )
+    }
+}
+
+/// Keeps the spans whose most probable class is an entity; unless `overlapping`, selects
+/// greedily by that probability the spans that overlap no better one. Returns candidates in
+/// order of their first word.
+pub fn decode_spans(
+    sentence: &Sentence,
+    spans: Vec<ScoredSpan>,
+    schema: &LabelSchema,
+    evidential: Option<Evidence>,
+    overlapping: bool,
+) -> Result<Vec<Candidate>> {
+    let mut entities: Vec<(usize, f32, ScoredSpan)> = spans
+        .into_iter()
+        .filter_map(|s| {
+            let (class, p) = s.probs.iter().copied().enumerate().fold(
+                (0usize, f32::NEG_INFINITY),
+                |a, (i, p)| {
+                    if p > a.1 { (i, p) } else { a }
+                },
+            );
+            (class != 0).then_some((class, p, s))
+        })
+        .collect();
+    entities.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.start.cmp(&b.2.start)));
+    let mut chosen: Vec<(usize, f32, ScoredSpan)> = Vec::new();
+    for e in entities {
+        if overlapping
+            || !chosen
+                .iter()
+                .any(|c| c.2.start < e.2.end && e.2.start < c.2.end)
+        {
+            chosen.push(e);
+        }
+    }
+    chosen.sort_by_key(|c| (c.2.start, c.2.end));
+    chosen
+        .into_iter()
+        .map(|(class, p, s)| {
+            let label = schema.class(class).map(|t| t.name.clone()).ok_or_else(|| {
+                TaggerError::InvalidArgument(format!("class {class} outside schema"))
+            })?;
+            let span = WordSpan::new(s.start, s.end, label);
+            let mut entity = Entity::from_word_span(sentence, &span)?;
+            entity.score = Some(p);
+            let alpha = evidential.map(|ev| s.logits.iter().map(|l| ev.of(*l) + 1.0).collect());
+            Ok(Candidate {
+                span,
+                entity,
+                class,
+                logits: s.logits,
+                probs: s.probs,
+                mc_probs: s.mc_probs,
+                alpha,
+            })
+        })
+        .collect()
+}
+
+impl LocalTagger for SpanTagger {
+    fn schema(&self) -> &LabelSchema {
+        &self.config.schema
+    }
+
+    fn tag_sentences(
+        &self,
+        sentences: &[Sentence],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<Candidate>>> {
+        let scored = self.score_spans(sentences, options)?;
+        sentences
+            .iter()
+            .zip(scored)
+            .map(|(s, spans)| self.candidates(s, spans, options.overlapping))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(start: usize, end: usize, probs: [f32; 3]) -> ScoredSpan {
+        ScoredSpan {
+            start,
+            end,
+            logits: probs.iter().map(|p| p.ln()).collect(),
+            probs: probs.to_vec(),
+            mc_probs: Vec::new(),
+        }
+    }
+
+    fn schema() -> LabelSchema {
+        LabelSchema::new(
+            "t",
+            vec![
+                linkner_core::EntityType::new("PER", "person", "p"),
+                linkner_core::EntityType::new("LOC", "location", "l"),
+            ],
+        )
+    }
+
+    #[test]
+    fn greedy_decoding_keeps_the_most_probable_non_overlapping_spans() {
+        let s = Sentence::from_words(&["New", "York", "Times", "said"]);
+        let spans = vec![
+            scored(0, 2, [0.2, 0.1, 0.7]),   // LOC "New York" 0.7
+            scored(0, 3, [0.1, 0.05, 0.85]), // LOC "New York Times" 0.85 (wins)
+            scored(1, 2, [0.3, 0.6, 0.1]),   // PER "York" overlaps the winner
+            scored(3, 4, [0.9, 0.05, 0.05]), // non-entity
+        ];
+        let c = decode_spans(&s, spans.clone(), &schema(), None, false).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].span, WordSpan::new(0, 3, "LOC"));
+        assert_eq!(c[0].entity.text, "New York Times");
+        assert_eq!((c[0].entity.start, c[0].entity.end), (0, 14));
+        assert_eq!(c[0].entity.score, Some(0.85));
+        assert!(c[0].alpha.is_none());
+        let all = decode_spans(&s, spans, &schema(), Some(Evidence::Exp), true).unwrap();
+        let got: Vec<(usize, usize)> = all.iter().map(|c| (c.span.start, c.span.end)).collect();
+        assert_eq!(got, vec![(0, 2), (0, 3), (1, 2)]);
+        let alpha = all[0].alpha.as_ref().unwrap();
+        assert!((alpha[2] - (0.7f32.ln().exp() + 1.0)).abs() < 1e-5);
+    }
+}

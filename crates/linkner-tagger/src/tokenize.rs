@@ -1,0 +1,334 @@
+//! Sub-word tokenisation of words and windowing of long sentences.
+//!
+//! [`SubwordTokenizer`] wraps a Hugging Face `tokenizer.json` with its built-in padding and
+//! truncation turned off (this crate pads batches itself and never truncates: long sentences are
+//! cut into overlapping [`Window`]s). Words are encoded as pre-tokenized input so every sub-token
+//! knows its word; a word the tokenizer turns into nothing (e.g. a lone combining mark that the
+//! normaliser strips) gets the unknown token, so every word has a first and a last sub-token.
+
+use std::path::{Path, PathBuf};
+
+use tokenizers::Tokenizer;
+
+use crate::error::{Result, TaggerError};
+
+/// A Hugging Face tokenizer used word by word.
+#[derive(Clone)]
+pub struct SubwordTokenizer {
+    tokenizer: Tokenizer,
+    path: PathBuf,
+    prefix: Vec<u32>,
+    suffix: Vec<u32>,
+    unk_id: u32,
+    prefix_space: bool,
+}
+
+impl std::fmt::Debug for SubwordTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubwordTokenizer")
+            .field("path", &self.path)
+            .field("prefix", &self.prefix)
+            .field("suffix", &self.suffix)
+            .field("unk_id", &self.unk_id)
+            .field("prefix_space", &self.prefix_space)
+            .finish()
+    }
+}
+
+fn tok_err(path: &Path, e: impl std::fmt::Display) -> TaggerError {
+    TaggerError::Tokenizer(format!("{}: {e}", path.display()))
+}
+
+impl SubwordTokenizer {
+    /// Loads `tokenizer.json`; turns its padding and truncation off.
+    pub fn from_file(path: &Path) -> Result<SubwordTokenizer> {
+        let text = std::fs::read_to_string(path).map_err(|e| TaggerError::io(path, e))?;
+        let mut tokenizer = Tokenizer::from_bytes(text.as_bytes()).map_err(|e| tok_err(path, e))?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| tok_err(path, e))?;
+        // Byte-level BPE (RoBERTa) encodes a word differently at the start of a text and after a
+        // space; words inside a sentence must look like the latter, as Hugging Face does with
+        // `add_prefix_space=True` for pre-tokenized input.
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| TaggerError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let prefix_space = json
+            .get("pre_tokenizer")
+            .is_some_and(|p| p.to_string().contains("\"ByteLevel\""));
+
+        let probe = tokenizer
+            .encode(vec!["a"], true)
+            .map_err(|e| tok_err(path, e))?;
+        let word_ids = probe.get_word_ids();
+        let ids = probe.get_ids();
+        let first = word_ids.iter().position(Option::is_some).unwrap_or(0);
+        let last = word_ids
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(ids.len(), |i| i + 1);
+        let prefix = ids[..first].to_vec();
+        let suffix = ids[last..].to_vec();
+        let unk_id = ["[UNK]", "<unk>", "<UNK>", "[unk]"]
+            .iter()
+            .find_map(|t| tokenizer.token_to_id(t))
+            .ok_or_else(|| tok_err(path, "no unknown token ([UNK] or <unk>) in the vocabulary"))?;
+        Ok(SubwordTokenizer {
+            tokenizer,
+            path: path.to_path_buf(),
+            prefix,
+            suffix,
+            unk_id,
+            prefix_space,
+        })
+    }
+
+    /// The file it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Special token ids put before the words (e.g. `[CLS]`).
+    pub fn prefix(&self) -> &[u32] {
+        &self.prefix
+    }
+
+    /// Special token ids put after the words (e.g. `[SEP]`).
+    pub fn suffix(&self) -> &[u32] {
+        &self.suffix
+    }
+
+    /// Number of special tokens around a sequence.
+    pub fn num_special(&self) -> usize {
+        self.prefix.len() + self.suffix.len()
+    }
+
+    /// The sub-token ids of each word (without special tokens); never empty for a word.
+    pub fn word_pieces<S: AsRef<str>>(&self, words: &[S]) -> Result<Vec<Vec<u32>>> {
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let input: Vec<String> = words
+            .iter()
+            .map(|w| {
+                if self.prefix_space {
+                    format!(" {}", w.as_ref())
+                } else {
+                    w.as_ref().to_string()
+                }
+            })
+            .collect();
+        let enc = self
+            .tokenizer
+            .encode(input, false)
+            .map_err(|e| tok_err(&self.path, e))?;
+        let mut pieces = vec![Vec::new(); words.len()];
+        for (id, w) in enc.get_ids().iter().zip(enc.get_word_ids()) {
+            if let Some(w) = w
+                && let Some(p) = pieces.get_mut(*w as usize)
+            {
+                p.push(*id);
+            }
+        }
+        for p in &mut pieces {
+            if p.is_empty() {
+                p.push(self.unk_id);
+            }
+        }
+        Ok(pieces)
+    }
+}
+
+/// A slice of a sentence's words encoded together.
+///
+/// Words `word_start..word_end` are encoded; spans whose first word lies in the core
+/// `core_start..core_end` are predicted from this window. Cores partition the sentence, so
+/// every span is predicted exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// First word encoded.
+    pub word_start: usize,
+    /// One past the last word encoded.
+    pub word_end: usize,
+    /// First word whose spans this window owns.
+    pub core_start: usize,
+    /// One past the last word whose spans this window owns.
+    pub core_end: usize,
+}
+
+/// Cuts a sentence whose words have `counts` sub-tokens into windows of at most `budget`
+/// sub-tokens (a single word longer than the budget is cut to it).
+///
+/// Consecutive windows overlap so that every span of up to `max_width` words starting in a
+/// window's core lies inside that window, with up to `context` extra words of context on each
+/// side when the budget allows.
+pub fn plan_windows(
+    counts: &[usize],
+    budget: usize,
+    max_width: usize,
+    context: usize,
+) -> Vec<Window> {
+    let n = counts.len();
+    let budget = budget.max(1);
+    let cost = |i: usize| counts[i].clamp(1, budget);
+    let mut windows = Vec::new();
+    if n == 0 {
+        return windows;
+    }
+    let extend = |a: usize| {
+        let (mut b, mut total) = (a, 0usize);
+        while b < n && total + cost(b) <= budget {
+            total += cost(b);
+            b += 1;
+        }
+        b.max(a + 1)
+    };
+    let (mut a, mut core_start) = (0usize, 0usize);
+    loop {
+        let mut b = extend(a);
+        // Give up left context until the window reaches past the spans starting at the core.
+        while a < core_start && b < n.min(core_start + max_width.max(1)) {
+            a += 1;
+            b = extend(a);
+        }
+        if b >= n {
+            windows.push(Window {
+                word_start: a,
+                word_end: n,
+                core_start,
+                core_end: n,
+            });
+            return windows;
+        }
+        let reach = max_width.saturating_sub(1);
+        let mut core_end = b.saturating_sub(reach + context);
+        if core_end <= core_start {
+            core_end = b.saturating_sub(reach);
+        }
+        if core_end <= core_start {
+            core_end = core_start + 1;
+        }
+        windows.push(Window {
+            word_start: a,
+            word_end: b,
+            core_start,
+            core_end,
+        });
+        core_start = core_end;
+        a = core_end.saturating_sub(context).max(a + 1);
+    }
+}
+
+/// The encoder input of one window: token ids with special tokens, and for each word of the
+/// window its first and last sub-token position in `ids`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedWindow {
+    /// The window.
+    pub window: Window,
+    /// Token ids, special tokens included.
+    pub ids: Vec<u32>,
+    /// Per word of the window (`word_start..word_end`): position of its first sub-token.
+    pub first: Vec<usize>,
+    /// Per word of the window: position of its last sub-token.
+    pub last: Vec<usize>,
+}
+
+/// Encodes the words of `window` from their `pieces` with the tokenizer's special tokens; a
+/// word longer than `budget` sub-tokens keeps its first `budget`.
+pub fn encode_window(
+    pieces: &[Vec<u32>],
+    window: Window,
+    prefix: &[u32],
+    suffix: &[u32],
+    budget: usize,
+) -> EncodedWindow {
+    let mut ids = prefix.to_vec();
+    let mut first = Vec::with_capacity(window.word_end - window.word_start);
+    let mut last = Vec::with_capacity(first.capacity());
+    for p in &pieces[window.word_start..window.word_end] {
+        let take = p.len().clamp(1, budget.max(1));
+        first.push(ids.len());
+        ids.extend_from_slice(&p[..take.min(p.len())]);
+        last.push(ids.len() - 1);
+    }
+    ids.extend_from_slice(suffix);
+    EncodedWindow {
+        window,
+        ids,
+        first,
+        last,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn short_sentence_is_one_window() {
+        let w = plan_windows(&[1, 2, 3], 10, 5, 4);
+        assert_eq!(
+            w,
+            vec![Window {
+                word_start: 0,
+                word_end: 3,
+                core_start: 0,
+                core_end: 3
+            }]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn windows_cover_every_span_once(
+            counts in proptest::collection::vec(1usize..6, 1..120),
+            budget in 8usize..160,
+            max_width in 1usize..6,
+            context in 0usize..8,
+        ) {
+            let windows = plan_windows(&counts, budget, max_width, context);
+            let n = counts.len();
+            // Cores partition 0..n, in order.
+            let mut next = 0;
+            for w in &windows {
+                prop_assert_eq!(w.core_start, next);
+                prop_assert!(w.core_end > w.core_start);
+                prop_assert!(w.word_start <= w.core_start && w.core_end <= w.word_end);
+                let tokens: usize = counts[w.word_start..w.word_end].iter().map(|c| (*c).min(budget)).sum();
+                prop_assert!(tokens <= budget || w.word_end - w.word_start == 1);
+                next = w.core_end;
+            }
+            prop_assert_eq!(next, n);
+            // With room for the span reach and the context on both sides, every span fits
+            // inside the window that owns its first word.
+            if budget >= 5 * (2 * max_width + 2 * context + 2) {
+                for s in 0..n {
+                    for e in s + 1..=(s + max_width).min(n) {
+                        let owners: Vec<_> = windows.iter().filter(|w| w.core_start <= s && s < w.core_end).collect();
+                        prop_assert_eq!(owners.len(), 1);
+                        prop_assert!(e <= owners[0].word_end, "span {}..{} cut by {:?}", s, e, owners[0]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn encode_window_maps_words_to_pieces() {
+        let pieces = vec![vec![5], vec![6, 7, 8], vec![9]];
+        let w = Window {
+            word_start: 1,
+            word_end: 3,
+            core_start: 1,
+            core_end: 3,
+        };
+        let e = encode_window(&pieces, w, &[101], &[102], 2);
+        assert_eq!(e.ids, vec![101, 6, 7, 9, 102]);
+        assert_eq!(e.first, vec![1, 3]);
+        assert_eq!(e.last, vec![2, 3]);
+    }
+}

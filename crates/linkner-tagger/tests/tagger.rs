@@ -1,0 +1,366 @@
+//! The SpanNER tagger end to end on a tiny random encoder with the MiniLM tokenizer:
+//! Monte-Carlo dropout, windowing of long sentences, checkpoints, and learning a toy set.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::collections::HashSet;
+
+use burn::tensor::Device;
+use linkner_core::{LabelSchema, Sentence, WordSpan};
+use linkner_tagger::encoder::{EncoderConfig, EncoderKind};
+use linkner_tagger::model::SpanNerConfig;
+use linkner_tagger::tokenize::SubwordTokenizer;
+use linkner_tagger::{
+    DeviceSpec, LocalTagger, LossConfig, PredictOptions, SpanTagger, TaggerConfig, TrainConfig,
+    evaluate, train,
+};
+
+/// The tests share LibTorch's global random generator (initialisation, dropout): they run one
+/// at a time so that each is reproducible.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn tiny_tagger(device: Device, max_tokens: usize) -> SpanTagger {
+    // One LibTorch thread: these tiny models gain nothing from more, and busy-waiting OpenMP
+    // workers slow a shared machine down.
+    linkner_tagger::set_threads(1).unwrap();
+    device.seed(7);
+    let tokenizer =
+        SubwordTokenizer::from_file(&common::minilm_dir().join("tokenizer.json")).unwrap();
+    let encoder = EncoderConfig::new(EncoderKind::Bert, 30522, 32, 2, 4, 64, 64)
+        .with_hidden_dropout(0.1)
+        .with_attention_dropout(0.1);
+    let schema = LabelSchema::conll03();
+    let model_config = SpanNerConfig::new(encoder, schema.num_classes())
+        .with_width_dim(8)
+        .with_hidden_dim(32)
+        .with_head_dropout(0.3);
+    let model = model_config.init(&device);
+    SpanTagger {
+        model,
+        config: TaggerConfig {
+            model: model_config,
+            schema,
+            max_tokens,
+            window_context: 2,
+            evidential: None,
+        },
+        tokenizer,
+        device,
+    }
+}
+
+/// A sentence and its gold entities `(first word, end word, type)`.
+type Toy = (&'static str, &'static [(usize, usize, &'static str)]);
+
+fn toy_set() -> Vec<Sentence> {
+    let data: &[Toy] = &[
+        (
+            "John Smith lives in Paris .",
+            &[(0, 2, "PER"), (4, 5, "LOC")],
+        ),
+        (
+            "Mary works for Google in London .",
+            &[(0, 1, "PER"), (3, 4, "ORG"), (5, 6, "LOC")],
+        ),
+        ("The German team won .", &[(1, 2, "MISC")]),
+        (
+            "Peter visited Berlin yesterday .",
+            &[(0, 1, "PER"), (2, 3, "LOC")],
+        ),
+        (
+            "Microsoft and Apple signed a deal .",
+            &[(0, 1, "ORG"), (2, 3, "ORG")],
+        ),
+        ("it rained all day .", &[]),
+        (
+            "Anna Karenina met French officials in Moscow .",
+            &[(0, 2, "PER"), (3, 4, "MISC"), (6, 7, "LOC")],
+        ),
+        ("nothing happened here today .", &[]),
+    ];
+    data.iter()
+        .map(|(text, spans)| {
+            let words: Vec<&str> = text.split(' ').collect();
+            let mut s = Sentence::from_words(&words);
+            s.spans = spans
+                .iter()
+                .map(|(a, b, l)| WordSpan::new(*a, *b, *l))
+                .collect();
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn monte_carlo_samples_differ_and_the_deterministic_pass_does_not() {
+    let _guard = serial();
+    let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64);
+    let sentences = toy_set();
+    let opts = PredictOptions {
+        mc_samples: 4,
+        ..PredictOptions::default()
+    };
+    let a = tagger.score_spans(&sentences[..2], &opts).unwrap();
+    let b = tagger.score_spans(&sentences[..2], &opts).unwrap();
+    let span = &a[0][0];
+    assert_eq!(span.mc_probs.len(), 4);
+    // Deterministic pass: identical logits on repeated calls.
+    for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+        assert_eq!(x.logits, y.logits);
+    }
+    // Stochastic passes: samples differ from each other and from the deterministic probs.
+    let distinct: HashSet<Vec<u32>> = span
+        .mc_probs
+        .iter()
+        .map(|p| p.iter().map(|x| x.to_bits()).collect())
+        .collect();
+    assert_eq!(
+        distinct.len(),
+        4,
+        "MC samples are identical: {:?}",
+        span.mc_probs
+    );
+    assert!(span.mc_probs.iter().all(|p| p != &span.probs));
+    for p in &span.mc_probs {
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    }
+    // With the encoder stochastic too, the samples still differ.
+    let enc = PredictOptions {
+        mc_samples: 2,
+        mc_encoder: true,
+        ..PredictOptions::default()
+    };
+    let c = tagger.score_spans(&sentences[..1], &enc).unwrap();
+    assert_ne!(c[0][0].mc_probs[0], c[0][0].mc_probs[1]);
+}
+
+#[test]
+fn long_sentences_are_windowed_without_losing_or_duplicating_spans() {
+    let _guard = serial();
+    // 16 tokens per window (14 without [CLS]/[SEP]) for a 60-word sentence.
+    let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 16);
+    let words: Vec<String> = (0..60).map(|i| format!("w{i}")).collect();
+    let s = Sentence::from_words(&words);
+    let items = tagger.prepare(std::slice::from_ref(&s)).unwrap();
+    assert!(
+        items.len() > 2,
+        "expected several windows, got {}",
+        items.len()
+    );
+    assert!(items.iter().all(|i| i.enc.ids.len() <= 16));
+    let scored = tagger
+        .score_spans(&[s], &PredictOptions::default())
+        .unwrap();
+    let got: Vec<(usize, usize)> = scored[0].iter().map(|x| (x.start, x.end)).collect();
+    let mut want = Vec::new();
+    for a in 0..60 {
+        for b in a + 1..=(a + 5).min(60) {
+            want.push((a, b));
+        }
+    }
+    assert_eq!(got, want);
+}
+
+#[test]
+fn raw_text_candidates_point_into_the_original_string() {
+    let _guard = serial();
+    let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64);
+    let text = "Zoë Müller  flew to 東京 with 👩\u{200D}🚀 crew.";
+    let opts = PredictOptions {
+        overlapping: true,
+        ..PredictOptions::default()
+    };
+    let out = tagger.tag_texts(&[text], &opts).unwrap();
+    let (sentence, cands) = &out[0];
+    let chars: Vec<char> = text.chars().collect();
+    for t in &sentence.tokens {
+        assert_eq!(t.text, chars[t.start..t.end].iter().collect::<String>());
+    }
+    for c in cands {
+        assert_eq!(
+            c.entity.text,
+            chars[c.entity.start..c.entity.end]
+                .iter()
+                .collect::<String>()
+        );
+        assert_eq!(c.probs.len(), 5);
+        assert_ne!(c.class, 0);
+    }
+}
+
+#[test]
+fn checkpoints_round_trip() {
+    let _guard = serial();
+    let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64);
+    let dir = tempfile::tempdir().unwrap();
+    tagger.save(dir.path()).unwrap();
+    let loaded = SpanTagger::load(dir.path(), &DeviceSpec::Cpu).unwrap();
+    let s = &toy_set()[..2];
+    let a = tagger.score_spans(s, &PredictOptions::default()).unwrap();
+    let b = loaded.score_spans(s, &PredictOptions::default()).unwrap();
+    for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+        for (p, q) in x.logits.iter().zip(&y.logits) {
+            assert!((p - q).abs() < 1e-5);
+        }
+    }
+    assert_eq!(loaded.config.schema, tagger.config.schema);
+    // A folder without weights is a typed error.
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    assert!(SpanTagger::load(dir.path(), &DeviceSpec::Cpu).is_err());
+}
+
+fn quick_config(loss: LossConfig) -> TrainConfig {
+    TrainConfig {
+        epochs: 40,
+        batch_size: 2,
+        learning_rate: 3e-3,
+        head_lr_multiplier: 3.0,
+        non_entity_weight: 1.0,
+        warmup_ratio: 0.0,
+        patience: 0,
+        loss,
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn learns_a_toy_set() {
+    let _guard = serial();
+    let data = toy_set();
+    let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64);
+    let before = evaluate(&tagger, &data, 8).unwrap();
+    let (tagger, report) = train(
+        tagger,
+        &data,
+        &[],
+        &quick_config(LossConfig::Ce),
+        &mut linkner_tagger::train::Silent,
+    )
+    .unwrap();
+    let first = report.epochs.first().unwrap().train_loss;
+    let last = report.epochs.last().unwrap().train_loss;
+    assert!(last < first * 0.2, "loss {first} -> {last}");
+    let after = evaluate(&tagger, &data, 8).unwrap();
+    assert!(
+        after.f1 >= 0.9,
+        "toy F1 {} (before {})",
+        after.f1,
+        before.f1
+    );
+    assert!(after.f1 > before.f1);
+}
+
+#[test]
+fn evidential_training_learns_and_reports_alpha() {
+    let _guard = serial();
+    let data = toy_set();
+    let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64);
+    // KL to the uniform Dirichlet annealed over the whole run (it dominates a toy set early).
+    let loss = LossConfig::Evidential {
+        evidence: linkner_tagger::Evidence::Exp,
+        anneal_epochs: 60.0,
+        uncertainty_weight: 0.1,
+    };
+    let config = TrainConfig {
+        epochs: 60,
+        learning_rate: 5e-3,
+        ..quick_config(loss)
+    };
+    let (tagger, report) = train(
+        tagger,
+        &data,
+        &[],
+        &config,
+        &mut linkner_tagger::train::Silent,
+    )
+    .unwrap();
+    assert!(report.epochs.iter().all(|e| e.train_loss.is_finite()));
+    let first = report.epochs.first().unwrap().train_loss;
+    let last = report.epochs.last().unwrap().train_loss;
+    assert!(last < first * 0.3, "loss {first} -> {last}");
+    let f1 = evaluate(&tagger, &data, 8).unwrap().f1;
+    assert!(f1 >= 0.85, "evidential toy F1 {f1}");
+    let cands = tagger
+        .tag_sentences(&data[..1], &PredictOptions::default())
+        .unwrap();
+    let c = &cands[0][0];
+    let alpha = c.alpha.as_ref().expect("evidential tagger returns alpha");
+    assert_eq!(alpha.len(), 5);
+    assert!(alpha.iter().all(|a| *a >= 1.0));
+}
+
+#[test]
+fn the_pure_rust_backend_runs_the_tagger() {
+    let _guard = serial();
+    let tagger = tiny_tagger(Device::flex(), 64);
+    let out = tagger
+        .score_spans(
+            &toy_set()[..2],
+            &PredictOptions {
+                mc_samples: 2,
+                ..PredictOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(out[0].len(), 5 + 5 + 4 + 3 + 2 + 1);
+    assert_ne!(out[0][0].mc_probs[0], out[0][0].mc_probs[1]);
+}
+
+#[test]
+fn bad_training_settings_are_typed_errors() {
+    let _guard = serial();
+    let data = toy_set();
+    for config in [
+        TrainConfig {
+            epochs: 0,
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            learning_rate: -1.0,
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            warmup_ratio: 2.0,
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            non_entity_weight: f32::NAN,
+            ..TrainConfig::default()
+        },
+    ] {
+        let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64);
+        let err = train(
+            tagger,
+            &data,
+            &[],
+            &config,
+            &mut linkner_tagger::train::Silent,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, linkner_tagger::TaggerError::InvalidArgument(_)),
+            "{err}"
+        );
+    }
+    // A label outside the schema is reported, not panicked on.
+    let mut bad = toy_set();
+    bad[0].spans.push(WordSpan::new(1, 2, "FOOD"));
+    let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64);
+    let err = train(
+        tagger,
+        &bad,
+        &[],
+        &TrainConfig::default(),
+        &mut linkner_tagger::train::Silent,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, linkner_tagger::TaggerError::UnknownLabel { .. }),
+        "{err}"
+    );
+}
