@@ -1,8 +1,56 @@
 //! # linkner-llm
 //!
 //! The LLM side of linkner: an LLM does not find entities, it classifies one uncertain entity in
-//! its sentence into one of the schema's types or "not an entity". This crate holds the async
-//! `LlmClassifier` trait and an OpenAI-compatible backend over reqwest (OpenAI, vLLM, llama.cpp's
-//! server and Ollama all speak it), with prompts, strict answer parsing, retries and a cache.
+//! its sentence into one of the schema's types or "not an entity".
 //!
-//! Status: the crate is being built (see the LLM issue).
+//! - [`LlmClassifier`]: the async trait every backend implements (`classify`, a default
+//!   `classify_batch`, optional `stats`). A backend written outside this crate needs only it.
+//! - [`OpenAiClassifier`]: the OpenAI-compatible backend (OpenAI, vLLM, llama.cpp's
+//!   `llama-server`, Ollama) over reqwest with rustls, built with [`OpenAiBuilder`]; three
+//!   [`AnswerMode`]s: constrained JSON schema, first-token log-probabilities, strict free text.
+//! - [`prompt`]: a replaceable two-part [`PromptTemplate`] whose entity-independent prefix comes
+//!   first (so servers reuse their prompt cache) and seeded few-shot [`ExamplePool`]s.
+//! - Reliability: per-attempt timeouts, retries with exponential backoff and jitter,
+//!   `Retry-After` on 429/503, a bound on requests in flight, an answer [`cache`] in memory and
+//!   on disk, and [`Stats`] counters. Every failure is an [`LlmError`] the linker turns into
+//!   "keep the local label".
+//! - [`conformance`]: the suite every backend must pass.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use linkner_core::LabelSchema;
+//! use linkner_llm::{AnswerMode, ClassifyRequest, LlmClassifier, OpenAiClassifier};
+//!
+//! # async fn run() -> linkner_llm::Result<()> {
+//! let llm = OpenAiClassifier::builder()
+//!     .base_url("http://127.0.0.1:8080/v1")
+//!     .model("qwen2.5-coder-1.5b-instruct")
+//!     .mode(AnswerMode::Constrained)
+//!     .build()?;
+//! let schema = Arc::new(LabelSchema::conll03());
+//! let req = ClassifyRequest::find("Rome is the capital of Italy .", "Rome", schema)?;
+//! let answer = llm.classify(&req).await?;
+//! println!("{} ({:?})", answer.label, answer.confidence);
+//! # Ok(()) }
+//! ```
+
+pub mod cache;
+pub mod classifier;
+pub mod conformance;
+pub mod error;
+pub mod openai;
+pub mod parse;
+pub mod prompt;
+pub mod request;
+pub mod stats;
+
+pub use cache::AnswerCache;
+pub use classifier::LlmClassifier;
+pub use error::{LlmError, Result};
+pub use openai::{AnswerMode, ApiKey, OpenAiBuilder, OpenAiClassifier, OpenAiConfig};
+pub use prompt::{ExamplePool, PromptTemplate, RenderedPrompt};
+pub use request::{Answer, ClassifyRequest, Example, LocalLabel, Usage};
+pub use stats::Stats;
+
+/// Re-exported so backends written outside this crate need no direct dependency on it.
+pub use async_trait::async_trait;

@@ -1,0 +1,75 @@
+//! The [`LlmClassifier`] trait every LLM backend implements.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::request::{Answer, ClassifyRequest};
+use crate::stats::Stats;
+
+/// Classifies one entity in its sentence into a type of the request's schema or "not an entity".
+///
+/// A backend outside this crate needs only this trait (and [`ClassifyRequest::validate`],
+/// [`Answer::for_class`]); see `docs/llm.md` and the gazetteer backend in the crate's tests.
+/// Implementations must be usable from many tasks at once and must return a typed
+/// [`crate::LlmError`] for every failure — never panic — so the linker can keep the local label.
+#[async_trait]
+pub trait LlmClassifier: Send + Sync {
+    /// A short name for logs and reports (`openai:qwen2.5-1.5b`, `gazetteer`, …).
+    fn name(&self) -> String;
+
+    /// Classifies one request. The answer's class must be inside the request's schema.
+    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer>;
+
+    /// Classifies many requests; the i-th result answers the i-th request. The default runs
+    /// them one after another; backends that can overlap requests override it.
+    async fn classify_batch(&self, requests: &[ClassifyRequest]) -> Vec<Result<Answer>> {
+        let mut out = Vec::with_capacity(requests.len());
+        for r in requests {
+            out.push(self.classify(r).await);
+        }
+        out
+    }
+
+    /// Counters of the calls made so far, when the backend keeps them.
+    fn stats(&self) -> Option<Stats> {
+        None
+    }
+}
+
+#[async_trait]
+impl<T: LlmClassifier + ?Sized> LlmClassifier for std::sync::Arc<T> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
+        (**self).classify(request).await
+    }
+
+    async fn classify_batch(&self, requests: &[ClassifyRequest]) -> Vec<Result<Answer>> {
+        (**self).classify_batch(requests).await
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        (**self).stats()
+    }
+}
+
+#[async_trait]
+impl<T: LlmClassifier + ?Sized> LlmClassifier for Box<T> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
+        (**self).classify(request).await
+    }
+
+    async fn classify_batch(&self, requests: &[ClassifyRequest]) -> Vec<Result<Answer>> {
+        (**self).classify_batch(requests).await
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        (**self).stats()
+    }
+}

@@ -1,0 +1,237 @@
+//! Strict answer parsing: free text, constrained JSON and first-token log-probabilities.
+//!
+//! Nothing here guesses: an answer that is not one of the schema's labels is a
+//! [`LlmError::LabelOutsideSchema`].
+
+use linkner_core::LabelSchema;
+
+use crate::error::{LlmError, Result};
+use crate::request::label_list;
+
+/// Normalises a label or an answer: trims whitespace, quotes and punctuation at both ends,
+/// lower-cases, and collapses inner whitespace, `_` and `-` runs into one space.
+pub fn normalize_label(s: &str) -> String {
+    let t = s.trim_matches(|c: char| {
+        c.is_whitespace() || c.is_ascii_punctuation() || "“”‘’«»".contains(c)
+    });
+    let mut out = String::with_capacity(t.len());
+    let mut gap = false;
+    for c in t.chars() {
+        if c.is_whitespace() || c == '_' || c == '-' {
+            gap = true;
+        } else {
+            if gap && !out.is_empty() {
+                out.push(' ');
+            }
+            gap = false;
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+/// The class whose LLM name (or data name) equals `answer` after [`normalize_label`].
+fn exact_class(schema: &LabelSchema, answer: &str) -> Option<usize> {
+    let a = normalize_label(answer);
+    if a.is_empty() {
+        return None;
+    }
+    std::iter::once(&schema.non_entity)
+        .chain(schema.types.iter())
+        .position(|t| normalize_label(&t.llm_name) == a || normalize_label(&t.name) == a)
+}
+
+/// Parses a free-text answer strictly.
+///
+/// Accepted: exactly one label name (LLM name or data name), in any case, with surrounding
+/// whitespace, quotes or punctuation, optionally after one `answer:` / `label:` / `type:` prefix,
+/// and optionally on the first non-empty line only when the rest is empty. Anything else — a
+/// sentence around the label, two labels, a label outside the set — is an error.
+pub fn parse_free_text(schema: &LabelSchema, text: &str) -> Result<usize> {
+    let mut t = text.trim();
+    for prefix in ["answer:", "label:", "type:", "entity type:"] {
+        if t.len() >= prefix.len()
+            && t.is_char_boundary(prefix.len())
+            && t[..prefix.len()].eq_ignore_ascii_case(prefix)
+        {
+            t = t[prefix.len()..].trim();
+            break;
+        }
+    }
+    exact_class(schema, t).ok_or_else(|| LlmError::LabelOutsideSchema {
+        answer: text.to_string(),
+        expected: label_list(schema),
+    })
+}
+
+/// Parses a constrained (JSON schema) answer `{"label": "..."}`; the label must be one of the
+/// schema's LLM names exactly as they were given in the enum (case-insensitively).
+pub fn parse_constrained(schema: &LabelSchema, content: &str) -> Result<usize> {
+    let v: serde_json::Value =
+        serde_json::from_str(content.trim()).map_err(|e| LlmError::LabelOutsideSchema {
+            answer: format!("{content} (not JSON: {e})"),
+            expected: label_list(schema),
+        })?;
+    let label =
+        v.get("label")
+            .and_then(|l| l.as_str())
+            .ok_or_else(|| LlmError::LabelOutsideSchema {
+                answer: content.to_string(),
+                expected: label_list(schema),
+            })?;
+    exact_class(schema, label).ok_or_else(|| LlmError::LabelOutsideSchema {
+        answer: label.to_string(),
+        expected: label_list(schema),
+    })
+}
+
+/// Turns the top log-probabilities of the first answer token into a distribution over classes.
+///
+/// A token counts for a class when, normalised (trimmed, lower-cased), it is a non-empty prefix
+/// of that class's normalised LLM name; a token that is a prefix of several names splits its mass
+/// evenly. Each class's mass is the sum of its tokens' probabilities; the result is renormalised
+/// to sum to 1. Returns the distribution and the probability mass that fell on label tokens
+/// before renormalising. When no token matches any label it is an error.
+pub fn logprob_distribution(
+    schema: &LabelSchema,
+    top_logprobs: &[(String, f64)],
+) -> Result<(Vec<f32>, f64)> {
+    let names: Vec<String> = std::iter::once(&schema.non_entity)
+        .chain(schema.types.iter())
+        .map(|t| normalize_label(&t.llm_name))
+        .collect();
+    let mut mass = vec![0f64; names.len()];
+    for (token, lp) in top_logprobs {
+        let tok = token.trim().to_lowercase();
+        if tok.is_empty() || !lp.is_finite() {
+            continue;
+        }
+        let hits: Vec<usize> = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.starts_with(&tok))
+            .map(|(i, _)| i)
+            .collect();
+        if hits.is_empty() {
+            continue;
+        }
+        let p = lp.exp() / hits.len() as f64;
+        for i in hits {
+            mass[i] += p;
+        }
+    }
+    let total: f64 = mass.iter().sum();
+    if total.is_nan() || total <= 0.0 {
+        let shown: Vec<&str> = top_logprobs
+            .iter()
+            .take(5)
+            .map(|(t, _)| t.as_str())
+            .collect();
+        return Err(LlmError::LabelOutsideSchema {
+            answer: format!("first tokens {shown:?}"),
+            expected: label_list(schema),
+        });
+    }
+    let dist = mass.iter().map(|m| (m / total) as f32).collect();
+    Ok((dist, total))
+}
+
+/// The index and value of the largest entry (first one on ties).
+pub(crate) fn argmax(v: &[f32]) -> Option<(usize, f32)> {
+    v.iter()
+        .copied()
+        .enumerate()
+        .fold(None, |best, (i, x)| match best {
+            Some((_, b)) if b >= x => best,
+            _ => Some((i, x)),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> LabelSchema {
+        LabelSchema::conll03()
+    }
+
+    #[test]
+    fn free_text_accepts_labels_in_any_case_and_punctuation() {
+        let s = schema();
+        assert_eq!(parse_free_text(&s, "person").unwrap(), 1);
+        assert_eq!(parse_free_text(&s, "  Location.\n").unwrap(), 2);
+        assert_eq!(parse_free_text(&s, "\"ORGANIZATION\"").unwrap(), 3);
+        assert_eq!(parse_free_text(&s, "Answer: miscellaneous").unwrap(), 4);
+        assert_eq!(parse_free_text(&s, "Not an entity").unwrap(), 0);
+        assert_eq!(parse_free_text(&s, "not-an-entity").unwrap(), 0);
+        assert_eq!(parse_free_text(&s, "PER").unwrap(), 1);
+    }
+
+    #[test]
+    fn free_text_rejects_anything_else() {
+        let s = schema();
+        for bad in [
+            "",
+            "The entity is a person.",
+            "person, location",
+            "people",
+            "date",
+            "answer:",
+            "I think organization",
+        ] {
+            match parse_free_text(&s, bad) {
+                Err(LlmError::LabelOutsideSchema { .. }) => {}
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn constrained_requires_json_with_a_known_label() {
+        let s = schema();
+        assert_eq!(
+            parse_constrained(&s, r#"{"label": "location"}"#).unwrap(),
+            2
+        );
+        assert!(parse_constrained(&s, r#"{"label": "city"}"#).is_err());
+        assert!(parse_constrained(&s, r#"{"type": "person"}"#).is_err());
+        assert!(parse_constrained(&s, "person").is_err());
+    }
+
+    #[test]
+    fn logprobs_are_summed_per_label_and_renormalised() {
+        let s = schema();
+        let top = vec![
+            ("person".to_string(), (0.5f64).ln()),
+            (" Person".to_string(), (0.1f64).ln()),
+            ("loc".to_string(), (0.2f64).ln()),
+            ("The".to_string(), (0.2f64).ln()),
+        ];
+        let (d, mass) = logprob_distribution(&s, &top).unwrap();
+        assert!((mass - 0.8).abs() < 1e-9);
+        assert!((d[1] - 0.75).abs() < 1e-6, "{d:?}");
+        assert!((d[2] - 0.25).abs() < 1e-6, "{d:?}");
+        assert!((d.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!(argmax(&d), Some((1, d[1])));
+    }
+
+    #[test]
+    fn logprobs_without_any_label_token_fail() {
+        let s = schema();
+        let top = vec![("The".to_string(), -0.1), ("I".to_string(), -3.0)];
+        assert!(matches!(
+            logprob_distribution(&s, &top),
+            Err(LlmError::LabelOutsideSchema { .. })
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn free_text_never_panics_and_stays_in_schema(s in "\\PC{0,40}") {
+            let schema = schema();
+            if let Ok(c) = parse_free_text(&schema, &s) {
+                proptest::prop_assert!(c < schema.num_classes());
+            }
+        }
+    }
+}
