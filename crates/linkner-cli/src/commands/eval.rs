@@ -1,15 +1,30 @@
-//! `linkner eval`: entity-level precision / recall / F1 of a trained tagger on labelled data.
+//! `linkner eval`: entity-level precision / recall / F1 of a trained tagger on labelled data,
+//! and optionally the quality of uncertainty estimators at finding its mistakes.
 //!
 //! ```text
 //! linkner eval --model DIR --data test.txt [--json]
+//!              [--estimator all|paper|NAME[,NAME...]] [--mc-samples N] [--plot OUT.png]
 //! ```
+//!
+//! With `--estimator`, the tagger predicts once with what every estimator needs (Monte-Carlo
+//! samples), every predicted entity is judged against gold (exact span and type), and each
+//! estimator gets AUROC, AURC, ECE and the routed-fraction → F1 curve. Estimators that need
+//! Dirichlet parameters are skipped (with a note) when the model is not evidential-trained.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
 use linkner::core::io::sentences;
-use linkner::tagger::{DeviceSpec, SpanTagger, evaluate};
+use linkner::core::score::{Mode, Scorer};
+use linkner::core::{Candidate, Sentence, WordSpan};
+use linkner::tagger::{DeviceSpec, LocalTagger, PredictOptions, SpanTagger, evaluate};
+use linkner_uncertainty::report::{report_from_scores, score_all};
+use linkner_uncertainty::{
+    EstimatorConfig, EstimatorReport, Outcome, Requirements, RiskCoverage, UncertaintyEstimator,
+    judge_sentence, metrics,
+};
+use serde::Serialize;
 
 use super::CliError;
 use super::tagger_common::read_docs;
@@ -38,6 +53,75 @@ pub struct EvalArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Uncertainty estimators to evaluate: `all` (every built-in and measure), `paper` (the
+    /// four the paper compares), or a comma-separated list of names (`confidence`, `entropy`,
+    /// `mc_dropout[:MEASURE][@N]`, `evidential[:MEASURE]`).
+    #[arg(long, value_name = "all|paper|NAME[,NAME...]")]
+    pub estimator: Option<String>,
+    /// Monte-Carlo dropout passes for every `mc_dropout` estimator (overrides `@N`).
+    #[arg(long, value_name = "N")]
+    pub mc_samples: Option<usize>,
+    /// Also run the encoder with dropout in the Monte-Carlo passes (slower; by default only the
+    /// span classifier is stochastic).
+    #[arg(long)]
+    pub mc_encoder: bool,
+    /// Write the risk–coverage curves of the estimators to this PNG (needs `--estimator`).
+    #[arg(long, value_name = "OUT.png")]
+    pub plot: Option<PathBuf>,
+}
+
+/// Timing of the deterministic pass and of the pass with Monte-Carlo samples.
+#[derive(Debug, Clone, Serialize)]
+pub struct PassTiming {
+    /// Sentences tagged.
+    pub sentences: usize,
+    /// Milliseconds per sentence of one deterministic pass.
+    pub deterministic_ms_per_sentence: f64,
+    /// Monte-Carlo passes asked for (0: none was run).
+    pub mc_samples: usize,
+    /// Milliseconds per sentence of the pass with `mc_samples` stochastic passes (deterministic
+    /// pass included); `None` when no estimator needs samples.
+    pub mc_ms_per_sentence: Option<f64>,
+    /// `mc_ms_per_sentence / deterministic_ms_per_sentence`.
+    pub mc_cost_ratio: Option<f64>,
+}
+
+/// An estimator that was not evaluated, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// Estimator name.
+    pub name: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// Parses `--estimator` (and applies `--mc-samples`).
+fn parse_estimators(
+    spec: &str,
+    mc_samples: Option<usize>,
+) -> Result<Vec<EstimatorConfig>, CliError> {
+    let mut configs = match spec.trim() {
+        "all" => EstimatorConfig::all(),
+        "paper" => EstimatorConfig::paper_set(),
+        list if list.starts_with('{') => vec![list.parse::<EstimatorConfig>()?],
+        list => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::parse::<EstimatorConfig>)
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    if configs.is_empty() {
+        return Err("--estimator names no estimator".into());
+    }
+    if let Some(n) = mc_samples {
+        for c in &mut configs {
+            if let EstimatorConfig::McDropout { samples, .. } = c {
+                *samples = n;
+            }
+        }
+    }
+    Ok(configs)
 }
 
 /// Runs `linkner eval`.
@@ -46,14 +130,29 @@ pub fn run(args: EvalArgs) -> Result<(), CliError> {
     if let Some(n) = args.threads {
         linkner::tagger::set_threads(n)?;
     }
+    if args.plot.is_some() && args.estimator.is_none() {
+        return Err("--plot needs --estimator".into());
+    }
+    let configs = match &args.estimator {
+        Some(spec) => Some(parse_estimators(spec, args.mc_samples)?),
+        None => None,
+    };
     let tagger = SpanTagger::load(&args.model, &device)?;
     let data = sentences(read_docs(
         &args.data,
         args.format.as_deref(),
         Some(tagger.config.schema.clone()),
     )?);
+    match configs {
+        None => plain(&args, &tagger, &data),
+        Some(configs) => with_estimators(&args, &tagger, &data, &configs),
+    }
+}
+
+/// `linkner eval` without estimators: scores and speed.
+fn plain(args: &EvalArgs, tagger: &SpanTagger, data: &[Sentence]) -> Result<(), CliError> {
     let started = Instant::now();
-    let scores = evaluate(&tagger, &data, args.batch_size)?;
+    let scores = evaluate(tagger, data, args.batch_size)?;
     let secs = started.elapsed().as_secs_f64();
     if args.json {
         println!("{}", serde_json::to_string(&scores)?);
@@ -65,12 +164,209 @@ pub fn run(args: EvalArgs) -> Result<(), CliError> {
             secs,
             data.len() as f64 / secs.max(1e-9)
         );
-        let width = tagger.config.model.max_span_width;
-        let unreachable: usize = data
-            .iter()
-            .map(|s| linkner::tagger::span::out_of_reach(&s.spans, width))
-            .sum();
-        println!("{unreachable} gold entities are wider than the max span width ({width} words)");
+        print_unreachable(tagger, data);
     }
     Ok(())
+}
+
+fn print_unreachable(tagger: &SpanTagger, data: &[Sentence]) {
+    let width = tagger.config.model.max_span_width;
+    let unreachable: usize = data
+        .iter()
+        .map(|s| linkner::tagger::span::out_of_reach(&s.spans, width))
+        .sum();
+    println!("{unreachable} gold entities are wider than the max span width ({width} words)");
+}
+
+/// Tags `data` and returns the candidates and the milliseconds per sentence.
+fn timed_pass(
+    tagger: &SpanTagger,
+    data: &[Sentence],
+    options: &PredictOptions,
+) -> Result<(Vec<Vec<Candidate>>, f64), CliError> {
+    let started = Instant::now();
+    let cands = tagger.tag_sentences(data, options)?;
+    let ms = started.elapsed().as_secs_f64() * 1e3 / data.len().max(1) as f64;
+    Ok((cands, ms))
+}
+
+/// `linkner eval --estimator …`.
+fn with_estimators(
+    args: &EvalArgs,
+    tagger: &SpanTagger,
+    data: &[Sentence],
+    configs: &[EstimatorConfig],
+) -> Result<(), CliError> {
+    let evidential = tagger.config.evidential.is_some();
+    let mut estimators: Vec<Box<dyn UncertaintyEstimator>> = Vec::new();
+    let mut skipped = Vec::new();
+    for config in configs {
+        let estimator = config.build()?;
+        if estimator.requirements().needs_alpha && !evidential {
+            skipped.push(Skipped {
+                name: estimator.name().to_string(),
+                reason: "needs Dirichlet parameters (alpha); the model is not evidential-trained"
+                    .into(),
+            });
+        } else {
+            estimators.push(estimator);
+        }
+    }
+    let needs = estimators
+        .iter()
+        .fold(Requirements::none(), |acc, e| acc.union(e.requirements()));
+
+    let base = PredictOptions {
+        batch_size: args.batch_size,
+        mc_encoder: args.mc_encoder,
+        ..PredictOptions::default()
+    };
+    let (det_cands, det_ms) = timed_pass(tagger, data, &base)?;
+    let (cands, mc_ms) = if needs.mc_samples > 0 {
+        let options = PredictOptions {
+            mc_samples: needs.mc_samples,
+            ..base
+        };
+        let (cands, ms) = timed_pass(tagger, data, &options)?;
+        (cands, Some(ms))
+    } else {
+        (det_cands, None)
+    };
+    let timing = PassTiming {
+        sentences: data.len(),
+        deterministic_ms_per_sentence: det_ms,
+        mc_samples: needs.mc_samples,
+        mc_ms_per_sentence: mc_ms,
+        mc_cost_ratio: mc_ms.map(|m| m / det_ms.max(1e-12)),
+    };
+
+    let mut scorer = Scorer::new(Mode::Conlleval);
+    let mut labelled: Vec<(Candidate, Outcome)> = Vec::new();
+    let mut n_gold = 0;
+    for (sentence, c) in data.iter().zip(cands) {
+        let pred: Vec<WordSpan> = c.iter().map(|c| c.span.clone()).collect();
+        scorer.add_spans(&sentence.spans, &pred)?;
+        n_gold += sentence.spans.len();
+        labelled.extend(judge_sentence(c, &sentence.spans));
+    }
+    let scores = scorer.finish();
+
+    let mut reports: Vec<EstimatorReport> = Vec::new();
+    let mut curves: Vec<(String, Vec<RiskCoverage>)> = Vec::new();
+    if labelled.is_empty() {
+        for estimator in estimators.drain(..) {
+            skipped.push(Skipped {
+                name: estimator.name().to_string(),
+                reason: "the tagger predicted no entity: nothing to judge".into(),
+            });
+        }
+    }
+    for estimator in &estimators {
+        let items = score_all(estimator.as_ref(), &labelled)?;
+        reports.push(report_from_scores(estimator.name(), &items, n_gold)?);
+        if !items.is_empty() {
+            curves.push((
+                estimator.name().to_string(),
+                metrics::risk_coverage(&items)?,
+            ));
+        }
+    }
+    if let Some(path) = &args.plot {
+        write_plot(path, &args.data, &curves)?;
+    }
+
+    if args.json {
+        let mut value = serde_json::to_value(&scores)?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("estimators".into(), serde_json::to_value(&reports)?);
+            object.insert("skipped_estimators".into(), serde_json::to_value(&skipped)?);
+            object.insert("timing".into(), serde_json::to_value(&timing)?);
+        }
+        println!("{}", serde_json::to_string(&value)?);
+    } else {
+        println!("{}", scores.table());
+        print_unreachable(tagger, data);
+        println!();
+        print_reports(&reports);
+        for s in &skipped {
+            println!("skipped {}: {}", s.name, s.reason);
+        }
+        println!();
+        print_curves(&reports);
+        println!();
+        println!(
+            "time per sentence: {:.2} ms deterministic pass ({} sentences)",
+            timing.deterministic_ms_per_sentence, timing.sentences
+        );
+        if let (Some(ms), Some(ratio)) = (timing.mc_ms_per_sentence, timing.mc_cost_ratio) {
+            println!(
+                "                   {ms:.2} ms with {} MC-dropout passes ({ratio:.2}× one pass)",
+                timing.mc_samples
+            );
+        }
+        if let Some(path) = &args.plot {
+            println!("risk–coverage plot written to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn write_plot(
+    path: &Path,
+    data: &Path,
+    curves: &[(String, Vec<RiskCoverage>)],
+) -> Result<(), CliError> {
+    let name = data
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let title = format!("Risk–coverage ({name})");
+    linkner_uncertainty::plot::risk_coverage_png(path, &title, curves)?;
+    Ok(())
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.4}"))
+}
+
+fn print_reports(reports: &[EstimatorReport]) {
+    println!(
+        "{:<32} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
+        "estimator", "pred", "wrong", "AUROC", "AURC", "AURC*", "ECE"
+    );
+    for r in reports {
+        println!(
+            "{:<32} {:>7} {:>7} {:>8} {:>8.4} {:>8.4} {:>8.4}",
+            r.name,
+            r.n_predicted,
+            r.n_wrong,
+            fmt_opt(r.auroc),
+            r.aurc,
+            r.aurc_optimal,
+            r.ece
+        );
+    }
+    println!("(AURC* is the AURC of a perfect ranking; ECE of the confidence 1 − score, 15 bins)");
+}
+
+fn print_curves(reports: &[EstimatorReport]) {
+    let Some(first) = reports.first() else {
+        return;
+    };
+    println!("routed fraction → local F1 of the kept predictions (oracle F1 in parentheses)");
+    print!("{:>7}", "routed");
+    for r in reports {
+        print!(" {:>24}", r.name);
+    }
+    println!();
+    for (i, point) in first.curve.iter().enumerate() {
+        print!("{:>7.2}", point.routed_fraction);
+        for r in reports {
+            match r.curve.get(i) {
+                Some(p) => print!(" {:>24}", format!("{:.4} ({:.4})", p.local_f1, p.oracle_f1)),
+                None => print!(" {:>24}", "-"),
+            }
+        }
+        println!();
+    }
 }
