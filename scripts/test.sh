@@ -19,6 +19,13 @@ echo "[linkner] cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "[linkner] cargo clippy -D warnings" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "[linkner] pure-Rust build (flex backend, no LibTorch, no Python on PATH)" >&2
+env -u LIBTORCH_USE_PYTORCH PATH="${PATH#"$LINKNER_VENV/bin:"}" \
+  cargo check -p linkner-tagger --no-default-features --all-targets --locked
+if cargo tree -p linkner-tagger --no-default-features -e normal,build --locked | grep -q torch-sys; then
+  echo "the pure-Rust build of linkner-tagger depends on torch-sys" >&2
+  exit 1
+fi
 echo "[linkner] building tests" >&2
 cargo test --workspace --locked --no-run
 echo "[linkner] running tests" >&2
