@@ -20,8 +20,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,104 +28,15 @@ use linkner::llm::{AnswerMode, OpenAiClassifier};
 use linkner::uncertainty::builtins::Confidence;
 use linkner::{Pipeline, Provenance, RoutingPolicy};
 
-struct Server {
-    url: String,
-    model: String,
-    /// The port to stop when this test started the server.
-    own_port: Option<String>,
-}
+#[path = "../crates/linkner-llm/tests/support/local_server.rs"]
+mod local_server;
 
-impl Server {
-    fn stop(&mut self) {
-        if let Some(port) = self.own_port.take() {
-            let status = Command::new("bash")
-                .arg(root().join("scripts/llm-server.sh"))
-                .args(["stop", &port])
-                .status()
-                .expect("run scripts/llm-server.sh stop");
-            assert!(status.success(), "stopping the server failed");
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(port) = &self.own_port {
-            let _ = Command::new("bash")
-                .arg(root().join("scripts/llm-server.sh"))
-                .args(["stop", port])
-                .status();
-        }
-    }
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn skip(why: &str) {
-    eprintln!();
-    eprintln!("==================================================================");
-    eprintln!("SKIPPED: linker end-to-end test with a real llama.cpp server — {why}");
-    eprintln!("Run `bash scripts/setup-llm.sh small` to install llama-server and the");
-    eprintln!("small model, or set LINKNER_LLM_URL / LINKNER_LLM_MODEL.");
-    eprintln!("==================================================================");
-}
-
-fn server() -> Option<Server> {
-    if let Ok(url) = std::env::var("LINKNER_LLM_URL") {
-        let model = std::env::var("LINKNER_LLM_MODEL").unwrap_or_else(|_| "default".into());
-        return Some(Server {
-            url,
-            model,
-            own_port: None,
-        });
-    }
-    let cache = std::env::var_os("LINKNER_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/linkner")
-        });
-    let stamp = cache.join("llama-venv/.linkner-llama-ok-v2");
-    let model = cache.join("llm/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
-    let bin_ok = std::fs::read_to_string(&stamp)
-        .map(|p| PathBuf::from(p.trim()).exists())
-        .unwrap_or(false);
-    if !bin_ok {
-        skip(&format!(
-            "llama-server is not installed ({} missing)",
-            stamp.display()
-        ));
-        return None;
-    }
-    if !model.exists() {
-        skip(&format!("the small model {} is missing", model.display()));
-        return None;
-    }
-    let port = std::env::var("LINKNER_LINK_TEST_PORT").unwrap_or_else(|_| "18182".into());
-    let out = Command::new("bash")
-        .arg(root().join("scripts/llm-server.sh"))
-        .args(["start", "small", &port])
-        .output()
-        .expect("run scripts/llm-server.sh");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "llama-server is installed but did not start:\n{stderr}"
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let get = |k: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(k).map(str::to_string))
-            .expect("llm-server.sh printed no URL/model")
-    };
-    Some(Server {
-        url: get("LINKNER_LLM_URL="),
-        model: get("LINKNER_LLM_MODEL="),
-        // A server that was already running (reused) is left as it was.
-        own_port: (!stderr.contains("reusing")).then_some(port),
-    })
+fn server() -> Option<local_server::Server> {
+    local_server::server(
+        "linker end-to-end test with a real llama.cpp server",
+        "LINKNER_LINK_TEST_PORT",
+        "18182",
+    )
 }
 
 const TEXTS: &[&str] = &[

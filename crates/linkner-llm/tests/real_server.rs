@@ -1,8 +1,8 @@
 //! The OpenAI-compatible backend against a real local llama.cpp server with the small model.
 //!
-//! Server resolution:
+//! Server resolution (`tests/support/local_server.rs`, shared with the linker's `real_llm` test):
 //! 1. `LINKNER_LLM_URL` (e.g. `http://127.0.0.1:8181/v1`) and `LINKNER_LLM_MODEL` when set: the
-//!    test uses that server (started by `.ci/run` with `scripts/llm-server.sh start small PORT`).
+//!    test uses that server (e.g. one started with `scripts/llm-server.sh start small PORT`).
 //! 2. Otherwise it starts one itself with `scripts/llm-server.sh start small PORT` (port
 //!    `LINKNER_LLM_TEST_PORT`, default 18181) and stops it at the end.
 //! 3. Only when `llama-server` or the small model is not installed (scripts/setup-llm.sh has not
@@ -10,8 +10,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,98 +19,15 @@ use linkner_llm::{
     AnswerMode, ClassifyRequest, Example, LlmClassifier, LlmError, OpenAiClassifier,
 };
 
-struct Server {
-    url: String,
-    model: String,
-    /// The port to stop at the end when this test started the server.
-    stop_port: Option<String>,
-}
+#[path = "support/local_server.rs"]
+mod local_server;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(port) = &self.stop_port {
-            let _ = Command::new("bash")
-                .arg(root().join("scripts/llm-server.sh"))
-                .args(["stop", port])
-                .status();
-        }
-    }
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("LINKNER_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/linkner")
-        })
-}
-
-fn skip(why: &str) {
-    eprintln!();
-    eprintln!("==================================================================");
-    eprintln!("SKIPPED: real llama.cpp server test — {why}");
-    eprintln!("Run `bash scripts/setup-llm.sh small` to install llama-server and the");
-    eprintln!("small model, or set LINKNER_LLM_URL / LINKNER_LLM_MODEL.");
-    eprintln!("==================================================================");
-}
-
-fn server() -> Option<Server> {
-    if let Some(url) = std::env::var("LINKNER_LLM_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-    {
-        let model = std::env::var("LINKNER_LLM_MODEL").unwrap_or_else(|_| "default".into());
-        return Some(Server {
-            url,
-            model,
-            stop_port: None,
-        });
-    }
-    let cache = cache_dir();
-    let stamp = cache.join("llama-venv/.linkner-llama-ok-v2");
-    let model = cache.join("llm/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
-    let bin_ok = std::fs::read_to_string(&stamp)
-        .map(|p| PathBuf::from(p.trim()).exists())
-        .unwrap_or(false);
-    if !bin_ok {
-        skip(&format!(
-            "llama-server is not installed ({} missing)",
-            stamp.display()
-        ));
-        return None;
-    }
-    if !model.exists() {
-        skip(&format!("the small model {} is missing", model.display()));
-        return None;
-    }
-    let port = std::env::var("LINKNER_LLM_TEST_PORT").unwrap_or_else(|_| "18181".into());
-    let out = Command::new("bash")
-        .arg(root().join("scripts/llm-server.sh"))
-        .args(["start", "small", &port])
-        .output()
-        .expect("run scripts/llm-server.sh");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "llama-server is installed but did not start:\n{stderr}"
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let get = |k: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(k).map(str::to_string))
-            .expect("llm-server.sh printed no URL/model")
-    };
-    Some(Server {
-        url: get("LINKNER_LLM_URL="),
-        model: get("LINKNER_LLM_MODEL="),
-        // A server that was already running (reused) is left as it was.
-        stop_port: (!stderr.contains("reusing")).then_some(port),
-    })
+fn server() -> Option<local_server::Server> {
+    local_server::server(
+        "real llama.cpp server test",
+        "LINKNER_LLM_TEST_PORT",
+        "18181",
+    )
 }
 
 /// One hand-written example per class (the fixed few-shot prefix of every backend here).
@@ -137,7 +52,7 @@ fn examples() -> Vec<Example> {
     .collect()
 }
 
-fn backend(s: &Server, mode: AnswerMode, cache: bool) -> OpenAiClassifier {
+fn backend(s: &local_server::Server, mode: AnswerMode, cache: bool) -> OpenAiClassifier {
     OpenAiClassifier::builder()
         .base_url(&s.url)
         .model(&s.model)
