@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::annotation::{Annotation, LinkedEntity, Provenance};
 use crate::error::{LinkError, Result};
 use crate::policy::{RouteInput, RoutingPolicy};
-use crate::stats::{Delta, RunStats, StatsSnapshot};
+use crate::stats::{RunStats, StatsSnapshot};
 
 /// How the pipeline holds the local tagger.
 #[derive(Clone)]
@@ -474,9 +474,9 @@ impl Pipeline {
     async fn run(&self, input: Input) -> Result<Vec<Annotation>> {
         let inner = &self.inner;
         let n_docs = input.len();
-        let mut delta = Delta {
+        let mut delta = StatsSnapshot {
             documents: n_docs as u64,
-            ..Delta::default()
+            ..StatsSnapshot::default()
         };
         if n_docs == 0 {
             return Ok(Vec::new());

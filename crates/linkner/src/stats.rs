@@ -35,28 +35,9 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Everything one call adds to the counters.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Delta {
-    pub documents: u64,
-    pub entities: u64,
-    pub routed: u64,
-    pub llm_requests: u64,
-    pub cache_hits: u64,
-    pub confirmed: u64,
-    pub relabelled: u64,
-    pub rejected: u64,
-    pub failures: u64,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub cached_prompt_tokens: u64,
-    pub tagger_time: Duration,
-    pub estimator_time: Duration,
-    pub llm_time: Duration,
-}
-
 impl RunStats {
-    pub(crate) fn record(&self, d: &Delta) {
+    /// Adds what one call counted (a snapshot used as a delta).
+    pub(crate) fn record(&self, d: &StatsSnapshot) {
         add(&self.documents, d.documents);
         add(&self.entities, d.entities);
         add(&self.routed, d.routed);
