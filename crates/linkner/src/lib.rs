@@ -17,6 +17,8 @@
 //!   LLM-rejected, LLM-failed) and its uncertainty; an LLM failure never loses an entity.
 //! - [`StatsSnapshot`]: documents, entities, routed, LLM requests, cache hits, failures,
 //!   tokens, time in the tagger, the estimator and the LLM.
+//! - [`evaluate`]: local-only, linked and oracle-ceiling F1 of one run on labelled data
+//!   ([`LinkScorer`]); [`GoldOracle`] stands in for the LLM to measure the ceiling of a routing.
 //!
 //! It re-exports the other crates:
 //!
@@ -33,6 +35,8 @@
 pub mod annotation;
 pub mod config;
 pub mod error;
+pub mod evaluate;
+pub mod oracle;
 pub mod pipeline;
 pub mod policy;
 pub mod stats;
@@ -40,6 +44,8 @@ pub mod stats;
 pub use annotation::{Annotation, LinkedEntity, Provenance};
 pub use config::{ExamplesSection, LinkConfig, PipelineSection, TaggerSection};
 pub use error::{LinkError, Result};
+pub use evaluate::{LinkScorer, LinkScores, score_annotations, spans_at_threshold};
+pub use oracle::GoldOracle;
 pub use pipeline::{AnnotationStream, Pipeline, PipelineBuilder, StreamOptions};
 pub use policy::{DEFAULT_THRESHOLD, RouteInput, RoutingPolicy};
 pub use stats::{RunStats, StatsSnapshot};

@@ -209,9 +209,153 @@ impl RoutingPolicy {
     }
 }
 
+impl std::str::FromStr for RoutingPolicy {
+    type Err = LinkError;
+
+    /// Parses the command-line form of a policy (the JSON form is also accepted):
+    ///
+    /// | text | policy |
+    /// |---|---|
+    /// | `0.4`, `threshold:0.4`, `threshold` | [`RoutingPolicy::Threshold`] (default 0.4) |
+    /// | `budget:0.1`, `budget:10%` | [`RoutingPolicy::Budget`] |
+    /// | `per_type:MISC=0.2,ORG=0.3[,default=0.5]` | [`RoutingPolicy::PerType`] |
+    /// | `never`, `always` | [`RoutingPolicy::Never`], [`RoutingPolicy::Always`] |
+    /// | `{"type": "budget", "fraction": 0.1}` | JSON, as in a config file |
+    fn from_str(text: &str) -> Result<Self> {
+        let t = text.trim();
+        if t.starts_with('{') {
+            return serde_json::from_str(t)
+                .map_err(|e| LinkError::Policy(format!("policy `{t}`: {e}")));
+        }
+        let number = |v: &str, what: &str| -> Result<f32> {
+            let v = v.trim();
+            let (v, divisor) = match v.strip_suffix('%') {
+                Some(p) => (p, 100.0),
+                None => (v, 1.0),
+            };
+            v.parse::<f32>().map(|x| x / divisor).map_err(|_| {
+                LinkError::Policy(format!("policy `{t}`: {what} `{v}` is not a number"))
+            })
+        };
+        let (kind, arg) = match t.split_once(':') {
+            Some((k, a)) => (k.trim().to_ascii_lowercase(), Some(a)),
+            None => (t.to_ascii_lowercase(), None),
+        };
+        let policy = match (kind.as_str(), arg) {
+            ("never" | "local", None) => RoutingPolicy::Never,
+            ("always" | "all", None) => RoutingPolicy::Always,
+            ("threshold", None) => RoutingPolicy::default(),
+            ("threshold", Some(a)) => RoutingPolicy::threshold(number(a, "threshold")?),
+            ("budget", Some(a)) => RoutingPolicy::budget(number(a, "fraction")?),
+            ("per_type" | "per-type", Some(a)) => {
+                let mut thresholds = BTreeMap::new();
+                let mut default = DEFAULT_THRESHOLD;
+                for item in a.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let (name, value) = item.split_once('=').ok_or_else(|| {
+                        LinkError::Policy(format!(
+                            "policy `{t}`: expected TYPE=THRESHOLD, got `{item}`"
+                        ))
+                    })?;
+                    let value = number(value, "threshold")?;
+                    if name.trim() == "default" {
+                        default = value;
+                    } else {
+                        thresholds.insert(name.trim().to_string(), value);
+                    }
+                }
+                RoutingPolicy::PerType {
+                    thresholds,
+                    default,
+                }
+            }
+            _ if arg.is_none() && t.parse::<f32>().is_ok() => {
+                RoutingPolicy::threshold(number(t, "threshold")?)
+            }
+            _ => {
+                return Err(LinkError::Policy(format!(
+                    "unknown policy `{t}`; expected a threshold (0.4, threshold:0.4), \
+                     budget:FRACTION (budget:0.1 or budget:10%), \
+                     per_type:TYPE=T,...[,default=T], never, always, or JSON"
+                )));
+            }
+        };
+        policy.validate(None)?;
+        Ok(policy)
+    }
+}
+
+impl std::fmt::Display for RoutingPolicy {
+    /// The command-line form parsed by [`str::parse`].
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RoutingPolicy::Threshold { threshold } => write!(f, "threshold:{threshold}"),
+            RoutingPolicy::Budget {
+                fraction,
+                min_uncertainty,
+            } if *min_uncertainty == 0.0 => write!(f, "budget:{fraction}"),
+            RoutingPolicy::Budget { .. } => match serde_json::to_string(self) {
+                Ok(json) => f.write_str(&json),
+                Err(_) => Err(std::fmt::Error),
+            },
+            RoutingPolicy::PerType {
+                thresholds,
+                default,
+            } => {
+                write!(f, "per_type:")?;
+                for (name, t) in thresholds {
+                    write!(f, "{name}={t},")?;
+                }
+                write!(f, "default={default}")
+            }
+            RoutingPolicy::Never => f.write_str("never"),
+            RoutingPolicy::Always => f.write_str("always"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_line_forms_parse_and_round_trip() {
+        let cases = [
+            ("0.3", RoutingPolicy::threshold(0.3)),
+            ("threshold", RoutingPolicy::threshold(0.4)),
+            ("threshold:0.25", RoutingPolicy::threshold(0.25)),
+            ("budget:10%", RoutingPolicy::budget(0.1)),
+            ("budget:0.2", RoutingPolicy::budget(0.2)),
+            ("never", RoutingPolicy::Never),
+            ("ALWAYS", RoutingPolicy::Always),
+            (
+                "per_type:MISC=0.2,ORG=0.3,default=0.5",
+                RoutingPolicy::per_type([("MISC", 0.2), ("ORG", 0.3)], 0.5),
+            ),
+            (
+                r#"{"type": "budget", "fraction": 0.5}"#,
+                RoutingPolicy::budget(0.5),
+            ),
+        ];
+        for (text, want) in cases {
+            let got: RoutingPolicy = text.parse().unwrap();
+            assert_eq!(got, want, "{text}");
+            let again: RoutingPolicy = got.to_string().parse().unwrap();
+            assert_eq!(again, want, "round trip of {text}");
+        }
+        for bad in [
+            "",
+            "budget",
+            "budget:lots",
+            "budget:2",
+            "per_type:MISC",
+            "sometimes",
+        ] {
+            assert!(
+                bad.parse::<RoutingPolicy>().is_err(),
+                "{bad:?} must be refused"
+            );
+        }
+    }
 
     fn inputs(scores: &[f32]) -> Vec<RouteInput<'static>> {
         scores

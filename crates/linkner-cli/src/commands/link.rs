@@ -1,0 +1,398 @@
+//! `linkner link` (local-only vs linked F1 on labelled data) and `linkner annotate` (plain text
+//! in, JSONL out).
+//!
+//! ```text
+//! linkner link --model DIR --data test.txt --llm-url URL [--policy 0.4|budget:10%|...]
+//!              [--estimator entropy] [--oracle] [--sample N] [--json]
+//! linkner annotate --model DIR --llm-url URL [--input FILE] [--output FILE]
+//! ```
+//!
+//! `link` runs the pipeline once and scores, from the same run, the local tagger alone, the
+//! linked output, and the oracle ceiling of that routing (gold labels for routed entities). With
+//! `--oracle` no LLM is called at all: a [`GoldOracle`] answers, and the output says so.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use linkner::core::Sentence;
+use linkner::core::io::sentences;
+use linkner::core::score::Scores;
+use linkner::{GoldOracle, LinkScorer, LinkScores, Pipeline, StatsSnapshot};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+
+use super::CliError;
+use super::pipeline_args::PipelineArgs;
+use super::tagger_common::read_docs;
+
+/// Arguments of `linkner link`.
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    /// The pipeline (tagger, estimator, policy, LLM).
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Labelled data (CoNLL, spanner JSON or JSONL).
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Data format (conll, spanner, jsonl); guessed by default.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Replace the LLM by the gold label of each routed entity: the ceiling of this routing.
+    /// No LLM is called; every output line says ORACLE.
+    #[arg(long)]
+    pub oracle: bool,
+    /// Use a seeded random sample of N sentences (kept in file order) instead of all.
+    #[arg(long, value_name = "N")]
+    pub sample: Option<usize>,
+    /// Seed of `--sample`.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Sentences per pipeline call.
+    #[arg(long, default_value_t = 64)]
+    pub chunk: usize,
+    /// Print one JSON object instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `linkner link` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkReport {
+    /// The data file.
+    pub data: PathBuf,
+    /// Sentences evaluated.
+    pub sentences: usize,
+    /// Sentences in the file (more than `sentences` with `--sample`).
+    pub sentences_in_file: usize,
+    /// True when the LLM was replaced by gold labels (`--oracle`): `scores.linked` is then the
+    /// oracle, not an LLM result.
+    pub oracle_mode: bool,
+    /// The estimator's name.
+    pub estimator: String,
+    /// The routing policy.
+    pub policy: String,
+    /// The LLM backend's name (`oracle (gold labels)` with `--oracle`).
+    pub llm: Option<String>,
+    /// Local-only, linked and oracle-ceiling scores.
+    pub scores: LinkScores,
+    /// The pipeline's counters.
+    pub stats: StatsSnapshot,
+    /// Wall-clock seconds of the whole run (tagger and LLM).
+    pub wall_seconds: f64,
+}
+
+/// Reads `--data`, optionally sampled.
+pub fn read_gold(
+    path: &std::path::Path,
+    format: Option<&str>,
+    sample: Option<usize>,
+    seed: u64,
+) -> Result<(Vec<Sentence>, usize), CliError> {
+    let all = sentences(read_docs(path, format, None)?);
+    let total = all.len();
+    let Some(n) = sample.filter(|&n| n < total) else {
+        return Ok((all, total));
+    };
+    let mut idx: Vec<usize> = (0..total).collect();
+    idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    idx.truncate(n);
+    idx.sort_unstable();
+    let mut keep = vec![false; total];
+    for i in idx {
+        keep[i] = true;
+    }
+    let picked = all
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(s, k)| k.then_some(s))
+        .collect();
+    Ok((picked, total))
+}
+
+/// Runs the pipeline over `gold` in chunks (progress bar on stderr) and scores it.
+pub async fn run_and_score(
+    pipeline: &Pipeline,
+    gold: &[Sentence],
+    chunk: usize,
+    label: &str,
+) -> Result<(LinkScores, StatsSnapshot, Duration), CliError> {
+    let bar = ProgressBar::new(gold.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} sentences ({per_sec}, ETA {eta}) {msg}",
+        )?
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    let started = Instant::now();
+    let before = pipeline.stats();
+    let mut scorer = LinkScorer::new();
+    for part in gold.chunks(chunk.max(1)) {
+        let annotations = pipeline.annotate_sentences(part.to_vec()).await?;
+        scorer.add(part, &annotations)?;
+        let s = pipeline.stats();
+        bar.set_message(format!(
+            "routed {} · failed {}",
+            s.routed - before.routed,
+            s.failures - before.failures
+        ));
+        bar.inc(part.len() as u64);
+    }
+    bar.finish_and_clear();
+    let after = pipeline.stats();
+    Ok((scorer.finish(), delta(&before, &after), started.elapsed()))
+}
+
+/// The counters of one run (`after − before`).
+fn delta(before: &StatsSnapshot, after: &StatsSnapshot) -> StatsSnapshot {
+    StatsSnapshot {
+        documents: after.documents - before.documents,
+        entities: after.entities - before.entities,
+        routed: after.routed - before.routed,
+        llm_requests: after.llm_requests - before.llm_requests,
+        cache_hits: after.cache_hits - before.cache_hits,
+        confirmed: after.confirmed - before.confirmed,
+        relabelled: after.relabelled - before.relabelled,
+        rejected: after.rejected - before.rejected,
+        failures: after.failures - before.failures,
+        prompt_tokens: after.prompt_tokens - before.prompt_tokens,
+        completion_tokens: after.completion_tokens - before.completion_tokens,
+        cached_prompt_tokens: after.cached_prompt_tokens - before.cached_prompt_tokens,
+        tagger_time: after.tagger_time.saturating_sub(before.tagger_time),
+        estimator_time: after.estimator_time.saturating_sub(before.estimator_time),
+        llm_time: after.llm_time.saturating_sub(before.llm_time),
+    }
+}
+
+/// A tokio runtime for the CLI (two workers: the tagger runs on the blocking pool).
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Runs `linkner link`.
+pub fn run(args: LinkArgs) -> Result<(), CliError> {
+    let (gold, total) = read_gold(&args.data, args.format.as_deref(), args.sample, args.seed)?;
+    let mut config = if args.oracle {
+        // The oracle needs no server: drop the "no LLM configured" check by routing through it.
+        let mut p = args.pipeline.clone();
+        p.llm_url = Some(
+            p.llm_url
+                .unwrap_or_else(|| "http://oracle.invalid/v1".into()),
+        );
+        p.link_config()?
+    } else {
+        args.pipeline.link_config()?
+    };
+    let oracle: Option<Arc<dyn linkner::llm::LlmClassifier>> = if args.oracle {
+        config.llm = None;
+        Some(Arc::new(GoldOracle::new(&gold)))
+    } else {
+        None
+    };
+    let pipeline = args.pipeline.build(&config, oracle)?;
+    // The data's labels must be the tagger's.
+    let schema = pipeline.schema();
+    for s in &gold {
+        for span in &s.spans {
+            if schema.class_of(&span.label).is_none() {
+                return Err(format!(
+                    "{}: gold label `{}` is not a type of the tagger's schema `{}` ({})",
+                    args.data.display(),
+                    span.label,
+                    schema.name,
+                    schema.type_names().join(", ")
+                )
+                .into());
+            }
+        }
+    }
+    let label = if args.oracle { "link (ORACLE)" } else { "link" };
+    let rt = runtime()?;
+    let (scores, stats, wall) = rt.block_on(run_and_score(&pipeline, &gold, args.chunk, label))?;
+    let report = LinkReport {
+        data: args.data.clone(),
+        sentences: gold.len(),
+        sentences_in_file: total,
+        oracle_mode: args.oracle,
+        estimator: pipeline.estimator_name().to_string(),
+        policy: pipeline.policy().to_string(),
+        llm: pipeline.llm_name(),
+        scores,
+        stats,
+        wall_seconds: wall.as_secs_f64(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", human(&report));
+    }
+    Ok(())
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2}", 100.0 * x)
+}
+
+fn score_row(name: &str, s: &Scores) -> String {
+    format!(
+        "{name:<58} {:>7} {:>7} {:>7}\n",
+        pct(s.precision),
+        pct(s.recall),
+        pct(s.f1)
+    )
+}
+
+/// The human-readable report.
+pub fn human(r: &LinkReport) -> String {
+    let mut out = String::new();
+    let sampled = if r.sentences < r.sentences_in_file {
+        format!(
+            " (seeded sample of {} of {} sentences)",
+            r.sentences, r.sentences_in_file
+        )
+    } else {
+        format!(" ({} sentences)", r.sentences)
+    };
+    out.push_str(&format!("data: {}{sampled}\n", r.data.display()));
+    out.push_str(&format!(
+        "estimator: {} · policy: {} · LLM: {}\n",
+        r.estimator,
+        r.policy,
+        r.llm.as_deref().unwrap_or("none")
+    ));
+    if r.oracle_mode {
+        out.push_str(
+            "ORACLE MODE: routed entities get their GOLD label; no LLM was called. These figures \
+             are the ceiling of this routing, not an LLM result.\n",
+        );
+    }
+    out.push('\n');
+    out.push_str(&format!("{:<58} {:>7} {:>7} {:>7}\n", "", "P", "R", "F1"));
+    out.push_str(&score_row("local tagger only", &r.scores.local));
+    let linked_name = if r.oracle_mode {
+        "ORACLE: gold labels for routed entities (no LLM)"
+    } else {
+        "linked (local + LLM)"
+    };
+    out.push_str(&score_row(linked_name, &r.scores.linked));
+    if !r.oracle_mode {
+        out.push_str(&score_row(
+            "oracle ceiling of this routing (gold labels, not an LLM)",
+            &r.scores.oracle,
+        ));
+    }
+    out.push_str(&format!(
+        "\nper type F1 {:>15} {:>9} {:>9} {:>9}\n",
+        "support",
+        "local",
+        if r.oracle_mode { "ORACLE" } else { "linked" },
+        "oracle"
+    ));
+    for (name, local) in &r.scores.local.per_label {
+        let f = |s: &Scores| {
+            s.per_label
+                .get(name)
+                .map_or_else(|| "-".to_string(), |l| pct(l.f1))
+        };
+        out.push_str(&format!(
+            "  {name:<10} {:>15} {:>9} {:>9} {:>9}\n",
+            local.support,
+            pct(local.f1),
+            f(&r.scores.linked),
+            f(&r.scores.oracle)
+        ));
+    }
+    let s = &r.stats;
+    out.push_str(&format!(
+        "\nrouted {} of {} entities ({:.1} %): {} requests, {} LLM calls, {} cache hits\n",
+        s.routed,
+        s.entities,
+        100.0 * s.routed_fraction(),
+        s.llm_requests,
+        s.llm_calls(),
+        s.cache_hits
+    ));
+    out.push_str(&format!(
+        "outcomes: {} confirmed, {} relabelled, {} rejected, {} failed (local label kept)\n",
+        s.confirmed, s.relabelled, s.rejected, s.failures
+    ));
+    out.push_str(&format!(
+        "tokens: {} prompt ({} reused from the server's cache), {} completion\n",
+        s.prompt_tokens, s.cached_prompt_tokens, s.completion_tokens
+    ));
+    out.push_str(&format!(
+        "time: tagger {:.1} s, estimator {:.2} s, LLM {:.1} s (summed over calls), wall {:.1} s\n",
+        s.tagger_time.as_secs_f64(),
+        s.estimator_time.as_secs_f64(),
+        s.llm_time.as_secs_f64(),
+        r.wall_seconds
+    ));
+    out
+}
+
+/// Arguments of `linkner annotate`.
+#[derive(Debug, Args)]
+pub struct AnnotateArgs {
+    /// The pipeline (tagger, estimator, policy, LLM).
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Plain text, one document per line; standard input when absent.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// JSONL output (one annotation per input line, in order); standard output when absent.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print the run statistics to stderr at the end.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// Runs `linkner annotate`: every input line gets exactly one output line (an empty line gives
+/// an annotation without entities); a document whose tagging fails stops the run with its line
+/// number.
+pub fn run_annotate(args: AnnotateArgs) -> Result<(), CliError> {
+    let config = args.pipeline.link_config()?;
+    let pipeline = args.pipeline.build(&config, None)?;
+    let lines: Vec<String> = match &args.input {
+        Some(path) => {
+            let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::io::BufReader::new(file)
+                .lines()
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => std::io::stdin().lock().lines().collect::<Result<_, _>>()?,
+    };
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => {
+            Box::new(std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = BufWriter::new(out);
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut stream = pipeline.annotate_stream(lines)?;
+        let mut line = 0usize;
+        while let Some(item) = stream.next().await {
+            line += 1;
+            let annotation = item.map_err(|e| format!("input line {line}: {e}"))?;
+            serde_json::to_writer(&mut out, &annotation)?;
+            out.write_all(b"\n")?;
+        }
+        Ok::<(), CliError>(())
+    })?;
+    out.flush()?;
+    if args.stats {
+        eprintln!("{}", serde_json::to_string(&pipeline.stats())?);
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! The pipeline options shared by `linkner link`, `linkner annotate` and `linkner report`: a
+//! config file ([`LinkConfig`], `docs/configuration.md`) and/or flags that override it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use linkner::llm::{AnswerMode, LlmClassifier, OpenAiConfig};
+use linkner::tagger::SpanTagger;
+use linkner::uncertainty::EstimatorConfig;
+use linkner::{
+    ExamplesSection, LinkConfig, Pipeline, PipelineSection, RoutingPolicy, TaggerSection,
+};
+
+use super::CliError;
+
+/// Builds a pipeline from `--config` and/or flags (flags win).
+#[derive(Debug, Clone, Args)]
+pub struct PipelineArgs {
+    /// Pipeline config file (JSON, see docs/configuration.md); the flags below override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Trained tagger folder (from `linkner train`); required without `--config`.
+    #[arg(long, value_name = "DIR", env = "LINKNER_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Device of the tagger: cpu (LibTorch), cuda, cuda:N, flex.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// LibTorch CPU threads (1 is often fastest on a busy machine).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Uncertainty estimator: confidence, entropy (default), mc_dropout[@N], evidential, or
+    /// JSON.
+    #[arg(long, value_name = "NAME")]
+    pub estimator: Option<String>,
+    /// Routing policy: a threshold (`0.4`, LinkNER's default), `budget:10%`,
+    /// `per_type:MISC=0.2,default=0.4`, `never` (local tagger only), `always`, or JSON.
+    #[arg(long, value_name = "POLICY")]
+    pub policy: Option<String>,
+    /// OpenAI-compatible base URL (`http://127.0.0.1:8080/v1`: llama.cpp, vLLM, Ollama,
+    /// OpenAI).
+    #[arg(long, value_name = "URL", env = "LINKNER_LLM_URL")]
+    pub llm_url: Option<String>,
+    /// Model name sent to the server.
+    #[arg(long, value_name = "NAME", env = "LINKNER_LLM_MODEL")]
+    pub llm_model: Option<String>,
+    /// Answer mode: logprobs (default), constrained, free_text.
+    #[arg(long, value_name = "MODE")]
+    pub llm_mode: Option<String>,
+    /// Environment variable holding the API key (none sent when unset).
+    #[arg(long, value_name = "VAR")]
+    pub llm_api_key_env: Option<String>,
+    /// Most LLM requests in flight at once.
+    #[arg(long, value_name = "N")]
+    pub llm_in_flight: Option<usize>,
+    /// Keep the LLM answer cache in this JSONL file (reused across runs).
+    #[arg(long, value_name = "FILE")]
+    pub llm_cache: Option<PathBuf>,
+    /// Draw few-shot examples for the prompt from this labelled file (e.g. the training set;
+    /// 2 per class, seeded).
+    #[arg(long, value_name = "FILE")]
+    pub examples_from: Option<PathBuf>,
+}
+
+fn non_empty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl PipelineArgs {
+    /// The config: the file (when given) with every flag applied over it.
+    pub fn link_config(&self) -> Result<LinkConfig, CliError> {
+        let mut config = match &self.config {
+            Some(path) => LinkConfig::from_path(path)?,
+            None => {
+                let model = self.model.clone().ok_or(
+                    "give --model DIR (a folder written by `linkner train`) or --config FILE",
+                )?;
+                LinkConfig {
+                    tagger: TaggerSection {
+                        model,
+                        device: "cpu".into(),
+                        batch_size: linkner::tagger::PredictOptions::default().batch_size,
+                        overlapping: false,
+                        mc_encoder: false,
+                        concurrent: false,
+                    },
+                    estimator: EstimatorConfig::default(),
+                    policy: RoutingPolicy::default(),
+                    llm: None,
+                    examples: None,
+                    pipeline: PipelineSection::default(),
+                }
+            }
+        };
+        if let Some(model) = &self.model {
+            config.tagger.model = model.clone();
+        }
+        if let Some(device) = &self.device {
+            config.tagger.device = device.clone();
+        }
+        if let Some(e) = non_empty(&self.estimator) {
+            config.estimator = e.parse::<EstimatorConfig>()?;
+        }
+        if let Some(p) = non_empty(&self.policy) {
+            config.policy = p.parse::<RoutingPolicy>()?;
+        }
+        let llm_flags = non_empty(&self.llm_url).is_some()
+            || non_empty(&self.llm_model).is_some()
+            || self.llm_mode.is_some()
+            || self.llm_api_key_env.is_some()
+            || self.llm_in_flight.is_some()
+            || self.llm_cache.is_some();
+        if llm_flags {
+            let llm = config.llm.get_or_insert_with(OpenAiConfig::default);
+            if let Some(url) = non_empty(&self.llm_url) {
+                llm.base_url = url.to_string();
+            }
+            if let Some(model) = non_empty(&self.llm_model) {
+                llm.model = model.to_string();
+            }
+            if let Some(mode) = non_empty(&self.llm_mode) {
+                llm.mode = AnswerMode::parse(mode)?;
+            }
+            if let Some(var) = non_empty(&self.llm_api_key_env) {
+                llm.api_key_env = Some(var.to_string());
+            }
+            if let Some(n) = self.llm_in_flight {
+                llm.max_in_flight = n;
+            }
+            if let Some(path) = &self.llm_cache {
+                llm.cache_path = Some(path.clone());
+            }
+        }
+        if let Some(from) = &self.examples_from {
+            config.examples = Some(ExamplesSection {
+                from: from.clone(),
+                format: None,
+                per_class: 2,
+                seed: 42,
+            });
+        }
+        if config.policy.may_route() && config.llm.is_none() {
+            return Err(format!(
+                "the routing policy `{}` sends entities to an LLM, but no LLM is configured: \
+                 give --llm-url URL (or LINKNER_LLM_URL, or an `llm` section in --config), \
+                 or --policy never for the local tagger alone",
+                config.policy
+            )
+            .into());
+        }
+        Ok(config)
+    }
+
+    /// Loads the tagger and builds the pipeline. With `oracle`, the LLM of the config is
+    /// replaced by it (no server is needed).
+    pub fn build(
+        &self,
+        config: &LinkConfig,
+        oracle: Option<Arc<dyn LlmClassifier>>,
+    ) -> Result<Pipeline, CliError> {
+        if let Some(n) = self.threads {
+            linkner::tagger::set_threads(n)?;
+        }
+        let device = config.tagger.device()?;
+        let tagger = SpanTagger::load(&config.tagger.model, &device)?;
+        let schema = tagger.config.schema.clone();
+        let builder = match oracle {
+            Some(oracle) => {
+                let mut local = config.clone();
+                local.llm = None;
+                local.examples = None;
+                local.policy = RoutingPolicy::Never;
+                local
+                    .builder(&schema)?
+                    .policy(config.policy.clone())
+                    .llm(oracle)
+            }
+            None => config.builder(&schema)?,
+        };
+        let builder = if config.tagger.concurrent {
+            builder.tagger(Arc::new(tagger))
+        } else {
+            builder.exclusive_tagger(tagger)
+        };
+        Ok(builder.build()?)
+    }
+}
