@@ -46,7 +46,7 @@ pub struct LinkArgs {
     /// No LLM is called; every output line says ORACLE.
     #[arg(long)]
     pub oracle: bool,
-    /// Use a seeded random sample of N sentences (kept in file order) instead of all.
+    /// Use a seeded random sample of N sentences (kept in file order) instead of all (0: all).
     #[arg(long, value_name = "N")]
     pub sample: Option<usize>,
     /// Seed of `--sample`.
@@ -95,7 +95,7 @@ pub fn read_gold(
 ) -> Result<(Vec<Sentence>, usize), CliError> {
     let all = sentences(read_docs(path, format, None)?);
     let total = all.len();
-    let Some(n) = sample.filter(|&n| n < total) else {
+    let Some(n) = sample.filter(|&n| n > 0 && n < total) else {
         return Ok((all, total));
     };
     let mut idx: Vec<usize> = (0..total).collect();
@@ -353,6 +353,36 @@ pub struct AnnotateArgs {
     /// Print the run statistics to stderr at the end.
     #[arg(long)]
     pub stats: bool,
+    /// Output format: `jsonl` (one [`linkner::Annotation`] per line) or `text` (readable).
+    #[arg(long, value_enum, default_value_t = AnnotateFormat::Jsonl)]
+    pub format: AnnotateFormat,
+}
+
+/// Output formats of `linkner annotate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnnotateFormat {
+    /// One JSON annotation per input line.
+    Jsonl,
+    /// The text, then one line per entity (char span, text, label, uncertainty, provenance).
+    Text,
+}
+
+/// The readable form of one annotation.
+fn annotation_text(a: &linkner::Annotation) -> String {
+    let mut out = format!("{}\n", a.text());
+    for e in a.entities.iter().chain(&a.rejected) {
+        let how = match &e.provenance {
+            linkner::Provenance::LlmRelabelled { from } => format!("llm_relabelled from {from}"),
+            linkner::Provenance::LlmFailed { error } => format!("llm_failed ({error})"),
+            linkner::Provenance::LlmRejected => format!("llm_rejected (was {})", e.local_label),
+            p => p.name().to_string(),
+        };
+        out.push_str(&format!(
+            "  chars [{}, {}) {:<24} {:<6} uncertainty {:.2}  {how}\n",
+            e.entity.start, e.entity.end, e.entity.text, e.entity.label, e.uncertainty
+        ));
+    }
+    out
 }
 
 /// Runs `linkner annotate`: every input line gets exactly one output line (an empty line gives
@@ -385,8 +415,13 @@ pub fn run_annotate(args: AnnotateArgs) -> Result<(), CliError> {
         while let Some(item) = stream.next().await {
             line += 1;
             let annotation = item.map_err(|e| format!("input line {line}: {e}"))?;
-            serde_json::to_writer(&mut out, &annotation)?;
-            out.write_all(b"\n")?;
+            match args.format {
+                AnnotateFormat::Jsonl => {
+                    serde_json::to_writer(&mut out, &annotation)?;
+                    out.write_all(b"\n")?;
+                }
+                AnnotateFormat::Text => out.write_all(annotation_text(&annotation).as_bytes())?,
+            }
         }
         Ok::<(), CliError>(())
     })?;
