@@ -30,6 +30,16 @@ enum Command {
     Predict(commands::predict::PredictArgs),
     /// Precision / recall / F1 of a trained tagger on labelled data.
     Eval(commands::eval::EvalArgs),
+    /// Benchmarks against the Python/PyTorch peer (tagger inference, training).
+    Bench(commands::bench::BenchArgs),
+    /// Local-only vs linked (local + LLM) F1 on labelled data, with the oracle ceiling of the
+    /// routing, % routed, LLM calls, cache hits, tokens and time.
+    Link(commands::link::LinkArgs),
+    /// Annotate plain text (one document per line) with the whole pipeline; JSONL out.
+    Annotate(commands::link::AnnotateArgs),
+    /// Regenerate docs/results.md and its plots: local, linked and oracle F1 on six sets, and
+    /// F1 against the routing threshold for every estimator.
+    Report(commands::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +56,10 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Eval(args) => commands::eval::run(args),
+        Command::Link(args) => commands::link::run(args),
+        Command::Annotate(args) => commands::link::run_annotate(args),
+        Command::Report(args) => commands::report::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

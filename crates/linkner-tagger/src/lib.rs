@@ -39,7 +39,8 @@ pub use error::{Result, TaggerError};
 pub use locate::{default_encoder_dir, default_model_dir};
 pub use loss::LossConfig;
 pub use tagger::{
-    Evidence, HeadOptions, LocalTagger, PredictOptions, ScoredSpan, SpanTagger, TaggerConfig,
+    Evidence, HeadOptions, LocalTagger, Precision, PredictOptions, ScoredSpan, SpanTagger,
+    TaggerConfig,
 };
 pub use train::{EpochReport, TrainConfig, TrainObserver, TrainReport, evaluate, train};
 pub use words::{sentence_from_text, split_words};

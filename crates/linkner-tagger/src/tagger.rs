@@ -2,16 +2,17 @@
 
 use std::path::Path;
 
+use burn::module::{Module, ModuleMapper, Param};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::Device;
 use burn::tensor::activation::softmax;
+use burn::tensor::{Device, FloatDType, Tensor};
 use linkner_core::{Candidate, Entity, LabelSchema, Sentence, WordSpan};
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceSpec;
 use crate::encoder::{LoadReport, load_hf_encoder};
 use crate::error::{Result, TaggerError};
-use crate::model::{SpanNer, SpanNerConfig};
+use crate::model::{SpanBatch, SpanNer, SpanNerConfig};
 use crate::prepare::{PrepareOptions, WindowItem, build_batch, length_buckets, prepare_sentence};
 use crate::tokenize::SubwordTokenizer;
 use crate::words::sentence_from_text;
@@ -333,7 +334,7 @@ impl SpanTagger {
         let classes = self.config.schema.num_classes();
         for batch_idx in batches {
             let batch_items: Vec<&WindowItem> = batch_idx.iter().map(|&i| &items[i]).collect();
-            let batch = build_batch(&batch_items, self.pad_id(), &self.device);
+            let batch = self.cast_inputs(build_batch(&batch_items, self.pad_id(), &self.device));
             let hidden = self.model.encode(&batch, false);
             let logits = self.model.span_logits(hidden.clone(), &batch, false);
             let logits: Vec<f32> = logits
@@ -389,6 +390,131 @@ impl SpanTagger {
             self.config.evidential,
             overlapping,
         )
+    }
+}
+
+/// Float precision of a tagger's forward pass (see [`SpanTagger::with_precision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats (how taggers are trained and saved).
+    #[default]
+    F32,
+    /// bfloat16 weights and activations. On LibTorch CPU the matrix products then run through
+    /// oneDNN's bf16 kernels (fast on CPUs with AVX512-BF16 / AMX); burn's LayerNorm widens to
+    /// f32 internally, softmax and GELU run in bf16.
+    Bf16,
+}
+
+impl Precision {
+    fn dtype(self) -> FloatDType {
+        match self {
+            Precision::F32 => FloatDType::F32,
+            Precision::Bf16 => FloatDType::BF16,
+        }
+    }
+}
+
+/// Casts every float parameter of a module to one dtype.
+struct CastFloats(FloatDType);
+
+impl ModuleMapper for CastFloats {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let dtype = self.0;
+        param.map(|t| t.cast(dtype))
+    }
+}
+
+impl SpanTagger {
+    /// A copy of this tagger whose float parameters are cast to `precision` (inference only:
+    /// do not train or save the copy). `Precision::Bf16` needs a device that supports bf16
+    /// arithmetic (LibTorch CPU and CUDA do); otherwise an error.
+    pub fn with_precision(&self, precision: Precision) -> Result<SpanTagger> {
+        let dtype = precision.dtype();
+        if !self.device.supports_dtype(dtype) {
+            return Err(TaggerError::Device {
+                name: format!("{:?}", self.device),
+                message: format!("{precision:?} arithmetic is not supported on this device"),
+            });
+        }
+        let mut tagger = self.clone();
+        tagger.model = tagger.model.map(&mut CastFloats(dtype));
+        Ok(tagger)
+    }
+
+    /// The precision of the model's float parameters (that of its span classifier's weight).
+    pub fn precision(&self) -> Precision {
+        match FloatDType::from(self.model.classifier.weight.val().dtype()) {
+            FloatDType::BF16 => Precision::Bf16,
+            _ => Precision::F32,
+        }
+    }
+
+    /// Casts the float inputs of a batch (attention mask, shape features) to the model's
+    /// precision, so that a bf16 model sees no f32 operand.
+    fn cast_inputs(&self, mut batch: SpanBatch) -> SpanBatch {
+        let dtype = self.precision().dtype();
+        if dtype != FloatDType::F32 {
+            batch.attention_mask = batch.attention_mask.cast(dtype);
+            batch.shape = batch.shape.cast(dtype);
+        }
+        batch
+    }
+
+    /// Deterministic scores of prepared windows, fed to the model exactly in `batches` (lists
+    /// of indices into `items`, run in the given order, without re-sorting) — unlike
+    /// [`SpanTagger::score_spans`], which buckets windows by length. Float inputs are cast to
+    /// the model's precision and the logits read back as f32. Returns the scored spans of each
+    /// of `num_sentences` sentences, sorted by `(start, end)`.
+    pub fn score_batches(
+        &self,
+        items: &[WindowItem],
+        batches: &[Vec<usize>],
+        num_sentences: usize,
+    ) -> Result<Vec<Vec<ScoredSpan>>> {
+        let classes = self.config.schema.num_classes();
+        let mut out: Vec<Vec<ScoredSpan>> = vec![Vec::new(); num_sentences];
+        for batch_idx in batches {
+            let batch_items: Vec<&WindowItem> = batch_idx
+                .iter()
+                .map(|&i| {
+                    items.get(i).ok_or_else(|| {
+                        TaggerError::InvalidArgument(format!("window {i} outside the items"))
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let batch = self.cast_inputs(build_batch(&batch_items, self.pad_id(), &self.device));
+            let logits: Vec<f32> = self
+                .model
+                .forward(&batch, false, false)
+                .try_into_vec_as::<f32>()
+                .map_err(TaggerError::tensor)?;
+            let mut k = 0usize;
+            for item in &batch_items {
+                let spans = out.get_mut(item.sentence).ok_or_else(|| {
+                    TaggerError::InvalidArgument(format!(
+                        "sentence {} outside the {num_sentences} sentences",
+                        item.sentence
+                    ))
+                })?;
+                for &(s, e) in &item.spans {
+                    let l = logits[k * classes..(k + 1) * classes].to_vec();
+                    let probs = softmax_host(&l);
+                    spans.push(ScoredSpan {
+                        start: s,
+                        end: e,
+                        logits: l,
+                        probs,
+                        mc_probs: Vec::new(),
+                    });
+                    k += 1;
+                }
+            }
+        }
+        for spans in &mut out {
+            spans.sort_by_key(|s| (s.start, s.end));
+        }
+        Ok(out)
     }
 }
 
@@ -471,6 +597,63 @@ impl LocalTagger for SpanTagger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bf16_copy_gives_close_logits() {
+        use burn::tensor::{Int, TensorData};
+
+        use crate::encoder::{EncoderConfig, EncoderKind};
+        use crate::span::SPAN_SHAPE_FEATURES;
+
+        let device = DeviceSpec::Cpu.device();
+        if !device.supports_dtype(FloatDType::BF16) {
+            return;
+        }
+        device.seed(3);
+        let encoder = EncoderConfig::new(EncoderKind::Bert, 100, 32, 2, 4, 64, 64);
+        let model = SpanNerConfig::new(encoder, 3)
+            .with_width_dim(8)
+            .with_hidden_dim(16)
+            .init(&device);
+        let ids: Vec<i64> = (0..12).map(|i| (i * 7 % 100) as i64).collect();
+        let mut mask = vec![1f32; 12];
+        mask[10] = 0.0;
+        mask[11] = 0.0;
+        let batch = SpanBatch {
+            input_ids: Tensor::<2, Int>::from_data(TensorData::new(ids, [2, 6]), &device),
+            attention_mask: Tensor::<2>::from_data(TensorData::new(mask, [2, 6]), &device),
+            start_index: Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 7], [2]), &device),
+            end_index: Tensor::<1, Int>::from_data(TensorData::new(vec![3i64, 9], [2]), &device),
+            width: Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 2], [2]), &device),
+            shape: Tensor::<2>::from_data(
+                TensorData::new(
+                    vec![0.5f32; 2 * SPAN_SHAPE_FEATURES],
+                    [2, SPAN_SHAPE_FEATURES],
+                ),
+                &device,
+            ),
+        };
+        let full: Vec<f32> = model
+            .forward(&batch, false, false)
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        let half_model = model.map(&mut CastFloats(FloatDType::BF16));
+        assert_eq!(
+            FloatDType::from(half_model.classifier.weight.val().dtype()),
+            FloatDType::BF16
+        );
+        let mut half_batch = batch;
+        half_batch.attention_mask = half_batch.attention_mask.cast(FloatDType::BF16);
+        half_batch.shape = half_batch.shape.cast(FloatDType::BF16);
+        let half: Vec<f32> = half_model
+            .forward(&half_batch, false, false)
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        assert_eq!(full.len(), half.len());
+        for (a, b) in full.iter().zip(&half) {
+            assert!((a - b).abs() <= 0.05 + 0.05 * a.abs(), "{a} vs {b}");
+        }
+    }
 
     fn scored(start: usize, end: usize, probs: [f32; 3]) -> ScoredSpan {
         ScoredSpan {

@@ -1,7 +1,11 @@
 //! One module per subcommand; each exposes `XxxArgs` (clap) and `run(args)`.
 
+pub mod bench;
 pub mod eval;
+pub mod link;
+mod pipeline_args;
 pub mod predict;
+pub mod report;
 pub mod score;
 mod tagger_common;
 pub mod train;

