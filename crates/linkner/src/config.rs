@@ -29,7 +29,7 @@ use std::sync::Arc;
 use linkner_core::LabelSchema;
 use linkner_core::io::{DataFormat, read_dataset, sentences};
 use linkner_llm::{ExamplePool, OpenAiBuilder, OpenAiConfig};
-use linkner_tagger::{DeviceSpec, PredictOptions, SpanTagger};
+use linkner_tagger::{DeviceSpec, Precision, PredictOptions, SpanTagger};
 use linkner_uncertainty::EstimatorConfig;
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,10 @@ pub struct TaggerSection {
     /// Run the encoder with dropout too in Monte-Carlo passes (slower).
     #[serde(default)]
     pub mc_encoder: bool,
+    /// Float precision of the forward pass: `f32` (default) or `bf16` (faster on CPUs with
+    /// AVX512-BF16/AMX and on GPUs; F1 within ~0.1 of f32 in our measurements).
+    #[serde(default)]
+    pub precision: Precision,
     /// Let concurrent calls run the tagger at the same time. Off by default: LibTorch already
     /// spreads one forward pass over every core, so concurrent passes only oversubscribe the
     /// CPU; calls then take turns in the tagger (and overlap in the LLM). Worth trying on a GPU.
@@ -76,6 +80,15 @@ impl TaggerSection {
         self.device
             .parse()
             .map_err(|e: linkner_tagger::TaggerError| LinkError::Config(e.to_string()))
+    }
+
+    /// Loads the checkpoint on the device, at the configured precision.
+    pub fn load(&self) -> Result<SpanTagger> {
+        let tagger = SpanTagger::load(&self.model, &self.device()?)?;
+        Ok(match self.precision {
+            Precision::F32 => tagger,
+            p => tagger.with_precision(p)?,
+        })
     }
 
     /// The tagger options (`mc_samples` is set from the estimator by the pipeline).
@@ -296,7 +309,7 @@ impl LinkConfig {
     /// pipeline.
     pub fn build(&self) -> Result<Pipeline> {
         self.validate()?;
-        let tagger = SpanTagger::load(&self.tagger.model, &self.tagger.device()?)?;
+        let tagger = self.tagger.load()?;
         let schema = tagger.config.schema.clone();
         let builder = self.builder(&schema)?;
         let builder = if self.tagger.concurrent {

@@ -50,6 +50,9 @@ pub struct EvalArgs {
     /// LibTorch CPU threads (default: LibTorch's choice; 1 is often fastest on a busy machine).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Float precision of the forward pass: f32 or bf16.
+    #[arg(long, value_parser = super::pipeline_args::parse_precision, default_value = "f32")]
+    pub precision: linkner::tagger::Precision,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -138,6 +141,10 @@ pub fn run(args: EvalArgs) -> Result<(), CliError> {
         None => None,
     };
     let tagger = SpanTagger::load(&args.model, &device)?;
+    let tagger = match args.precision {
+        linkner::tagger::Precision::F32 => tagger,
+        p => tagger.with_precision(p)?,
+    };
     let data = sentences(read_docs(
         &args.data,
         args.format.as_deref(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use linkner::llm::{AnswerMode, LlmClassifier, OpenAiConfig};
-use linkner::tagger::SpanTagger;
+use linkner::tagger::Precision;
 use linkner::uncertainty::EstimatorConfig;
 use linkner::{
     ExamplesSection, LinkConfig, Pipeline, PipelineSection, RoutingPolicy, TaggerSection,
@@ -29,6 +29,9 @@ pub struct PipelineArgs {
     /// LibTorch CPU threads (1 is often fastest on a busy machine).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Float precision of the tagger: f32 or bf16.
+    #[arg(long, value_parser = parse_precision)]
+    pub precision: Option<Precision>,
     /// Uncertainty estimator: confidence, entropy (default), mc_dropout[@N], evidential, or
     /// JSON.
     #[arg(long, value_name = "NAME")]
@@ -62,6 +65,15 @@ pub struct PipelineArgs {
     pub examples_from: Option<PathBuf>,
 }
 
+/// Parses `f32` / `bf16`.
+pub fn parse_precision(s: &str) -> Result<Precision, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "f32" | "fp32" | "float32" => Ok(Precision::F32),
+        "bf16" | "bfloat16" => Ok(Precision::Bf16),
+        other => Err(format!("unknown precision `{other}`; expected f32 or bf16")),
+    }
+}
+
 fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
@@ -82,6 +94,7 @@ impl PipelineArgs {
                         batch_size: linkner::tagger::PredictOptions::default().batch_size,
                         overlapping: false,
                         mc_encoder: false,
+                        precision: Precision::F32,
                         concurrent: false,
                     },
                     estimator: EstimatorConfig::default(),
@@ -97,6 +110,9 @@ impl PipelineArgs {
         }
         if let Some(device) = &self.device {
             config.tagger.device = device.clone();
+        }
+        if let Some(p) = self.precision {
+            config.tagger.precision = p;
         }
         if let Some(e) = non_empty(&self.estimator) {
             config.estimator = e.parse::<EstimatorConfig>()?;
@@ -161,8 +177,7 @@ impl PipelineArgs {
         if let Some(n) = self.threads {
             linkner::tagger::set_threads(n)?;
         }
-        let device = config.tagger.device()?;
-        let tagger = SpanTagger::load(&config.tagger.model, &device)?;
+        let tagger = config.tagger.load()?;
         let schema = tagger.config.schema.clone();
         let builder = match oracle {
             Some(oracle) => {
