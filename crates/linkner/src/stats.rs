@@ -150,6 +150,33 @@ impl StatsSnapshot {
         self.llm_requests.saturating_sub(self.cache_hits)
     }
 
+    /// The counts of what happened between `before` and this snapshot (both of one pipeline):
+    /// `self − before`, field by field (saturating at 0, so snapshots taken around a
+    /// [`crate::Pipeline::reset_stats`] give zeros rather than wrap).
+    pub fn since(&self, before: &StatsSnapshot) -> StatsSnapshot {
+        StatsSnapshot {
+            documents: self.documents.saturating_sub(before.documents),
+            entities: self.entities.saturating_sub(before.entities),
+            routed: self.routed.saturating_sub(before.routed),
+            llm_requests: self.llm_requests.saturating_sub(before.llm_requests),
+            cache_hits: self.cache_hits.saturating_sub(before.cache_hits),
+            confirmed: self.confirmed.saturating_sub(before.confirmed),
+            relabelled: self.relabelled.saturating_sub(before.relabelled),
+            rejected: self.rejected.saturating_sub(before.rejected),
+            failures: self.failures.saturating_sub(before.failures),
+            prompt_tokens: self.prompt_tokens.saturating_sub(before.prompt_tokens),
+            completion_tokens: self
+                .completion_tokens
+                .saturating_sub(before.completion_tokens),
+            cached_prompt_tokens: self
+                .cached_prompt_tokens
+                .saturating_sub(before.cached_prompt_tokens),
+            tagger_time: self.tagger_time.saturating_sub(before.tagger_time),
+            estimator_time: self.estimator_time.saturating_sub(before.estimator_time),
+            llm_time: self.llm_time.saturating_sub(before.llm_time),
+        }
+    }
+
     /// Fraction of the entities that were routed (0 when there was none).
     pub fn routed_fraction(&self) -> f64 {
         if self.entities == 0 {
@@ -171,5 +198,32 @@ mod secs {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let v = f64::deserialize(d)?;
         Ok(Duration::try_from_secs_f64(v).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_subtracts_every_field_and_saturates() {
+        let before = StatsSnapshot {
+            documents: 2,
+            routed: 1,
+            llm_time: Duration::from_secs(3),
+            ..StatsSnapshot::default()
+        };
+        let after = StatsSnapshot {
+            documents: 5,
+            routed: 4,
+            failures: 1,
+            llm_time: Duration::from_secs(10),
+            ..StatsSnapshot::default()
+        };
+        let d = after.since(&before);
+        assert_eq!((d.documents, d.routed, d.failures), (3, 3, 1));
+        assert_eq!(d.llm_time, Duration::from_secs(7));
+        // After a reset the later snapshot is smaller: zeros, not a wrap-around.
+        assert_eq!(before.since(&after).documents, 0);
     }
 }

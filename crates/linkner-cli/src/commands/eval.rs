@@ -323,10 +323,14 @@ fn write_plot(
     data: &Path,
     curves: &[(String, Vec<RiskCoverage>)],
 ) -> Result<(), CliError> {
-    let name = data
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    // The last three path components name the set (`oov/test.txt` alone would not).
+    let parts: Vec<String> = data
+        .components()
+        .rev()
+        .take(3)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let name = parts.into_iter().rev().collect::<Vec<_>>().join("/");
     let title = format!("Risk–coverage ({name})");
     linkner_uncertainty::plot::risk_coverage_png(path, &title, curves)?;
     Ok(())

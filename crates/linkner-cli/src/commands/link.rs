@@ -135,38 +135,13 @@ pub async fn run_and_score(
     for part in gold.chunks(chunk.max(1)) {
         let annotations = pipeline.annotate_sentences(part.to_vec()).await?;
         scorer.add(part, &annotations)?;
-        let s = pipeline.stats();
-        bar.set_message(format!(
-            "routed {} · failed {}",
-            s.routed - before.routed,
-            s.failures - before.failures
-        ));
+        let s = pipeline.stats().since(&before);
+        bar.set_message(format!("routed {} · failed {}", s.routed, s.failures));
         bar.inc(part.len() as u64);
     }
     bar.finish_and_clear();
     let after = pipeline.stats();
-    Ok((scorer.finish(), delta(&before, &after), started.elapsed()))
-}
-
-/// The counters of one run (`after − before`).
-fn delta(before: &StatsSnapshot, after: &StatsSnapshot) -> StatsSnapshot {
-    StatsSnapshot {
-        documents: after.documents - before.documents,
-        entities: after.entities - before.entities,
-        routed: after.routed - before.routed,
-        llm_requests: after.llm_requests - before.llm_requests,
-        cache_hits: after.cache_hits - before.cache_hits,
-        confirmed: after.confirmed - before.confirmed,
-        relabelled: after.relabelled - before.relabelled,
-        rejected: after.rejected - before.rejected,
-        failures: after.failures - before.failures,
-        prompt_tokens: after.prompt_tokens - before.prompt_tokens,
-        completion_tokens: after.completion_tokens - before.completion_tokens,
-        cached_prompt_tokens: after.cached_prompt_tokens - before.cached_prompt_tokens,
-        tagger_time: after.tagger_time.saturating_sub(before.tagger_time),
-        estimator_time: after.estimator_time.saturating_sub(before.estimator_time),
-        llm_time: after.llm_time.saturating_sub(before.llm_time),
-    }
+    Ok((scorer.finish(), after.since(&before), started.elapsed()))
 }
 
 /// A tokio runtime for the CLI (two workers: the tagger runs on the blocking pool).
