@@ -20,6 +20,8 @@ pub struct SubwordTokenizer {
     prefix: Vec<u32>,
     suffix: Vec<u32>,
     unk_id: u32,
+    /// Whether `word_pieces` puts " " before each word (byte-level pre-tokenizers that are not
+    /// a plain top-level ByteLevel, which adds the space itself).
     prefix_space: bool,
 }
 
@@ -43,22 +45,38 @@ impl SubwordTokenizer {
     /// Loads `tokenizer.json`; turns its padding and truncation off.
     pub fn from_file(path: &Path) -> Result<SubwordTokenizer> {
         let text = std::fs::read_to_string(path).map_err(|e| TaggerError::io(path, e))?;
-        let mut tokenizer = Tokenizer::from_bytes(text.as_bytes()).map_err(|e| tok_err(path, e))?;
-        tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| tok_err(path, e))?;
         // Byte-level BPE (RoBERTa) encodes a word differently at the start of a text and after a
         // space; words inside a sentence must look like the latter, as Hugging Face does with
         // `add_prefix_space=True` for pre-tokenized input.
-        let json: serde_json::Value =
+        let mut json: serde_json::Value =
             serde_json::from_str(&text).map_err(|source| TaggerError::Json {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let prefix_space = json
+        let mut prefix_space = json
             .get("pre_tokenizer")
             .is_some_and(|p| p.to_string().contains("\"ByteLevel\""));
+        // A top-level ByteLevel pre-tokenizer gets `add_prefix_space: true`, exactly what
+        // `RobertaTokenizerFast(add_prefix_space=True)` does, instead of `word_pieces` putting " "
+        // before each word: that gave an extra "Ġ" token to a word that is a special token's text
+        // ("<s>", "<unk>", "</s>": HF matches those before pre-tokenizing, so they get no space)
+        // and a second space to a word starting with " " (ByteLevel adds one only if none is there).
+        let patched = match json.get_mut("pre_tokenizer") {
+            Some(serde_json::Value::Object(p))
+                if p.get("type").and_then(serde_json::Value::as_str) == Some("ByteLevel") =>
+            {
+                p.insert("add_prefix_space".into(), serde_json::Value::Bool(true));
+                prefix_space = false;
+                Some(serde_json::to_vec(&json).map_err(|e| tok_err(path, e))?)
+            }
+            _ => None,
+        };
+        let bytes = patched.as_deref().unwrap_or(text.as_bytes());
+        let mut tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| tok_err(path, e))?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| tok_err(path, e))?;
 
         let probe = tokenizer
             .encode(vec!["a"], true)
