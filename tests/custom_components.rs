@@ -223,7 +223,8 @@ fn config_files_parse_with_defaults_and_resolve_relative_paths() {
     assert!(bad(r#"{"tagger": {"model": "m"}, "policy": {"type": "never"}}"#).is_ok());
     let typo = bad(r#"{"tagger": {"model": "m"}, "llm": {"url": "http://127.0.0.1:9/v1"}}"#);
     assert!(
-        matches!(&typo, Err(LinkError::Config(m)) if m.contains("`url`") && m.contains("base_url")),
+        matches!(&typo, Err(e @ LinkError::Json { .. })
+            if e.to_string().contains("`url`") && e.to_string().contains("base_url")),
         "{typo:?}"
     );
     assert!(matches!(

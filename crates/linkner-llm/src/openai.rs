@@ -94,8 +94,10 @@ impl std::fmt::Display for ApiKey {
 
 /// Serialisable settings of the OpenAI-compatible backend (the linker's config file embeds
 /// it). The key itself is never part of it: only the name of the variable that holds it.
+/// Missing fields take their defaults; unknown fields are refused, so a misspelt field
+/// (`"url"` for `"base_url"`) is an error rather than a silent default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct OpenAiConfig {
     /// Base URL including the API prefix, e.g. `http://127.0.0.1:8080/v1`.
     pub base_url: String,

@@ -198,15 +198,13 @@ impl LinkConfig {
     }
 
     /// Parses JSON text read from `path` (used in error messages). Unknown fields are refused
-    /// everywhere, the `llm` section included.
+    /// everywhere, the `llm` section included (`OpenAiConfig` denies them itself).
     fn parse(text: &str, path: &Path) -> Result<LinkConfig> {
         let json_error = |source| LinkError::Json {
             path: path.to_path_buf(),
             source,
         };
-        let value: serde_json::Value = serde_json::from_str(text).map_err(json_error)?;
-        check_llm_fields(&value)?;
-        serde_json::from_value(value).map_err(json_error)
+        serde_json::from_str(text).map_err(json_error)
     }
 
     /// Reads a config file; relative paths in it (tagger model, examples file, LLM cache file)
@@ -319,26 +317,4 @@ impl LinkConfig {
         };
         builder.build()
     }
-}
-
-/// `OpenAiConfig` fills every missing field with its default, so a misspelt field (`"url"`
-/// for `"base_url"`) would be silently ignored: refuse fields it does not have.
-fn check_llm_fields(config: &serde_json::Value) -> Result<()> {
-    let Some(llm) = config.get("llm").and_then(|v| v.as_object()) else {
-        return Ok(());
-    };
-    let known = serde_json::to_value(OpenAiConfig::default())
-        .map_err(|e| LinkError::Config(format!("cannot list the `llm` fields: {e}")))?;
-    let Some(known) = known.as_object() else {
-        return Ok(());
-    };
-    if let Some(unknown) = llm.keys().find(|k| !known.contains_key(*k)) {
-        let mut expected: Vec<&str> = known.keys().map(String::as_str).collect();
-        expected.sort_unstable();
-        return Err(LinkError::Config(format!(
-            "unknown field `{unknown}` in `llm`; expected one of: {}",
-            expected.join(", ")
-        )));
-    }
-    Ok(())
 }
