@@ -817,6 +817,20 @@ mod tests {
     }
 
     #[test]
+    fn config_fills_defaults_and_refuses_unknown_fields() {
+        let c: OpenAiConfig =
+            serde_json::from_str(r#"{"base_url": "http://127.0.0.1:9/v1"}"#).unwrap();
+        assert_eq!(c.model, OpenAiConfig::default().model);
+        let typo = serde_json::from_str::<OpenAiConfig>(r#"{"url": "http://127.0.0.1:9/v1"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            typo.contains("`url`") && typo.contains("base_url"),
+            "{typo}"
+        );
+    }
+
+    #[test]
     fn debug_redacts_the_api_key() {
         let secret = "sk-very-secret-123";
         let c = OpenAiClassifier::builder()
