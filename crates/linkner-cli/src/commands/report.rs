@@ -358,6 +358,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             let ev_tagger = Arc::new(SpanTagger::load(ev, &device)?);
             estimators.push(("evidential".parse()?, ev_tagger, model_name(ev)));
         }
+        let set_model_name = model_name(&model);
         let thresholds: Vec<f32> = {
             let n = (1.0 / args.step).round() as usize;
             (0..=n).map(|i| (i as f32 * args.step).min(1.0)).collect()
@@ -374,7 +375,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
                 .collect::<Result<Vec<_>, CliError>>()?;
             if estimator == config.estimator
                 && let RoutingPolicy::Threshold { threshold } = config.policy
-                && model == model_name(&config.tagger.model)
+                && model == set_model_name
             {
                 let at = replay(&gold, &annotations, threshold)?;
                 replay_f1 = Some(at.linked_f1);
