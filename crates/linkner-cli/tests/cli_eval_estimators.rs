@@ -6,21 +6,18 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{TRAIN, linkner, minilm};
+use common::{TRAIN, linkner, train_tiny};
 
 /// Trains a tagger with `loss` for `epochs` epochs (a high learning rate and a light
 /// non-entity weight, so that a few epochs on four sentences already predict entities).
 fn train(dir: &Path, data: &Path, loss: &str, epochs: usize) -> PathBuf {
     let model = dir.join(format!("model-{loss}"));
-    let out = linkner()
-        .args([
-            "train",
-            "--format",
-            "conll",
-            "--batch-size",
-            "2",
-            "--threads",
-            "1",
+    let epochs = epochs.to_string();
+    let dev = data.to_str().unwrap();
+    train_tiny(
+        data,
+        &model,
+        &[
             "--lr",
             "1e-3",
             "--non-entity-weight",
@@ -29,23 +26,11 @@ fn train(dir: &Path, data: &Path, loss: &str, epochs: usize) -> PathBuf {
             "100",
             "--loss",
             loss,
-        ])
-        .arg("--epochs")
-        .arg(epochs.to_string())
-        .arg("--train")
-        .arg(data)
-        .arg("--dev")
-        .arg(data)
-        .arg("--encoder")
-        .arg(minilm())
-        .arg("--out")
-        .arg(&model)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "--epochs",
+            &epochs,
+            "--dev",
+            dev,
+        ],
     );
     model
 }

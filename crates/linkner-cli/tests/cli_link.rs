@@ -11,7 +11,7 @@ mod local_server;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{TRAIN, linkner, minilm};
+use common::{TRAIN, linkner, train_tiny};
 use serde_json::Value;
 
 /// The data file and a tagger trained on it (once for the whole file).
@@ -22,30 +22,11 @@ fn fixture() -> &'static (PathBuf, PathBuf) {
         let data = dir.join("data.txt");
         std::fs::write(&data, TRAIN).unwrap();
         let model = dir.join("model");
-        let out = linkner()
-            .args([
-                "train",
-                "--format",
-                "conll",
-                "--epochs",
-                "20",
-                "--batch-size",
-                "2",
-            ])
-            // Enough epochs to memorise the four sentences: the tests need entities.
-            .args(["--threads", "1", "--lr", "2e-4", "--patience", "0"])
-            .arg("--train")
-            .arg(&data)
-            .arg("--encoder")
-            .arg(minilm())
-            .arg("--out")
-            .arg(&model)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        // Enough epochs to memorise the four sentences: the tests need entities.
+        train_tiny(
+            &data,
+            &model,
+            &["--epochs", "20", "--lr", "2e-4", "--patience", "0"],
         );
         (data, model)
     })

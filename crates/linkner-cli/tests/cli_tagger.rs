@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TRAIN, linkner, minilm};
+use common::{TRAIN, linkner, train_tiny};
 
 #[test]
 fn train_predict_eval() {
@@ -12,33 +12,8 @@ fn train_predict_eval() {
     let data = dir.path().join("train.txt");
     std::fs::write(&data, TRAIN).unwrap();
     let model = dir.path().join("model");
-    let out = linkner()
-        .args([
-            "train",
-            "--format",
-            "conll",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "2",
-            "--threads",
-            "1",
-        ])
-        .arg("--train")
-        .arg(&data)
-        .arg("--dev")
-        .arg(&data)
-        .arg("--encoder")
-        .arg(minilm())
-        .arg("--out")
-        .arg(&model)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dev = data.to_str().unwrap();
+    let out = train_tiny(&data, &model, &["--epochs", "1", "--dev", dev]);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("epoch 1:"), "{log}");
     for f in ["model.safetensors", "tagger.json", "tokenizer.json"] {

@@ -19,3 +19,38 @@ BRUSSELS B-LOC\n1996-08-22 O\n\nJapan B-LOC\nbeat O\nSyria B-LOC\n.\tO\n";
 pub fn linkner() -> Command {
     Command::new(env!("CARGO_BIN_EXE_linkner"))
 }
+
+/// Runs `linkner train` on the CoNLL file `data` (batch 2, one thread, the MiniLM encoder) into
+/// `out` with `extra` arguments (epochs, learning rate, loss, dev file…); asserts that it
+/// succeeded and returns its output (the log is on stderr).
+pub fn train_tiny(
+    data: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let output = linkner()
+        .args([
+            "train",
+            "--format",
+            "conll",
+            "--batch-size",
+            "2",
+            "--threads",
+            "1",
+        ])
+        .args(extra)
+        .arg("--train")
+        .arg(data)
+        .arg("--encoder")
+        .arg(minilm())
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
