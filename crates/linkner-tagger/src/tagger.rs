@@ -328,52 +328,9 @@ impl SpanTagger {
         options: &PredictOptions,
     ) -> Result<Vec<Vec<ScoredSpan>>> {
         let items = self.prepare(sentences)?;
-        let mut out: Vec<Vec<ScoredSpan>> = vec![Vec::new(); sentences.len()];
         let order: Vec<usize> = (0..items.len()).collect();
         let batches = length_buckets(&items, &order, options.batch_size, usize::MAX);
-        let classes = self.config.schema.num_classes();
-        for batch_idx in batches {
-            let batch_items: Vec<&WindowItem> = batch_idx.iter().map(|&i| &items[i]).collect();
-            let batch = self.cast_inputs(build_batch(&batch_items, self.pad_id(), &self.device));
-            let hidden = self.model.encode(&batch, false);
-            let logits = self.model.span_logits(hidden.clone(), &batch, false);
-            let logits: Vec<f32> = logits
-                .try_into_vec_as::<f32>()
-                .map_err(TaggerError::tensor)?;
-            let mut samples: Vec<Vec<f32>> = Vec::with_capacity(options.mc_samples);
-            for _ in 0..options.mc_samples {
-                let h = if options.mc_encoder {
-                    self.model.encode(&batch, true)
-                } else {
-                    hidden.clone()
-                };
-                let p = softmax(self.model.span_logits(h, &batch, true), 1);
-                samples.push(p.try_into_vec_as::<f32>().map_err(TaggerError::tensor)?);
-            }
-            let mut k = 0usize;
-            for item in &batch_items {
-                for &(s, e) in &item.spans {
-                    let l = logits[k * classes..(k + 1) * classes].to_vec();
-                    let probs = softmax_host(&l);
-                    let mc_probs = samples
-                        .iter()
-                        .map(|p| p[k * classes..(k + 1) * classes].to_vec())
-                        .collect();
-                    out[item.sentence].push(ScoredSpan {
-                        start: s,
-                        end: e,
-                        logits: l,
-                        probs,
-                        mc_probs,
-                    });
-                    k += 1;
-                }
-            }
-        }
-        for spans in &mut out {
-            spans.sort_by_key(|s| (s.start, s.end));
-        }
-        Ok(out)
+        self.score_windows(&items, &batches, sentences.len(), options)
     }
 
     /// Turns the scored spans of one sentence into candidates (see [`decode_spans`]).
@@ -472,6 +429,18 @@ impl SpanTagger {
         batches: &[Vec<usize>],
         num_sentences: usize,
     ) -> Result<Vec<Vec<ScoredSpan>>> {
+        self.score_windows(items, batches, num_sentences, &PredictOptions::default())
+    }
+
+    /// Scores prepared windows batch by batch in the order given, with `options.mc_samples`
+    /// stochastic passes per batch; spans of each sentence sorted by `(start, end)`.
+    fn score_windows(
+        &self,
+        items: &[WindowItem],
+        batches: &[Vec<usize>],
+        num_sentences: usize,
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<ScoredSpan>>> {
         let classes = self.config.schema.num_classes();
         let mut out: Vec<Vec<ScoredSpan>> = vec![Vec::new(); num_sentences];
         for batch_idx in batches {
@@ -484,11 +453,22 @@ impl SpanTagger {
                 })
                 .collect::<Result<_>>()?;
             let batch = self.cast_inputs(build_batch(&batch_items, self.pad_id(), &self.device));
+            let hidden = self.model.encode(&batch, false);
             let logits: Vec<f32> = self
                 .model
-                .forward(&batch, false, false)
+                .span_logits(hidden.clone(), &batch, false)
                 .try_into_vec_as::<f32>()
                 .map_err(TaggerError::tensor)?;
+            let mut samples: Vec<Vec<f32>> = Vec::with_capacity(options.mc_samples);
+            for _ in 0..options.mc_samples {
+                let h = if options.mc_encoder {
+                    self.model.encode(&batch, true)
+                } else {
+                    hidden.clone()
+                };
+                let p = softmax(self.model.span_logits(h, &batch, true), 1);
+                samples.push(p.try_into_vec_as::<f32>().map_err(TaggerError::tensor)?);
+            }
             let mut k = 0usize;
             for item in &batch_items {
                 let spans = out.get_mut(item.sentence).ok_or_else(|| {
@@ -500,12 +480,16 @@ impl SpanTagger {
                 for &(s, e) in &item.spans {
                     let l = logits[k * classes..(k + 1) * classes].to_vec();
                     let probs = softmax_host(&l);
+                    let mc_probs = samples
+                        .iter()
+                        .map(|p| p[k * classes..(k + 1) * classes].to_vec())
+                        .collect();
                     spans.push(ScoredSpan {
                         start: s,
                         end: e,
                         logits: l,
                         probs,
-                        mc_probs: Vec::new(),
+                        mc_probs,
                     });
                     k += 1;
                 }
