@@ -28,47 +28,55 @@ pub struct LinkScores {
     pub oracle: Scores,
 }
 
+/// The spans of an annotation with every entity `routed` decided by the LLM (its final label,
+/// dropped when rejected) — or, with `gold`, by the oracle (its gold label, dropped when not a
+/// gold entity) — and every other entity given its local label back. Text order.
+fn decided_spans(
+    annotation: &Annotation,
+    routed: impl Fn(&LinkedEntity) -> bool,
+    gold: Option<&[WordSpan]>,
+) -> Vec<WordSpan> {
+    let gold_at: Option<HashMap<(usize, usize), &str>> = gold.map(|g| {
+        g.iter()
+            .map(|g| ((g.start, g.end), g.label.as_str()))
+            .collect()
+    });
+    let mut spans = Vec::new();
+    for (e, rejected) in annotation
+        .entities
+        .iter()
+        .map(|e| (e, false))
+        .chain(annotation.rejected.iter().map(|e| (e, true)))
+    {
+        let (start, end) = (e.span.start, e.span.end);
+        if routed(e) {
+            match &gold_at {
+                Some(g) => {
+                    if let Some(label) = g.get(&(start, end)) {
+                        spans.push(WordSpan::new(start, end, *label));
+                    }
+                }
+                None if rejected => {}
+                None => spans.push(WordSpan::new(start, end, e.span.label.clone())),
+            }
+        } else {
+            spans.push(WordSpan::new(start, end, e.local_label.clone()));
+        }
+    }
+    spans.sort_by_key(|s| (s.start, s.end));
+    spans
+}
+
 /// The local tagger's prediction of one annotation: kept and rejected entities with their local
 /// labels, in text order.
 pub fn local_spans(annotation: &Annotation) -> Vec<WordSpan> {
-    let mut spans: Vec<WordSpan> = annotation
-        .entities
-        .iter()
-        .chain(&annotation.rejected)
-        .map(|e| WordSpan::new(e.span.start, e.span.end, e.local_label.clone()))
-        .collect();
-    spans.sort_by_key(|s| (s.start, s.end));
-    spans
+    decided_spans(annotation, |_| false, None)
 }
 
 /// The oracle prediction of one annotation: local labels for entities that were not routed,
 /// gold labels for routed ones (a routed span that is not a gold entity is dropped).
 pub fn oracle_spans(annotation: &Annotation, gold: &[WordSpan]) -> Vec<WordSpan> {
-    let gold_at: HashMap<(usize, usize), &str> = gold
-        .iter()
-        .map(|g| ((g.start, g.end), g.label.as_str()))
-        .collect();
-    let decide = |e: &LinkedEntity| -> Option<WordSpan> {
-        if e.provenance.is_routed() {
-            gold_at
-                .get(&(e.span.start, e.span.end))
-                .map(|label| WordSpan::new(e.span.start, e.span.end, *label))
-        } else {
-            Some(WordSpan::new(
-                e.span.start,
-                e.span.end,
-                e.local_label.clone(),
-            ))
-        }
-    };
-    let mut spans: Vec<WordSpan> = annotation
-        .entities
-        .iter()
-        .chain(&annotation.rejected)
-        .filter_map(decide)
-        .collect();
-    spans.sort_by_key(|s| (s.start, s.end));
-    spans
+    decided_spans(annotation, |e| e.provenance.is_routed(), Some(gold))
 }
 
 /// Re-decides the routing of an annotation made with [`RoutingPolicy::Always`]
@@ -87,35 +95,7 @@ pub fn spans_at_threshold(
     threshold: f32,
     gold: Option<&[WordSpan]>,
 ) -> Vec<WordSpan> {
-    let gold_at: Option<HashMap<(usize, usize), &str>> = gold.map(|g| {
-        g.iter()
-            .map(|g| ((g.start, g.end), g.label.as_str()))
-            .collect()
-    });
-    let mut spans = Vec::new();
-    for (e, rejected) in annotation
-        .entities
-        .iter()
-        .map(|e| (e, false))
-        .chain(annotation.rejected.iter().map(|e| (e, true)))
-    {
-        let (start, end) = (e.span.start, e.span.end);
-        if e.uncertainty > threshold {
-            match &gold_at {
-                Some(g) => {
-                    if let Some(label) = g.get(&(start, end)) {
-                        spans.push(WordSpan::new(start, end, *label));
-                    }
-                }
-                None if rejected => {}
-                None => spans.push(WordSpan::new(start, end, e.span.label.clone())),
-            }
-        } else {
-            spans.push(WordSpan::new(start, end, e.local_label.clone()));
-        }
-    }
-    spans.sort_by_key(|s| (s.start, s.end));
-    spans
+    decided_spans(annotation, |e| e.uncertainty > threshold, gold)
 }
 
 /// Accumulates [`LinkScores`] over annotated gold sentences, chunk by chunk.
