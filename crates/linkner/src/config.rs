@@ -75,6 +75,20 @@ pub struct TaggerSection {
 }
 
 impl TaggerSection {
+    /// The section for the checkpoint folder `model` with every other field at its default
+    /// (the same defaults a config file gets for the fields it leaves out).
+    pub fn new(model: impl Into<PathBuf>) -> TaggerSection {
+        TaggerSection {
+            model: model.into(),
+            device: default_device(),
+            batch_size: default_batch_size(),
+            overlapping: false,
+            mc_encoder: false,
+            precision: Precision::default(),
+            concurrent: false,
+        }
+    }
+
     /// The parsed device.
     pub fn device(&self) -> Result<DeviceSpec> {
         self.device
@@ -192,6 +206,19 @@ pub struct LinkConfig {
 }
 
 impl LinkConfig {
+    /// A config for the tagger checkpoint `model` with every other section at its default
+    /// (entropy, threshold 0.4, no LLM): what `{"tagger": {"model": …}}` parses to.
+    pub fn new(model: impl Into<PathBuf>) -> LinkConfig {
+        LinkConfig {
+            tagger: TaggerSection::new(model),
+            estimator: EstimatorConfig::default(),
+            policy: RoutingPolicy::default(),
+            llm: None,
+            examples: None,
+            pipeline: PipelineSection::default(),
+        }
+    }
+
     /// Parses a config from JSON text; relative paths stay as written.
     pub fn from_json(text: &str) -> Result<LinkConfig> {
         Self::parse(text, Path::new("<memory>"))
@@ -242,9 +269,7 @@ impl LinkConfig {
     /// Checks what can be checked without loading anything: the device name, the estimator and
     /// policy parameters, and that an LLM is configured when the policy routes.
     pub fn validate(&self) -> Result<()> {
-        self.tagger.device()?;
-        self.estimator.build()?;
-        self.policy.validate(None)?;
+        self.validate_local()?;
         if self.policy.may_route() && self.llm.is_none() {
             return Err(LinkError::Config(
                 "the policy routes entities to an LLM but the config has no `llm` section \
@@ -252,6 +277,14 @@ impl LinkConfig {
                     .into(),
             ));
         }
+        Ok(())
+    }
+
+    /// [`LinkConfig::validate`] without the LLM check.
+    fn validate_local(&self) -> Result<()> {
+        self.tagger.device()?;
+        self.estimator.build()?;
+        self.policy.validate(None)?;
         if self.tagger.batch_size == 0 {
             return Err(LinkError::Config(
                 "tagger.batch_size must be at least 1".into(),
@@ -265,8 +298,22 @@ impl LinkConfig {
     /// [`LocalTagger`](linkner_tagger::LocalTagger) and build.
     pub fn builder(&self, schema: &LabelSchema) -> Result<PipelineBuilder> {
         self.validate()?;
+        let mut builder = self.builder_without_llm()?;
+        if let Some(llm) = self.llm_config(schema)? {
+            let backend = OpenAiBuilder::from_config(llm).build()?;
+            builder = builder.llm(Arc::new(backend));
+        }
+        Ok(builder)
+    }
+
+    /// A builder with the estimator, policy and pipeline knobs of the config but **no LLM
+    /// backend** (the `llm` section is ignored): give it an
+    /// [`LlmClassifier`](linkner_llm::LlmClassifier) of your own — one backend shared by many
+    /// pipelines, a [`GoldOracle`](crate::GoldOracle), a test double — and a tagger.
+    pub fn builder_without_llm(&self) -> Result<PipelineBuilder> {
+        self.validate_local()?;
         let estimator = self.estimator.build()?;
-        let mut builder = Pipeline::builder()
+        Ok(Pipeline::builder()
             .estimator(Arc::from(estimator))
             .policy(self.policy.clone())
             .predict_options(self.tagger.predict_options())
@@ -275,12 +322,7 @@ impl LinkConfig {
                 chunk_size: self.pipeline.stream_chunk_size,
                 chunks_in_flight: self.pipeline.stream_chunks_in_flight,
                 ..StreamOptions::default()
-            });
-        if let Some(llm) = self.llm_config(schema)? {
-            let backend = OpenAiBuilder::from_config(llm).build()?;
-            builder = builder.llm(Arc::new(backend));
-        }
-        Ok(builder)
+            }))
     }
 
     /// The LLM backend's settings with the few-shot examples of the `examples` section drawn
@@ -316,5 +358,16 @@ impl LinkConfig {
             builder.exclusive_tagger(tagger)
         };
         builder.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_equals_a_file_that_names_only_the_model() {
+        let parsed = LinkConfig::from_json(r#"{"tagger": {"model": "m"}}"#).unwrap();
+        assert_eq!(LinkConfig::new("m"), parsed);
     }
 }

@@ -21,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use linkner::core::Sentence;
 use linkner::core::io::sentences;
 use linkner::core::score::Scores;
-use linkner::{GoldOracle, LinkScorer, LinkScores, Pipeline, StatsSnapshot};
+use linkner::{Annotation, GoldOracle, LinkScores, Pipeline, StatsSnapshot, score_annotations};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
@@ -114,13 +114,14 @@ pub fn read_gold(
     Ok((picked, total))
 }
 
-/// Runs the pipeline over `gold` in chunks (progress bar on stderr) and scores it.
-pub async fn run_and_score(
+/// Annotates `gold` with `pipeline`, `chunk` sentences per call, with a progress bar on stderr
+/// (routed and failed entities so far in its message).
+pub async fn annotate_all(
     pipeline: &Pipeline,
     gold: &[Sentence],
     chunk: usize,
     label: &str,
-) -> Result<(LinkScores, StatsSnapshot, Duration), CliError> {
+) -> Result<Vec<Annotation>, CliError> {
     let bar = ProgressBar::new(gold.len() as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -129,19 +130,31 @@ pub async fn run_and_score(
         .progress_chars("=> "),
     );
     bar.set_prefix(label.to_string());
-    let started = Instant::now();
     let before = pipeline.stats();
-    let mut scorer = LinkScorer::new();
+    let mut out = Vec::with_capacity(gold.len());
     for part in gold.chunks(chunk.max(1)) {
-        let annotations = pipeline.annotate_sentences(part.to_vec()).await?;
-        scorer.add(part, &annotations)?;
+        out.extend(pipeline.annotate_sentences(part.to_vec()).await?);
         let s = pipeline.stats().since(&before);
         bar.set_message(format!("routed {} · failed {}", s.routed, s.failures));
         bar.inc(part.len() as u64);
     }
     bar.finish_and_clear();
-    let after = pipeline.stats();
-    Ok((scorer.finish(), after.since(&before), started.elapsed()))
+    Ok(out)
+}
+
+/// Runs the pipeline over `gold` (see [`annotate_all`]) and scores it: local, linked and oracle
+/// scores, the run's counters and its wall time.
+pub async fn run_and_score(
+    pipeline: &Pipeline,
+    gold: &[Sentence],
+    chunk: usize,
+    label: &str,
+) -> Result<(LinkScores, StatsSnapshot, Duration), CliError> {
+    let started = Instant::now();
+    let before = pipeline.stats();
+    let annotations = annotate_all(pipeline, gold, chunk, label).await?;
+    let scores = score_annotations(gold, &annotations)?;
+    Ok((scores, pipeline.stats().since(&before), started.elapsed()))
 }
 
 /// A tokio runtime for the CLI (two workers: the tagger runs on the blocking pool).
@@ -155,23 +168,10 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// Runs `linkner link`.
 pub fn run(args: LinkArgs) -> Result<(), CliError> {
     let (gold, total) = read_gold(&args.data, args.format.as_deref(), args.sample, args.seed)?;
-    let mut config = if args.oracle {
-        // The oracle needs no server: drop the "no LLM configured" check by routing through it.
-        let mut p = args.pipeline.clone();
-        p.llm_url = Some(
-            p.llm_url
-                .unwrap_or_else(|| "http://oracle.invalid/v1".into()),
-        );
-        p.link_config()?
-    } else {
-        args.pipeline.link_config()?
-    };
-    let oracle: Option<Arc<dyn linkner::llm::LlmClassifier>> = if args.oracle {
-        config.llm = None;
-        Some(Arc::new(GoldOracle::new(&gold)))
-    } else {
-        None
-    };
+    let config = args.pipeline.link_config()?;
+    let oracle: Option<Arc<dyn linkner::llm::LlmClassifier>> = args
+        .oracle
+        .then(|| Arc::new(GoldOracle::new(&gold)) as Arc<dyn linkner::llm::LlmClassifier>);
     let pipeline = args.pipeline.build(&config, oracle)?;
     // The data's labels must be the tagger's.
     let schema = pipeline.schema();

@@ -8,9 +8,7 @@ use clap::Args;
 use linkner::llm::{AnswerMode, LlmClassifier, OpenAiConfig};
 use linkner::tagger::Precision;
 use linkner::uncertainty::EstimatorConfig;
-use linkner::{
-    ExamplesSection, LinkConfig, Pipeline, PipelineSection, RoutingPolicy, TaggerSection,
-};
+use linkner::{ExamplesSection, LinkConfig, Pipeline, RoutingPolicy};
 
 use super::CliError;
 
@@ -87,22 +85,7 @@ impl PipelineArgs {
                 let model = self.model.clone().ok_or(
                     "give --model DIR (a folder written by `linkner train`) or --config FILE",
                 )?;
-                LinkConfig {
-                    tagger: TaggerSection {
-                        model,
-                        device: "cpu".into(),
-                        batch_size: linkner::tagger::PredictOptions::default().batch_size,
-                        overlapping: false,
-                        mc_encoder: false,
-                        precision: Precision::F32,
-                        concurrent: false,
-                    },
-                    estimator: EstimatorConfig::default(),
-                    policy: RoutingPolicy::default(),
-                    llm: None,
-                    examples: None,
-                    pipeline: PipelineSection::default(),
-                }
+                LinkConfig::new(model)
             }
         };
         if let Some(model) = &self.model {
@@ -155,7 +138,17 @@ impl PipelineArgs {
                 seed: 42,
             });
         }
-        if config.policy.may_route() && config.llm.is_none() {
+        Ok(config)
+    }
+
+    /// Loads the tagger and builds the pipeline. With `oracle`, the LLM of the config is
+    /// replaced by it (no server is needed); without, a policy that routes needs an LLM.
+    pub fn build(
+        &self,
+        config: &LinkConfig,
+        oracle: Option<Arc<dyn LlmClassifier>>,
+    ) -> Result<Pipeline, CliError> {
+        if oracle.is_none() && config.policy.may_route() && config.llm.is_none() {
             return Err(format!(
                 "the routing policy `{}` sends entities to an LLM, but no LLM is configured: \
                  give --llm-url URL (or LINKNER_LLM_URL, or an `llm` section in --config), \
@@ -164,32 +157,13 @@ impl PipelineArgs {
             )
             .into());
         }
-        Ok(config)
-    }
-
-    /// Loads the tagger and builds the pipeline. With `oracle`, the LLM of the config is
-    /// replaced by it (no server is needed).
-    pub fn build(
-        &self,
-        config: &LinkConfig,
-        oracle: Option<Arc<dyn LlmClassifier>>,
-    ) -> Result<Pipeline, CliError> {
         if let Some(n) = self.threads {
             linkner::tagger::set_threads(n)?;
         }
         let tagger = config.tagger.load()?;
         let schema = tagger.config.schema.clone();
         let builder = match oracle {
-            Some(oracle) => {
-                let mut local = config.clone();
-                local.llm = None;
-                local.examples = None;
-                local.policy = RoutingPolicy::Never;
-                local
-                    .builder(&schema)?
-                    .policy(config.policy.clone())
-                    .llm(oracle)
-            }
+            Some(oracle) => config.builder_without_llm()?.llm(oracle),
             None => config.builder(&schema)?,
         };
         let builder = if config.tagger.concurrent {

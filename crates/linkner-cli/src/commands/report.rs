@@ -34,7 +34,7 @@ use linkner::{Annotation, LinkScores, Pipeline, RoutingPolicy, StatsSnapshot, sp
 use serde::Serialize;
 
 use super::CliError;
-use super::link::{read_gold, run_and_score, runtime};
+use super::link::{annotate_all, read_gold, run_and_score, runtime};
 use super::pipeline_args::PipelineArgs;
 
 /// Arguments of `linkner report`.
@@ -310,13 +310,14 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
                         policy: RoutingPolicy,
                         tagger: Arc<SpanTagger>|
          -> Result<Pipeline, CliError> {
-            Ok(Pipeline::builder()
-                .tagger(tagger)
-                .estimator(Arc::from(estimator.build()?))
-                .policy(policy)
-                .predict_options(config.tagger.predict_options())
-                .local_top_k(config.pipeline.local_top_k)
+            // The config's settings with this run's estimator and policy, and the set's LLM.
+            let mut run = config.clone();
+            run.estimator = estimator.clone();
+            run.policy = policy;
+            Ok(run
+                .builder_without_llm()?
                 .llm(llm.clone())
+                .tagger(tagger)
                 .build()?)
         };
 
@@ -435,27 +436,6 @@ fn model_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
-}
-
-/// Annotates `gold` with `pipeline`, chunk by chunk.
-async fn annotate_all(
-    pipeline: &Pipeline,
-    gold: &[Sentence],
-    chunk: usize,
-    label: &str,
-) -> Result<Vec<Annotation>, CliError> {
-    let bar = indicatif::ProgressBar::new(gold.len() as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template(
-        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} sentences (ETA {eta})",
-    )?);
-    bar.set_prefix(label.to_string());
-    let mut out = Vec::with_capacity(gold.len());
-    for part in gold.chunks(chunk.max(1)) {
-        out.extend(pipeline.annotate_sentences(part.to_vec()).await?);
-        bar.inc(part.len() as u64);
-    }
-    bar.finish_and_clear();
-    Ok(out)
 }
 
 /// The linked and oracle F1 at `threshold`, replayed from an all-routed run.
