@@ -40,6 +40,9 @@ enum Command {
     /// Regenerate docs/results.md and its plots: local, linked and oracle F1 on six sets, and
     /// F1 against the routing threshold for every estimator.
     Report(commands::report::ReportArgs),
+    /// Tune routing, merge policy, estimator and prompt on a dev split from one LLM pass per
+    /// prompt variant; writes the best setting as a pipeline config.
+    Tune(commands::tune::TuneArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Link(args) => commands::link::run(args),
         Command::Annotate(args) => commands::link::run_annotate(args),
         Command::Report(args) => commands::report::run(args),
+        Command::Tune(args) => commands::tune::run(args),
         Command::Bench(args) => commands::bench::run(args),
     };
     match result {

@@ -10,6 +10,9 @@
 //! - [`entity`]: [`Entity`] (char span, text, label, score) and its word-span form [`WordSpan`].
 //! - [`schema`]: [`LabelSchema`] — ordered entity types with human descriptions and the names an
 //!   LLM sees, plus the non-entity class; built-ins for CoNLL-03, WNUT-17, TwitterNER, OntoNotes 5.
+//! - [`tagger`]: the [`LocalTagger`] trait every local model implements (the built-in ones live
+//!   in `linkner-tagger`), its [`PredictOptions`] and [`TaggerError`]; [`words`] splits raw text
+//!   into words with exact char offsets.
 //! - [`tags`]: BIO-family tag parsing and chunking (conlleval rules, and seqeval's strict mode).
 //! - [`io`]: readers and writers for CoNLL column files, the LinkNER "spanner" JSON format and
 //!   JSONL (one sentence per line, char offsets, scored entities). Errors name the file, the line
@@ -31,12 +34,16 @@ pub mod error;
 pub mod io;
 pub mod schema;
 pub mod score;
+pub mod tagger;
 pub mod tags;
 pub mod text;
+pub mod words;
 
 pub use candidate::Candidate;
 pub use entity::{Entity, WordSpan};
 pub use error::{CoreError, Result};
 pub use schema::{EntityType, LabelSchema};
+pub use tagger::{LocalTagger, PredictOptions, TaggerError};
 pub use tags::{Tag, TagScheme};
 pub use text::{Document, Sentence, Token};
+pub use words::{sentence_from_text, split_words};

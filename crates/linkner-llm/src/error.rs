@@ -90,6 +90,7 @@ impl LlmError {
         }
     }
 
+    #[cfg(feature = "openai")]
     pub(crate) fn from_reqwest(e: reqwest::Error, timeout: Duration) -> LlmError {
         if e.is_timeout() {
             LlmError::Timeout(timeout)
@@ -104,6 +105,7 @@ impl LlmError {
 }
 
 /// The error and its sources on one line.
+#[cfg(feature = "openai")]
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();

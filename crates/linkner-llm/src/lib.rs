@@ -35,9 +35,11 @@
 //! ```
 
 pub mod cache;
+pub mod calibrate;
 pub mod classifier;
 pub mod conformance;
 pub mod error;
+#[cfg(feature = "openai")]
 pub mod openai;
 pub mod parse;
 pub mod prompt;
@@ -45,10 +47,14 @@ pub mod request;
 pub mod stats;
 
 pub use cache::AnswerCache;
+pub use calibrate::{Calibrated, Calibrator};
 pub use classifier::LlmClassifier;
 pub use error::{LlmError, Result};
+#[cfg(feature = "openai")]
 pub use openai::{AnswerMode, ApiKey, OpenAiBuilder, OpenAiClassifier, OpenAiConfig};
-pub use prompt::{ExamplePool, PromptTemplate, RenderedPrompt};
+pub use prompt::{
+    AnswerKeys, AnswerVocabulary, ExamplePool, NegativeExamples, PromptTemplate, RenderedPrompt,
+};
 pub use request::{Answer, ClassifyRequest, Example, LocalLabel, Usage};
 pub use stats::Stats;
 

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use linkner_core::LabelSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::cache::{AnswerCache, CachedAnswer};
+use crate::calibrate::Calibrator;
 use crate::classifier::LlmClassifier;
 use crate::error::{LlmError, Result};
 use crate::parse::{argmax, logprob_distribution, parse_constrained, parse_free_text};
-use crate::prompt::{PromptTemplate, RenderedPrompt};
+use crate::prompt::{AnswerVocabulary, PromptTemplate, RenderedPrompt};
 use crate::request::{Answer, ClassifyRequest, Example, Usage};
 use crate::stats::{Counters, Stats};
 
@@ -132,8 +132,11 @@ pub struct OpenAiConfig {
     pub cache: bool,
     /// Also keep the cache in this JSONL file (loaded at build, appended to).
     pub cache_path: Option<PathBuf>,
-    /// The prompt template.
+    /// The prompt template and its switches (span marking, local hint, answer keys).
     pub template: PromptTemplate,
+    /// Contextual calibration of the label distributions (`logprobs` mode only): see
+    /// [`crate::calibrate`].
+    pub calibrate: bool,
     /// Fixed few-shot examples used when a request brings none (see
     /// [`crate::ExamplePool::draw`]).
     pub examples: Vec<Example>,
@@ -161,6 +164,7 @@ impl Default for OpenAiConfig {
             cache: true,
             cache_path: None,
             template: PromptTemplate::default(),
+            calibrate: false,
             examples: Vec::new(),
             extra_body: serde_json::Map::new(),
         }
@@ -310,6 +314,12 @@ impl OpenAiBuilder {
         self
     }
 
+    /// Turns contextual calibration on or off (see [`crate::calibrate`]).
+    pub fn calibrate(mut self, on: bool) -> Self {
+        self.config.calibrate = on;
+        self
+    }
+
     /// Sets the fixed few-shot examples.
     pub fn examples(mut self, examples: Vec<Example>) -> Self {
         self.config.examples = examples;
@@ -357,6 +367,11 @@ impl OpenAiBuilder {
             return Err(LlmError::Config("top_logprobs must be at least 1".into()));
         }
         c.template.validate()?;
+        if c.calibrate && !matches!(c.mode, AnswerMode::Logprobs { .. }) {
+            return Err(LlmError::Config(
+                "calibrate needs label distributions: use the `logprobs` answer mode".into(),
+            ));
+        }
         let api_key = match (self.api_key, &c.api_key_env) {
             (Some(k), _) => Some(k),
             (None, Some(var)) => ApiKey::from_env(var),
@@ -381,6 +396,7 @@ impl OpenAiBuilder {
                 api_key,
                 http,
                 cache,
+                calibrator: Calibrator::new(),
                 counters: Counters::default(),
             }),
         })
@@ -396,6 +412,7 @@ struct Inner {
     timeout: Duration,
     max_retry_after: Duration,
     cache: Option<AnswerCache>,
+    calibrator: Calibrator,
     counters: Counters,
 }
 
@@ -439,12 +456,13 @@ impl OpenAiClassifier {
     /// The JSON body that would be sent for a request.
     pub fn request_body(&self, request: &ClassifyRequest) -> Result<Value> {
         let p = self.prompt(request)?;
-        Ok(self.inner.body(&p, &request.schema))
+        let vocab = self.inner.config.template.vocabulary(&request.schema)?;
+        Ok(self.inner.body(&p, &vocab))
     }
 }
 
 impl Inner {
-    fn body(&self, p: &RenderedPrompt, schema: &LabelSchema) -> Value {
+    fn body(&self, p: &RenderedPrompt, vocab: &AnswerVocabulary) -> Value {
         let c = &self.config;
         let mut body = json!({
             "model": c.model,
@@ -460,11 +478,11 @@ impl Inner {
         }
         match c.mode {
             AnswerMode::Constrained => {
-                let names: Vec<&str> = schema
-                    .types
+                // Types in schema order, then the non-entity class (the prompt's order).
+                let names: Vec<&str> = vocab.answers[1..]
                     .iter()
-                    .chain(std::iter::once(&schema.non_entity))
-                    .map(|t| t.llm_name.as_str())
+                    .chain(vocab.answers.first())
+                    .map(String::as_str)
                     .collect();
                 body["max_tokens"] = json!(c.max_tokens.unwrap_or(64));
                 body["response_format"] = json!({
@@ -587,7 +605,8 @@ impl Inner {
             a.latency = started.elapsed();
             return Ok(a);
         }
-        let body = self.body(&prompt, schema);
+        let vocab = self.config.template.vocabulary(schema)?;
+        let body = self.body(&prompt, &vocab);
         let mut attempt_no = 0u32;
         let resp = loop {
             self.counters.request(attempt_no > 0);
@@ -619,8 +638,8 @@ impl Inner {
             .ok_or_else(|| LlmError::MalformedResponse("no choices in the response".into()))?;
         let content = choice.message.and_then(|m| m.content).unwrap_or_default();
         let (class, confidence, distribution) = match self.config.mode {
-            AnswerMode::Constrained => (parse_constrained(schema, &content)?, None, None),
-            AnswerMode::FreeText => (parse_free_text(schema, &content)?, None, None),
+            AnswerMode::Constrained => (parse_constrained(schema, &vocab, &content)?, None, None),
+            AnswerMode::FreeText => (parse_free_text(schema, &vocab, &content)?, None, None),
             AnswerMode::Logprobs { .. } => {
                 let first = choice
                     .logprobs
@@ -642,7 +661,7 @@ impl Inner {
                 if top.is_empty() {
                     top.push((first.token, first.logprob));
                 }
-                let (dist, _mass) = logprob_distribution(schema, &top)?;
+                let (dist, _mass) = logprob_distribution(&vocab, &top)?;
                 let (class, p) = argmax(&dist).ok_or_else(|| {
                     LlmError::MalformedResponse("empty label distribution".into())
                 })?;
@@ -678,6 +697,25 @@ fn parse_retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
+impl OpenAiClassifier {
+    /// One call, calibrated when the config says so.
+    async fn calibrated_call(&self, request: &ClassifyRequest) -> Result<Answer> {
+        if !self.inner.config.calibrate {
+            return self.inner.call(request).await;
+        }
+        let baseline = self
+            .inner
+            .calibrator
+            .baseline(
+                &request.schema,
+                |r| async move { self.inner.call(&r).await },
+            )
+            .await?;
+        let answer = self.inner.call(request).await?;
+        Ok(Calibrator::apply(&request.schema, &baseline, answer))
+    }
+}
+
 #[async_trait]
 impl LlmClassifier for OpenAiClassifier {
     fn name(&self) -> String {
@@ -686,7 +724,7 @@ impl LlmClassifier for OpenAiClassifier {
 
     async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
         self.inner.counters.call();
-        let r = self.inner.call(request).await;
+        let r = self.calibrated_call(request).await;
         if r.is_err() {
             self.inner.counters.failure();
         }
@@ -806,6 +844,7 @@ struct TimingsJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use linkner_core::LabelSchema;
 
     fn req() -> ClassifyRequest {
         ClassifyRequest::find(
@@ -852,6 +891,14 @@ mod tests {
     fn constrained_body_enumerates_exactly_the_schema_names() {
         let c = OpenAiClassifier::builder()
             .mode(AnswerMode::Constrained)
+            .build()
+            .unwrap();
+        let body = c.request_body(&req()).unwrap();
+        let e = &body["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"];
+        assert_eq!(e, &json!(["A", "B", "C", "D", "E"]), "keys by default");
+        let c = OpenAiClassifier::builder()
+            .mode(AnswerMode::Constrained)
+            .template(PromptTemplate::plain())
             .build()
             .unwrap();
         let body = c.request_body(&req()).unwrap();

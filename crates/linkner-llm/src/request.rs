@@ -17,6 +17,28 @@ pub struct Example {
     pub entity: String,
     /// Its class: `0` non-entity, `1..` the schema's types.
     pub class: usize,
+    /// Char offset of the entity in `sentence`, when known (otherwise its first occurrence is
+    /// marked when the prompt marks spans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<usize>,
+}
+
+impl Example {
+    /// An example whose span is the first occurrence of `entity` in `sentence`.
+    pub fn new(sentence: impl Into<String>, entity: impl Into<String>, class: usize) -> Example {
+        Example {
+            sentence: sentence.into(),
+            entity: entity.into(),
+            class,
+            start: None,
+        }
+    }
+
+    /// Sets the entity's char offset in the sentence.
+    pub fn at(mut self, start: usize) -> Example {
+        self.start = Some(start);
+        self
+    }
 }
 
 /// A class the local model proposed, with its probability.
@@ -154,7 +176,7 @@ impl ClassifyRequest {
 }
 
 /// Chars `start..end` of `s`, `None` when empty or outside.
-fn char_slice(s: &str, start: usize, end: usize) -> Option<String> {
+pub(crate) fn char_slice(s: &str, start: usize, end: usize) -> Option<String> {
     if start >= end {
         return None;
     }

@@ -44,11 +44,7 @@ fn examples() -> Vec<Example> {
         ("Share prices fell on Monday .", "Monday", 0),
     ]
     .into_iter()
-    .map(|(s, e, c)| Example {
-        sentence: s.into(),
-        entity: e.into(),
-        class: c,
-    })
+    .map(|(s, e, c)| Example::new(s, e, c))
     .collect()
 }
 

@@ -13,6 +13,7 @@
 //! | [`span`] | span enumeration, word-shape features |
 //! | [`model`] | the SpanNER module |
 //! | [`tagger`] | [`LocalTagger`], [`SpanTagger`], decoding, checkpoints |
+//! | [`retrieval`] | span embeddings from the encoder and a nearest-neighbour index of labelled spans |
 //! | [`loss`] | span cross-entropy and the evidential (E-NER) loss |
 //! | [`train`] | fine-tuning with AdamW, warm-up/decay, clipping, early stopping |
 //! | [`dropout`] | dropout with an explicit switch (Monte-Carlo dropout at inference) |
@@ -28,19 +29,22 @@ pub mod locate;
 pub mod loss;
 pub mod model;
 pub mod prepare;
+pub mod retrieval;
 pub mod span;
 pub mod tagger;
 pub mod tokenize;
 pub mod train;
-pub mod words;
+
+/// Raw text → words with exact char offsets (defined in `linkner-core`, re-exported here).
+pub mod words {
+    pub use linkner_core::words::*;
+}
 
 pub use device::{DeviceSpec, set_threads};
 pub use error::{Result, TaggerError};
+pub use linkner_core::tagger::{LocalTagger, PredictOptions};
 pub use locate::{default_encoder_dir, default_model_dir};
 pub use loss::LossConfig;
-pub use tagger::{
-    Evidence, HeadOptions, LocalTagger, Precision, PredictOptions, ScoredSpan, SpanTagger,
-    TaggerConfig,
-};
+pub use tagger::{Evidence, HeadOptions, Precision, ScoredSpan, SpanTagger, TaggerConfig};
 pub use train::{EpochReport, TrainConfig, TrainObserver, TrainReport, evaluate, train};
 pub use words::{sentence_from_text, split_words};

@@ -1,4 +1,4 @@
-//! The [`LocalTagger`] trait and its burn implementation, [`SpanTagger`].
+//! [`SpanTagger`], the burn implementation of the [`LocalTagger`] trait.
 
 use std::path::Path;
 
@@ -6,6 +6,7 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, FloatDType, Tensor};
+pub use linkner_core::tagger::{LocalTagger, PredictOptions};
 use linkner_core::{Candidate, Entity, LabelSchema, Sentence, WordSpan};
 use serde::{Deserialize, Serialize};
 
@@ -15,62 +16,6 @@ use crate::error::{Result, TaggerError};
 use crate::model::{SpanBatch, SpanNer, SpanNerConfig};
 use crate::prepare::{PrepareOptions, WindowItem, build_batch, length_buckets, prepare_sentence};
 use crate::tokenize::SubwordTokenizer;
-use crate::words::sentence_from_text;
-
-/// How a tagger turns span scores into candidates.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PredictOptions {
-    /// Number of stochastic (dropout-on) passes for Monte-Carlo dropout; 0 for none. Each
-    /// candidate then carries one probability vector per pass in `mc_probs`.
-    pub mc_samples: usize,
-    /// Also run the encoder with dropout in the stochastic passes (slower: one encoder pass per
-    /// sample); by default only the span classifier is stochastic.
-    pub mc_encoder: bool,
-    /// Return every span classified as an entity, overlaps included, instead of the greedy
-    /// non-overlapping selection.
-    pub overlapping: bool,
-    /// Windows per forward pass.
-    pub batch_size: usize,
-}
-
-impl Default for PredictOptions {
-    fn default() -> Self {
-        PredictOptions {
-            mc_samples: 0,
-            mc_encoder: false,
-            overlapping: false,
-            batch_size: 32,
-        }
-    }
-}
-
-/// A local NER model: sentences in, candidate entities with their full label distributions out.
-///
-/// Class indices follow the tagger's [`LabelSchema`]: 0 is the non-entity class.
-pub trait LocalTagger {
-    /// The label schema of the model's classes.
-    fn schema(&self) -> &LabelSchema;
-
-    /// Candidates of each sentence (words and char offsets are those of the sentence), in order
-    /// of their first word.
-    fn tag_sentences(
-        &self,
-        sentences: &[Sentence],
-        options: &PredictOptions,
-    ) -> Result<Vec<Vec<Candidate>>>;
-
-    /// Splits raw texts into words (see [`crate::words`]) and tags them; char offsets point
-    /// into the given texts.
-    fn tag_texts(
-        &self,
-        texts: &[&str],
-        options: &PredictOptions,
-    ) -> Result<Vec<(Sentence, Vec<Candidate>)>> {
-        let sentences: Vec<Sentence> = texts.iter().map(|t| sentence_from_text(t)).collect();
-        let cands = self.tag_sentences(&sentences, options)?;
-        Ok(sentences.into_iter().zip(cands).collect())
-    }
-}
 
 /// How evidential models turn logits into Dirichlet evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -3,6 +3,8 @@
 use linkner_core::{Entity, Sentence, WordSpan};
 use serde::{Deserialize, Serialize};
 
+use crate::merge::MergePolicy;
+
 /// Where an output entity's label came from.
 ///
 /// Serialised tagged by `source`: `{"source": "llm_relabelled", "from": "ORG"}`.
@@ -11,14 +13,14 @@ use serde::{Deserialize, Serialize};
 pub enum Provenance {
     /// Not routed: the local tagger's label.
     Local,
-    /// Routed, and the LLM answered the local label.
+    /// Routed, and the merged decision (see [`crate::merge`]) is the local label.
     LlmConfirmed,
-    /// Routed, and the LLM answered another type; `from` is the local label.
+    /// Routed, and the merged decision is another type; `from` is the local label.
     LlmRelabelled {
         /// The local tagger's label.
         from: String,
     },
-    /// Routed, and the LLM answered "not an entity": the entity is dropped from
+    /// Routed, and the merged decision is "not an entity": the entity is dropped from
     /// [`Annotation::entities`] and kept in [`Annotation::rejected`] with its local label.
     LlmRejected,
     /// Routed, but the LLM call failed: the local label is kept and the error recorded.
@@ -65,6 +67,37 @@ pub struct LinkedEntity {
     pub uncertainty: f32,
     /// Where the label came from.
     pub provenance: Provenance,
+    /// The local tagger's probability for every class of the schema (class 0 = non-entity), as
+    /// the merge policies saw it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_probs: Vec<f32>,
+    /// For a routed entity that got an answer: what the LLM said and how it was merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmVerdict>,
+}
+
+/// What the LLM answered for one routed entity and what the merge made of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmVerdict {
+    /// The LLM's own answer (class index; 0 = not an entity).
+    pub class: usize,
+    /// Its data-file label (`O` for not an entity).
+    pub label: String,
+    /// The LLM's confidence in its answer, when the backend gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
+    /// The LLM's distribution over the schema's classes, when the backend gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<Vec<f32>>,
+    /// The merged distribution the final decision was taken from (absent for `replace`
+    /// without an LLM distribution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<Vec<f32>>,
+    /// The merge policy that decided.
+    pub merge: MergePolicy,
+    /// True when the answer came from the backend's answer cache.
+    #[serde(default)]
+    pub cached: bool,
 }
 
 /// The result for one document.

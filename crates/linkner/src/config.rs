@@ -16,24 +16,32 @@
 //!     "mode": { "type": "logprobs", "top_logprobs": 20 },
 //!     "max_in_flight": 4
 //!   },
-//!   "examples": { "from": "../shared/data/conll03/train.txt", "per_class": 2, "seed": 42 },
+//!   "merge": { "type": "fuse", "weight": 0.5 },
+//!   "examples": { "from": "../shared/data/conll03/train.txt", "per_class": 2, "seed": 42,
+//!                 "negatives": "varied", "retrieve": 4 },
 //!   "pipeline": { "local_top_k": 3, "stream_chunk_size": 32, "stream_chunks_in_flight": 2 }
 //! }
 //! ```
 //!
-//! Relative paths are resolved against the folder of the config file.
+//! Relative paths are resolved against the folder of the config file. Paths may start with
+//! `${LINKNER_DATA}` or `${LINKNER_CACHE}` (or any `${VAR}`): the variable's value is put in
+//! when the file is read (`LINKNER_CACHE` defaults to `~/.cache/linkner`), so a config can name
+//! the datasets and cached models of whatever machine it runs on.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use linkner_core::LabelSchema;
 use linkner_core::io::{DataFormat, read_dataset, sentences};
-use linkner_llm::{ExamplePool, OpenAiBuilder, OpenAiConfig};
-use linkner_tagger::{DeviceSpec, Precision, PredictOptions, SpanTagger};
+use linkner_core::tagger::PredictOptions;
+use linkner_llm::{ExamplePool, NegativeExamples, OpenAiBuilder, OpenAiConfig};
+use linkner_tagger::{DeviceSpec, Precision, SpanTagger};
 use linkner_uncertainty::EstimatorConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LinkError, Result};
+use crate::knn::{KnnOptions, KnnRetriever};
+use crate::merge::MergePolicy;
 use crate::pipeline::{Pipeline, PipelineBuilder, StreamOptions};
 use crate::policy::RoutingPolicy;
 
@@ -93,7 +101,7 @@ impl TaggerSection {
     pub fn device(&self) -> Result<DeviceSpec> {
         self.device
             .parse()
-            .map_err(|e: linkner_tagger::TaggerError| LinkError::Config(e.to_string()))
+            .map_err(|e: linkner_core::TaggerError| LinkError::Config(e.to_string()))
     }
 
     /// Loads the checkpoint on the device, at the configured precision.
@@ -124,8 +132,10 @@ fn default_seed() -> u64 {
     42
 }
 
-/// Few-shot examples for the LLM prompt, drawn once (seeded) from a labelled file, so the
-/// prompt prefix stays the same for every entity and the server's prompt cache reuses it.
+/// Few-shot examples for the LLM prompt from a labelled file: a fixed set drawn once (seeded),
+/// which keeps the prompt prefix the same for every entity so the server's prompt cache reuses
+/// it, and optionally the `retrieve` most similar labelled spans per entity (k-NN over the
+/// tagger's own span embeddings), sent after the prefix.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExamplesSection {
@@ -140,6 +150,27 @@ pub struct ExamplesSection {
     /// Seed of the draw (default 42).
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Which non-entity examples are used (default `varied`; `capitalised` is linkner 0.1's).
+    #[serde(default)]
+    pub negatives: NegativeExamples,
+    /// Examples retrieved per routed entity (its nearest labelled spans); 0 (default) = none.
+    #[serde(default)]
+    pub retrieve: usize,
+}
+
+impl ExamplesSection {
+    /// A section drawing `per_class` examples (seed 42, varied non-entities, no retrieval) from
+    /// the labelled file `from`.
+    pub fn new(from: impl Into<PathBuf>) -> ExamplesSection {
+        ExamplesSection {
+            from: from.into(),
+            format: None,
+            per_class: default_per_class(),
+            seed: default_seed(),
+            negatives: NegativeExamples::default(),
+            retrieve: 0,
+        }
+    }
 }
 
 fn default_top_k() -> usize {
@@ -191,6 +222,10 @@ pub struct LinkConfig {
     /// The routing policy (default `{"type": "threshold", "threshold": 0.4}`).
     #[serde(default)]
     pub policy: RoutingPolicy,
+    /// How the LLM's answer and the local distribution are merged (default
+    /// `{"type": "replace"}`, the paper's rule).
+    #[serde(default)]
+    pub merge: MergePolicy,
     /// The OpenAI-compatible LLM backend ([`OpenAiConfig`]: `base_url`, `model`,
     /// `api_key_env`, `mode`, timeouts, retries, `max_in_flight`, cache, template, …).
     /// Required unless the policy is `never`.
@@ -213,6 +248,7 @@ impl LinkConfig {
             tagger: TaggerSection::new(model),
             estimator: EstimatorConfig::default(),
             policy: RoutingPolicy::default(),
+            merge: MergePolicy::default(),
             llm: None,
             examples: None,
             pipeline: PipelineSection::default(),
@@ -244,26 +280,35 @@ impl LinkConfig {
         })?;
         let mut config = Self::parse(&text, path)?;
         let base = path.parent().unwrap_or(Path::new(""));
-        config.resolve_paths(base);
+        config.resolve_paths(base).map_err(|e| match e {
+            LinkError::Config(m) => LinkError::Config(format!("{}: {m}", path.display())),
+            e => e,
+        })?;
         Ok(config)
     }
 
-    /// Makes the relative paths of the config relative to `base`.
-    pub fn resolve_paths(&mut self, base: &Path) {
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
+    /// Expands `${VAR}` in the config's paths, then makes the relative ones relative to
+    /// `base`. An unset variable is an error naming it and the field.
+    pub fn resolve_paths(&mut self, base: &Path) -> Result<()> {
+        let fix = |p: &mut PathBuf, field: &str| -> Result<()> {
+            let expanded = expand_vars(p, field)?;
+            *p = if expanded.is_relative() {
+                base.join(expanded)
+            } else {
+                expanded
+            };
+            Ok(())
         };
-        fix(&mut self.tagger.model);
+        fix(&mut self.tagger.model, "tagger.model")?;
         if let Some(e) = &mut self.examples {
-            fix(&mut e.from);
+            fix(&mut e.from, "examples.from")?;
         }
         if let Some(llm) = &mut self.llm
             && let Some(p) = &mut llm.cache_path
         {
-            fix(p);
+            fix(p, "llm.cache_path")?;
         }
+        Ok(())
     }
 
     /// Checks what can be checked without loading anything: the device name, the estimator and
@@ -285,6 +330,7 @@ impl LinkConfig {
         self.tagger.device()?;
         self.estimator.build()?;
         self.policy.validate(None)?;
+        self.merge.validate()?;
         if self.tagger.batch_size == 0 {
             return Err(LinkError::Config(
                 "tagger.batch_size must be at least 1".into(),
@@ -316,6 +362,7 @@ impl LinkConfig {
         Ok(Pipeline::builder()
             .estimator(Arc::from(estimator))
             .policy(self.policy.clone())
+            .merge(self.merge.clone())
             .predict_options(self.tagger.predict_options())
             .local_top_k(self.pipeline.local_top_k)
             .stream_options(StreamOptions {
@@ -339,19 +386,48 @@ impl LinkConfig {
                 ));
             }
             let docs = read_dataset(&ex.from, ex.format, Some(schema.clone()))?;
-            let pool = ExamplePool::from_sentences(&sentences(docs), schema);
+            let pool = ExamplePool::from_sentences_with(&sentences(docs), schema, ex.negatives);
             llm.examples = pool.draw(schema.num_classes(), ex.per_class, ex.seed);
         }
         Ok(Some(llm))
     }
 
-    /// Loads the tagger checkpoint on its device, builds the LLM backend and returns the
-    /// pipeline.
+    /// The k-NN retriever of the `examples` section (`None` when it retrieves nothing), with
+    /// its index cached next to the tagger checkpoint.
+    pub fn retriever(&self, tagger: &SpanTagger) -> Result<Option<KnnRetriever>> {
+        let Some(ex) = self.examples.as_ref().filter(|e| e.retrieve > 0) else {
+            return Ok(None);
+        };
+        let schema = tagger.config.schema.clone();
+        let docs = read_dataset(&ex.from, ex.format, Some(schema))?;
+        let labelled = sentences(docs);
+        let options = KnnOptions {
+            negatives: ex.negatives,
+            seed: ex.seed,
+            ..KnnOptions::default()
+        };
+        Ok(Some(KnnRetriever::load_or_build(
+            tagger.clone(),
+            &self.tagger.model,
+            &ex.from,
+            &labelled,
+            ex.retrieve,
+            &options,
+        )?))
+    }
+
+    /// Loads the tagger checkpoint on its device, builds the LLM backend (and the k-NN
+    /// retriever when the `examples` section asks for one) and returns the pipeline.
     pub fn build(&self) -> Result<Pipeline> {
         self.validate()?;
         let tagger = self.tagger.load()?;
         let schema = tagger.config.schema.clone();
-        let builder = self.builder(&schema)?;
+        let mut builder = self.builder(&schema)?;
+        if self.llm.is_some()
+            && let Some(r) = self.retriever(&tagger)?
+        {
+            builder = builder.retriever(std::sync::Arc::new(r));
+        }
         let builder = if self.tagger.concurrent {
             builder.tagger(Arc::new(tagger))
         } else {
@@ -361,9 +437,78 @@ impl LinkConfig {
     }
 }
 
+/// Replaces every `${NAME}` in `path` by the environment variable's value (`LINKNER_CACHE`
+/// defaults to `~/.cache/linkner`).
+fn expand_vars(path: &Path, field: &str) -> Result<PathBuf> {
+    let text = path.to_string_lossy();
+    if !text.contains("${") {
+        return Ok(path.to_path_buf());
+    }
+    let mut out = String::new();
+    let mut rest: &str = &text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| LinkError::Config(format!("{field}: unterminated `${{` in `{text}`")))?;
+        let name = &after[..end];
+        let value = match std::env::var(name) {
+            Ok(v) if !v.is_empty() => v,
+            _ if name == "LINKNER_CACHE" => std::env::var("HOME")
+                .map(|h| format!("{h}/.cache/linkner"))
+                .map_err(|_| {
+                    LinkError::Config(format!("{field}: neither LINKNER_CACHE nor HOME is set"))
+                })?,
+            _ => {
+                return Err(LinkError::Config(format!(
+                    "{field}: `{text}` uses ${{{name}}}, which is not set in the environment"
+                )));
+            }
+        };
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(PathBuf::from(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_expand_variables_and_name_unset_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.json");
+        std::fs::write(
+            &file,
+            r#"{"tagger": {"model": "${LINKNER_TEST_CFG_ROOT}/m"},
+                "examples": {"from": "rel/train.txt"}}"#,
+        )
+        .unwrap();
+        let err = LinkConfig::from_path(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("LINKNER_TEST_CFG_ROOT")
+                && err.contains("tagger.model")
+                && err.contains("c.json"),
+            "{err}"
+        );
+        assert!(
+            expand_vars(Path::new("${HOME}/x"), "f")
+                .unwrap()
+                .ends_with("x")
+        );
+        assert!(
+            expand_vars(Path::new("${LINKNER_CACHE}/m"), "f")
+                .unwrap()
+                .is_absolute()
+        );
+        let cfg = r#"{"tagger": {"model": "m"}, "examples": {"from": "rel/train.txt"}}"#;
+        std::fs::write(&file, cfg).unwrap();
+        let c = LinkConfig::from_path(&file).unwrap();
+        assert_eq!(c.examples.unwrap().from, dir.path().join("rel/train.txt"));
+    }
 
     #[test]
     fn new_equals_a_file_that_names_only_the_model() {

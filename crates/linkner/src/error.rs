@@ -20,7 +20,7 @@ pub enum LinkError {
     Policy(String),
     /// The local tagger failed.
     #[error("local tagger: {0}")]
-    Tagger(#[from] linkner_tagger::TaggerError),
+    Tagger(#[from] linkner_core::TaggerError),
     /// The local tagger returned something that breaks its contract (a wrong number of
     /// sentences, a changed text, an offset outside the text, a class outside the schema).
     #[error("local tagger output: {0}")]

@@ -193,6 +193,8 @@ mod tests {
             local_prob: 0.9,
             uncertainty: 0.5,
             provenance: p,
+            local_probs: Vec::new(),
+            llm: None,
         }
     }
 

@@ -33,27 +33,47 @@
 //! `docs/architecture.md`).
 
 pub mod annotation;
+#[cfg(all(feature = "span-tagger", feature = "openai"))]
 pub mod config;
 pub mod error;
 pub mod evaluate;
+#[cfg(feature = "span-tagger")]
+pub mod knn;
+pub mod merge;
 pub mod oracle;
 pub mod pipeline;
 pub mod policy;
+pub mod retrieve;
+mod stages;
 pub mod stats;
+pub mod tune;
 
-pub use annotation::{Annotation, LinkedEntity, Provenance};
+pub use annotation::{Annotation, LinkedEntity, LlmVerdict, Provenance};
+#[cfg(all(feature = "span-tagger", feature = "openai"))]
 pub use config::{ExamplesSection, LinkConfig, PipelineSection, TaggerSection};
 pub use error::{LinkError, Result};
 pub use evaluate::{LinkScorer, LinkScores, score_annotations, spans_at_threshold};
+pub use merge::MergePolicy;
 pub use oracle::GoldOracle;
 pub use pipeline::{AnnotationStream, Pipeline, PipelineBuilder, StreamOptions};
 pub use policy::{DEFAULT_THRESHOLD, RouteInput, RoutingPolicy};
+pub use retrieve::ExampleRetriever;
 pub use stats::{RunStats, StatsSnapshot};
 
 /// Re-exported so LLM backends written outside linkner need no direct dependency on it.
 pub use linkner_llm::async_trait;
 
 pub use linkner_core as core;
+pub use linkner_core::tagger::{LocalTagger, PredictOptions};
 pub use linkner_llm as llm;
+#[cfg(feature = "span-tagger")]
 pub use linkner_tagger as tagger;
+/// The [`LocalTagger`] trait and what goes with it. With the `span-tagger` feature (on by
+/// default) this module is the whole `linkner-tagger` crate (the built-in burn taggers too);
+/// without it, only the trait, its options and error, and the word splitter.
+#[cfg(not(feature = "span-tagger"))]
+pub mod tagger {
+    pub use linkner_core::tagger::*;
+    pub use linkner_core::words::{self, sentence_from_text, split_words};
+}
 pub use linkner_uncertainty as uncertainty;

@@ -6,16 +6,19 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use linkner_core::tagger::{LocalTagger, PredictOptions};
 use linkner_core::{Candidate, LabelSchema, Sentence, WordSpan};
-use linkner_llm::{Answer, ClassifyRequest, LlmClassifier, LlmError, LocalLabel};
-use linkner_tagger::{LocalTagger, PredictOptions};
+use linkner_llm::{Example, LlmClassifier, LlmError};
 use linkner_uncertainty::{Requirements, UncertaintyEstimator};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::annotation::{Annotation, LinkedEntity, Provenance};
+use crate::annotation::{Annotation, Provenance};
 use crate::error::{LinkError, Result};
-use crate::policy::{RouteInput, RoutingPolicy};
+use crate::merge::MergePolicy;
+use crate::policy::RoutingPolicy;
+use crate::retrieve::ExampleRetriever;
+use crate::stages::{self, LlmOutcome};
 use crate::stats::{RunStats, StatsSnapshot};
 
 /// How the pipeline holds the local tagger.
@@ -71,7 +74,9 @@ pub struct PipelineBuilder {
     tagger: Option<TaggerSlot>,
     estimator: Option<Arc<dyn UncertaintyEstimator>>,
     llm: Option<Arc<dyn LlmClassifier>>,
+    retriever: Option<Arc<dyn ExampleRetriever>>,
     policy: RoutingPolicy,
+    merge: MergePolicy,
     predict: PredictOptions,
     local_top_k: usize,
     stream: StreamOptions,
@@ -83,7 +88,9 @@ impl Default for PipelineBuilder {
             tagger: None,
             estimator: None,
             llm: None,
+            retriever: None,
             policy: RoutingPolicy::default(),
+            merge: MergePolicy::default(),
             predict: PredictOptions::default(),
             local_top_k: 3,
             stream: StreamOptions::default(),
@@ -97,7 +104,9 @@ impl fmt::Debug for PipelineBuilder {
             .field("tagger", &self.tagger.is_some())
             .field("estimator", &self.estimator.as_ref().map(|e| e.name()))
             .field("llm", &self.llm.as_ref().map(|l| l.name()))
+            .field("retriever", &self.retriever.as_ref().map(|r| r.name()))
             .field("policy", &self.policy)
+            .field("merge", &self.merge)
             .field("predict", &self.predict)
             .field("local_top_k", &self.local_top_k)
             .field("stream", &self.stream)
@@ -144,6 +153,20 @@ impl PipelineBuilder {
         self
     }
 
+    /// How the LLM's answer and the local distribution are merged (default:
+    /// [`MergePolicy::Replace`], the paper's rule).
+    pub fn merge(mut self, merge: MergePolicy) -> Self {
+        self.merge = merge;
+        self
+    }
+
+    /// Retrieves few-shot examples per routed entity (e.g. the nearest training entities): they
+    /// travel in each [`linkner_llm::ClassifyRequest::examples`].
+    pub fn retriever(mut self, retriever: Arc<dyn ExampleRetriever>) -> Self {
+        self.retriever = Some(retriever);
+        self
+    }
+
     /// Base options of the tagger calls (batch size, overlapping candidates, MC on the
     /// encoder). `mc_samples` is raised to what the estimator requires.
     pub fn predict_options(mut self, options: PredictOptions) -> Self {
@@ -182,6 +205,7 @@ impl PipelineBuilder {
             )));
         }
         self.policy.validate(Some(&schema))?;
+        self.merge.validate()?;
         if self.policy.may_route() && self.llm.is_none() {
             return Err(LinkError::Build(
                 "the routing policy sends entities to an LLM but no LLM classifier was given \
@@ -206,7 +230,9 @@ impl PipelineBuilder {
                 schema,
                 estimator,
                 llm: self.llm,
+                retriever: self.retriever,
                 policy: self.policy,
+                merge: self.merge,
                 predict,
                 requirements,
                 local_top_k: self.local_top_k,
@@ -222,7 +248,9 @@ struct Inner {
     schema: Arc<LabelSchema>,
     estimator: Arc<dyn UncertaintyEstimator>,
     llm: Option<Arc<dyn LlmClassifier>>,
+    retriever: Option<Arc<dyn ExampleRetriever>>,
     policy: RoutingPolicy,
+    merge: MergePolicy,
     predict: PredictOptions,
     requirements: Requirements,
     local_top_k: usize,
@@ -272,6 +300,7 @@ impl fmt::Debug for Pipeline {
             .field("estimator", &self.inner.estimator.name())
             .field("llm", &self.inner.llm.as_ref().map(|l| l.name()))
             .field("policy", &self.inner.policy)
+            .field("merge", &self.inner.merge)
             .field("predict", &self.inner.predict)
             .finish()
     }
@@ -292,21 +321,6 @@ impl Input {
     }
 }
 
-/// One checked candidate of one document.
-struct Scored {
-    doc: usize,
-    candidate: Candidate,
-    local_label: String,
-    local_prob: f32,
-    uncertainty: f32,
-}
-
-/// What the LLM step decided for one routed candidate.
-enum Outcome {
-    Answer(Answer),
-    Failed(String),
-}
-
 impl Pipeline {
     /// A new builder.
     pub fn builder() -> PipelineBuilder {
@@ -321,6 +335,11 @@ impl Pipeline {
     /// The routing policy.
     pub fn policy(&self) -> &RoutingPolicy {
         &self.inner.policy
+    }
+
+    /// The merge policy.
+    pub fn merge_policy(&self) -> &MergePolicy {
+        &self.inner.merge
     }
 
     /// The tagger options used for every call (`mc_samples` from the estimator's
@@ -471,6 +490,7 @@ impl Pipeline {
         }
     }
 
+    /// One call: the stages of [`crate::stages`] in order.
     async fn run(&self, input: Input) -> Result<Vec<Annotation>> {
         let inner = &self.inner;
         let n_docs = input.len();
@@ -482,223 +502,109 @@ impl Pipeline {
             return Ok(Vec::new());
         }
 
-        // 1. Local tagger.
+        // tag → check → score
         let t0 = Instant::now();
         let tagged = self.tag(input).await?;
         delta.tagger_time = t0.elapsed();
-
-        // 2. Check candidates and score them.
         let t0 = Instant::now();
-        let mut sentences = Vec::with_capacity(tagged.len());
-        let mut scored: Vec<Scored> = Vec::new();
-        for (doc, (sentence, candidates)) in tagged.into_iter().enumerate() {
-            for c in &candidates {
-                check_candidate(&inner.schema, &sentence, c)?;
-            }
-            let scores = inner.estimator.score_batch(&candidates)?;
-            if scores.len() != candidates.len() {
-                return Err(LinkError::EstimatorOutput(format!(
-                    "estimator `{}` returned {} scores for {} candidates",
-                    inner.estimator.name(),
-                    scores.len(),
-                    candidates.len()
-                )));
-            }
-            for (candidate, uncertainty) in candidates.into_iter().zip(scores) {
-                if !(0.0..=1.0).contains(&uncertainty) {
-                    return Err(LinkError::InvalidScore {
-                        estimator: inner.estimator.name().to_string(),
-                        score: uncertainty,
-                    });
-                }
-                let local_label = inner
-                    .schema
-                    .class(candidate.class)
-                    .map(|t| t.name.clone())
-                    .unwrap_or_default();
-                let local_prob = candidate
-                    .probs
-                    .get(candidate.class)
-                    .copied()
-                    .or(candidate.entity.score)
-                    .unwrap_or(0.0);
-                scored.push(Scored {
-                    doc,
-                    candidate,
-                    local_label,
-                    local_prob,
-                    uncertainty,
-                });
-            }
-            sentences.push(sentence);
+        for (sentence, candidates) in &tagged {
+            stages::check_candidates(&inner.schema, sentence, candidates)?;
         }
+        let (sentences, scored) = stages::score(&inner.schema, inner.estimator.as_ref(), tagged)?;
         delta.entities = scored.len() as u64;
         delta.estimator_time = t0.elapsed();
 
-        // 3. Routing.
-        let inputs: Vec<RouteInput<'_>> = scored
-            .iter()
-            .map(|s| RouteInput {
-                label: &s.local_label,
-                uncertainty: s.uncertainty,
-            })
-            .collect();
-        let routed = inner.policy.route(&inputs);
-        drop(inputs);
+        // route
+        let routed = stages::route(&inner.policy, &scored);
+        delta.routed = routed.len() as u64;
 
-        // 4. LLM.
-        let mut outcomes: Vec<Option<Outcome>> = (0..scored.len()).map(|_| None).collect();
-        let routed_idx: Vec<usize> = (0..scored.len()).filter(|&i| routed[i]).collect();
-        delta.routed = routed_idx.len() as u64;
-        if !routed_idx.is_empty() {
+        // classify
+        let mut outcomes: Vec<Option<LlmOutcome>> = (0..scored.len()).map(|_| None).collect();
+        if !routed.is_empty() {
             match &inner.llm {
                 None => {
-                    for &i in &routed_idx {
-                        outcomes[i] = Some(Outcome::Failed("no LLM classifier configured".into()));
+                    for &i in &routed {
+                        outcomes[i] = Some(LlmOutcome::Failed(LlmError::Config(
+                            "no LLM classifier configured".into(),
+                        )));
                     }
                 }
                 Some(llm) => {
-                    let mut requests = Vec::with_capacity(routed_idx.len());
-                    let mut slots = Vec::with_capacity(routed_idx.len());
-                    for &i in &routed_idx {
+                    let t0 = Instant::now();
+                    let examples = self.retrieve(&sentences, &scored, &routed).await;
+                    let mut examples = match examples {
+                        Ok(lists) => lists,
+                        Err(error) => {
+                            // Without its examples no request is sent: every routed entity keeps
+                            // its local label, counted as failed.
+                            for &i in &routed {
+                                outcomes[i] = Some(LlmOutcome::Failed(LlmError::InvalidRequest(
+                                    format!("example retrieval failed: {error}"),
+                                )));
+                            }
+                            Vec::new()
+                        }
+                    };
+                    let mut requests = Vec::with_capacity(routed.len());
+                    let mut slots = Vec::with_capacity(routed.len());
+                    for (j, &i) in routed.iter().enumerate() {
+                        if outcomes[i].is_some() {
+                            continue;
+                        }
                         let s = &scored[i];
-                        match self.request(&sentences[s.doc], &s.candidate) {
+                        let ex = examples.get_mut(j).map(std::mem::take);
+                        match stages::request(
+                            &inner.schema,
+                            &sentences[s.doc],
+                            &s.candidate,
+                            inner.local_top_k,
+                            ex,
+                        ) {
                             Ok(r) => {
                                 requests.push(r);
                                 slots.push(i);
                             }
-                            Err(e) => outcomes[i] = Some(Outcome::Failed(e.to_string())),
+                            Err(e) => outcomes[i] = Some(LlmOutcome::Failed(e)),
                         }
                     }
                     delta.llm_requests = requests.len() as u64;
-                    let t0 = Instant::now();
-                    let answers = if requests.is_empty() {
-                        Ok(Vec::new())
-                    } else {
-                        classify_isolated(llm, requests).await
-                    };
+                    let results = stages::classify(llm, requests).await;
                     delta.llm_time = t0.elapsed();
-                    let n = slots.len();
-                    let fail_all = |outcomes: &mut Vec<Option<Outcome>>, error: &str| {
-                        for &i in &slots {
-                            outcomes[i] = Some(Outcome::Failed(error.to_string()));
-                        }
-                    };
-                    match answers {
-                        Err(error) => fail_all(&mut outcomes, &error),
-                        Ok(answers) if answers.len() == n => {
-                            for (&i, a) in slots.iter().zip(answers) {
-                                outcomes[i] = Some(match a {
-                                    Ok(a) => Outcome::Answer(a),
-                                    Err(e) => Outcome::Failed(e.to_string()),
-                                });
-                            }
-                        }
-                        Ok(answers) => {
-                            // Answers cannot be matched to requests: none of them is trusted.
-                            let error = LlmError::MalformedResponse(format!(
-                                "the backend returned {} answers for {n} requests",
-                                answers.len()
-                            ));
-                            fail_all(&mut outcomes, &error.to_string());
-                        }
+                    for (i, o) in slots.into_iter().zip(results) {
+                        outcomes[i] = Some(o);
                     }
                 }
             }
         }
 
-        // 5. Assemble.
-        let mut out: Vec<Annotation> = sentences
+        // merge
+        let mut usage = Vec::with_capacity(scored.len());
+        let decided: Vec<_> = scored
             .into_iter()
-            .map(|sentence| Annotation {
-                sentence,
-                entities: Vec::new(),
-                rejected: Vec::new(),
+            .zip(outcomes)
+            .map(|(s, outcome)| {
+                usage.push(match &outcome {
+                    Some(LlmOutcome::Answer(a)) => Some((a.usage, a.cached)),
+                    _ => None,
+                });
+                let m = stages::merge(&inner.schema, &inner.merge, &s, outcome);
+                (s, m)
             })
             .collect();
-        let mut first_error: Option<String> = None;
-        for (s, outcome) in scored.into_iter().zip(outcomes) {
-            let Scored {
-                doc,
-                candidate,
-                local_label,
-                local_prob,
-                uncertainty,
-            } = s;
-            let mut entity = candidate.entity;
-            entity.label = local_label.clone();
-            entity.score = Some(local_prob);
-            let mut reject = false;
-            let provenance = match outcome {
-                None => Provenance::Local,
-                Some(Outcome::Failed(error)) => {
-                    delta.failures += 1;
-                    tracing::debug!(entity = %entity.text, %error, "LLM failed; local label kept");
-                    first_error.get_or_insert_with(|| error.clone());
-                    Provenance::LlmFailed { error }
-                }
-                Some(Outcome::Answer(a)) => {
-                    delta.prompt_tokens += a.usage.prompt_tokens;
-                    delta.completion_tokens += a.usage.completion_tokens;
-                    delta.cached_prompt_tokens += a.usage.cached_prompt_tokens;
-                    delta.cache_hits += u64::from(a.cached);
-                    match inner.schema.class(a.class) {
-                        None => {
-                            delta.failures += 1;
-                            let error = format!(
-                                "the backend answered class {} outside schema `{}`",
-                                a.class, inner.schema.name
-                            );
-                            tracing::debug!(entity = %entity.text, %error, "LLM failed; local label kept");
-                            first_error.get_or_insert_with(|| error.clone());
-                            Provenance::LlmFailed { error }
-                        }
-                        Some(_) if a.class == 0 => {
-                            delta.rejected += 1;
-                            reject = true;
-                            entity.score = a.confidence;
-                            Provenance::LlmRejected
-                        }
-                        Some(_) if a.class == candidate.class => {
-                            delta.confirmed += 1;
-                            entity.score = a.confidence;
-                            Provenance::LlmConfirmed
-                        }
-                        Some(t) => {
-                            delta.relabelled += 1;
-                            entity.label = t.name.clone();
-                            entity.score = a.confidence;
-                            Provenance::LlmRelabelled {
-                                from: local_label.clone(),
-                            }
-                        }
-                    }
-                }
-            };
-            let span = WordSpan::new(
-                candidate.span.start,
-                candidate.span.end,
-                entity.label.clone(),
-            );
-            let linked = LinkedEntity {
-                entity,
-                span,
-                local_label,
-                local_prob,
-                uncertainty,
-                provenance,
-            };
-            let annotation = &mut out[doc];
-            if reject {
-                annotation.rejected.push(linked);
-            } else {
-                annotation.entities.push(linked);
+
+        // account
+        let first_error = decided.iter().find_map(|(s, m)| match &m.provenance {
+            Provenance::LlmFailed { error } => {
+                Some((s.candidate.entity.text.clone(), error.clone()))
             }
-        }
-        if let Some(error) = first_error {
+            _ => None,
+        });
+        let out = stages::account(sentences, decided, &usage, &mut delta);
+        if let Some((entity, error)) = first_error {
             tracing::warn!(
                 failures = delta.failures,
                 routed = delta.routed,
+                first_entity = %entity,
                 first_error = %error,
                 "LLM calls failed; those entities keep their local labels"
             );
@@ -707,52 +613,44 @@ impl Pipeline {
         Ok(out)
     }
 
-    /// The LLM request for one candidate.
-    fn request(&self, sentence: &Sentence, c: &Candidate) -> linkner_llm::Result<ClassifyRequest> {
-        let mut top: Vec<LocalLabel> = c
-            .probs
+    /// Few-shot examples for the routed candidates from the retriever (on tokio's blocking
+    /// pool: retrievers run an encoder); empty without a retriever.
+    async fn retrieve(
+        &self,
+        sentences: &[Sentence],
+        scored: &[stages::ScoredCandidate],
+        routed: &[usize],
+    ) -> std::result::Result<Vec<Vec<Example>>, String> {
+        let Some(retriever) = self.inner.retriever.clone() else {
+            return Ok(Vec::new());
+        };
+        let queries: Vec<(Sentence, WordSpan)> = routed
             .iter()
-            .enumerate()
-            .map(|(class, &prob)| LocalLabel { class, prob })
+            .map(|&i| {
+                let s = &scored[i];
+                (sentences[s.doc].clone(), s.candidate.span.clone())
+            })
             .collect();
-        top.sort_by(|a, b| b.prob.total_cmp(&a.prob));
-        top.truncate(self.inner.local_top_k);
-        Ok(ClassifyRequest::new(
-            sentence.text.clone(),
-            c.entity.start,
-            c.entity.end,
-            self.inner.schema.clone(),
-        )?
-        .with_local_top(top))
+        let job = move || {
+            let refs: Vec<(&Sentence, &WordSpan)> = queries.iter().map(|(s, w)| (s, w)).collect();
+            retriever.retrieve(&refs).map_err(|e| e.to_string())
+        };
+        let lists = if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::spawn_blocking(job)
+                .await
+                .map_err(|e| format!("retriever task: {e}"))??
+        } else {
+            job()?
+        };
+        if lists.len() != routed.len() {
+            return Err(format!(
+                "the retriever returned {} example lists for {} entities",
+                lists.len(),
+                routed.len()
+            ));
+        }
+        Ok(lists)
     }
-}
-
-/// Aborts a spawned task when dropped (the caller's future was cancelled).
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Sends a batch to the backend on its own task, so that a panicking backend fails only these
-/// requests (as "LLM failed", local labels kept) instead of the caller's task. Cancelling the
-/// caller cancels the requests. Without a tokio runtime the backend runs inline.
-async fn classify_isolated(
-    llm: &Arc<dyn LlmClassifier>,
-    requests: Vec<ClassifyRequest>,
-) -> std::result::Result<Vec<linkner_llm::Result<Answer>>, String> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Ok(llm.classify_batch(&requests).await);
-    }
-    let llm = Arc::clone(llm);
-    let mut job = AbortOnDrop(tokio::spawn(
-        async move { llm.classify_batch(&requests).await },
-    ));
-    (&mut job.0)
-        .await
-        .map_err(|e| format!("the LLM backend panicked or was cancelled: {e}"))
 }
 
 /// Runs the tagger on one input and checks the shape of what it returns.
@@ -792,38 +690,6 @@ fn tag_input(
             Ok(sentences.into_iter().zip(out).collect())
         }
     }
-}
-
-/// Checks that a candidate's class is an entity type of the schema and that its char offsets
-/// and word span point into its sentence.
-fn check_candidate(schema: &LabelSchema, sentence: &Sentence, c: &Candidate) -> Result<()> {
-    if c.class == 0 || c.class >= schema.num_classes() {
-        return Err(LinkError::TaggerOutput(format!(
-            "candidate {:?} has class {}, expected 1..{} (schema `{}`)",
-            c.entity.text,
-            c.class,
-            schema.num_classes(),
-            schema.name
-        )));
-    }
-    if sentence.char_slice(c.entity.start, c.entity.end).as_deref() != Some(c.entity.text.as_str())
-        || c.entity.start >= c.entity.end
-    {
-        return Err(LinkError::TaggerOutput(format!(
-            "candidate {:?} at chars [{}, {}) does not match the text",
-            c.entity.text, c.entity.start, c.entity.end
-        )));
-    }
-    if c.span.start >= c.span.end || c.span.end > sentence.tokens.len() {
-        return Err(LinkError::TaggerOutput(format!(
-            "candidate {:?} has word span [{}, {}) in a sentence of {} words",
-            c.entity.text,
-            c.span.start,
-            c.span.end,
-            sentence.tokens.len()
-        )));
-    }
-    Ok(())
 }
 
 /// The annotations of [`Pipeline::annotate_stream`], in input order, one per document.

@@ -9,6 +9,7 @@ pub mod report;
 pub mod score;
 mod tagger_common;
 pub mod train;
+pub mod tune;
 
 /// The error type every subcommand returns.
 pub type CliError = Box<dyn std::error::Error + Send + Sync + 'static>;

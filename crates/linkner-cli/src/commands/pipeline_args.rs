@@ -8,7 +8,7 @@ use clap::Args;
 use linkner::llm::{AnswerMode, LlmClassifier, OpenAiConfig};
 use linkner::tagger::Precision;
 use linkner::uncertainty::EstimatorConfig;
-use linkner::{ExamplesSection, LinkConfig, Pipeline, RoutingPolicy};
+use linkner::{ExamplesSection, LinkConfig, MergePolicy, Pipeline, RoutingPolicy};
 
 use super::CliError;
 
@@ -61,6 +61,14 @@ pub struct PipelineArgs {
     /// 2 per class, seeded).
     #[arg(long, value_name = "FILE")]
     pub examples_from: Option<PathBuf>,
+    /// Also retrieve this many examples per routed entity from the `--examples-from` file (its
+    /// nearest labelled spans by the tagger's span embeddings; 0 = none).
+    #[arg(long, value_name = "K")]
+    pub retrieve: Option<usize>,
+    /// How the LLM's answer is merged with the local distribution: replace (the paper's rule),
+    /// fuse:WEIGHT (log-linear pooling, weight of the local model), rerank:K, or JSON.
+    #[arg(long, value_name = "POLICY")]
+    pub merge: Option<String>,
 }
 
 /// Parses `f32` / `bf16`.
@@ -131,12 +139,17 @@ impl PipelineArgs {
             }
         }
         if let Some(from) = &self.examples_from {
-            config.examples = Some(ExamplesSection {
-                from: from.clone(),
-                format: None,
-                per_class: 2,
-                seed: 42,
-            });
+            config.examples = Some(ExamplesSection::new(from.clone()));
+        }
+        if let Some(k) = self.retrieve {
+            let ex = config.examples.as_mut().ok_or(
+                "--retrieve needs labelled examples: give --examples-from FILE (or an `examples` \
+                 section in --config)",
+            )?;
+            ex.retrieve = k;
+        }
+        if let Some(m) = non_empty(&self.merge) {
+            config.merge = m.parse::<MergePolicy>()?;
         }
         Ok(config)
     }
@@ -164,7 +177,13 @@ impl PipelineArgs {
         let schema = tagger.config.schema.clone();
         let builder = match oracle {
             Some(oracle) => config.builder_without_llm()?.llm(oracle),
-            None => config.builder(&schema)?,
+            None => {
+                let mut b = config.builder(&schema)?;
+                if let Some(r) = config.retriever(&tagger)? {
+                    b = b.retriever(Arc::new(r));
+                }
+                b
+            }
         };
         let builder = if config.tagger.concurrent {
             builder.tagger(Arc::new(tagger))

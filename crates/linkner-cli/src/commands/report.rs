@@ -1,58 +1,46 @@
-//! `linkner report`: regenerates `docs/results.md` and its PNG plots — local F1, linked F1 with
-//! the configured LLM, the oracle ceiling, % routed, LLM calls and time on CoNLL-03 test, its
-//! Typos / OOV robustness sets, WikiGold (out of domain), WNUT-17 and TwitterNER; and F1 against
-//! the routing threshold (0.0 … 1.0) for every estimator.
+//! `linkner report`: regenerates `docs/results.md` — for each of the six test sets, the tagger
+//! alone against the pipeline with the set's **tuned** config (`configs/<set>.json`, written by
+//! `linkner tune` on a dev split), on the whole set: local F1, linked F1, Δ with a paired
+//! bootstrap confidence interval, the oracle ceiling of that routing, % routed, the LLM's
+//! accuracy on routed entities, calls, tokens and time; optionally an ablation table on one set
+//! (one config per technique) and the dev F1-vs-threshold plots of the tuning runs.
 //!
 //! ```text
-//! linkner report --model CONLL_DIR [--wnut-model DIR] [--twitter-model DIR]
-//!                [--evidential-model DIR] --llm-url URL [--sample 100] [--out docs/results.md]
+//! linkner report --configs configs [--sets oov,wnut17] [--sample 0] [--resamples 1000]
+//!                [--ablation configs/ablation --ablation-set oov] [--tune-json runs/tune]
+//!                [--out docs/results.md] [--json results.json]
 //! ```
 //!
-//! Per set, on a seeded sample of `--sample` sentences:
-//! 1. the pipeline runs once at the headline setting (entropy, threshold 0.4 unless changed):
-//!    its local, linked and oracle F1, routed share, calls, tokens and time are the table row;
-//! 2. the pipeline runs once more per estimator with every entity routed (answers come from the
-//!    LLM cache after the first of these runs), and [`spans_at_threshold`] replays every
-//!    threshold from it. The replay at the headline setting is checked against run 1.
-//!
-//! The local F1 of the full set is measured too (tagger only). Sets whose file or model is
-//! missing are listed as skipped, never silently dropped.
+//! A set whose config or data file is missing is listed as skipped, never silently dropped.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use linkner::core::Sentence;
-use linkner::core::score::{Mode, Scorer};
-use linkner::llm::{LlmClassifier, OpenAiBuilder};
-use linkner::tagger::SpanTagger;
-use linkner::uncertainty::EstimatorConfig;
+use linkner::core::{LabelSchema, Sentence, WordSpan};
+use linkner::evaluate::local_spans;
+use linkner::tune::{DeltaCi, paired_bootstrap};
 use linkner::uncertainty::plot::{PlotSpec, Series, line_plot};
-use linkner::{Annotation, LinkScores, Pipeline, RoutingPolicy, StatsSnapshot, spans_at_threshold};
-use serde::Serialize;
+use linkner::{Annotation, LinkConfig, LinkScores, Provenance, RoutingPolicy, StatsSnapshot};
+use serde::{Deserialize, Serialize};
 
 use super::CliError;
-use super::link::{annotate_all, read_gold, run_and_score, runtime};
+use super::link::{annotate_all, read_gold, runtime};
 use super::pipeline_args::PipelineArgs;
 
 /// Arguments of `linkner report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// LLM and pipeline settings (`--model` is the CoNLL-03 tagger).
+    /// Flags that override every set's config (LLM URL and model, threads, device, …). The
+    /// configs themselves come from `--configs`.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
-    /// Tagger trained on WNUT-17 (the WNUT-17 row is skipped without it).
-    #[arg(long, value_name = "DIR")]
-    pub wnut_model: Option<PathBuf>,
-    /// Tagger trained on TwitterNER (the TwitterNER row is skipped without it).
-    #[arg(long, value_name = "DIR")]
-    pub twitter_model: Option<PathBuf>,
-    /// Evidential-trained CoNLL-03 tagger: adds the evidential estimator's curves on the
-    /// CoNLL-03 sets.
-    #[arg(long, value_name = "DIR")]
-    pub evidential_model: Option<PathBuf>,
+    /// Folder of the tuned configs, one per set: `<set>.json` (conll03, typos, oov, wikigold,
+    /// wnut17, twitterner).
+    #[arg(long, value_name = "DIR", default_value = "configs")]
+    pub configs: PathBuf,
     /// Datasets folder (`conll03/`, `wikigold/`, `wnut17/`, `twitterner/`).
     #[arg(
         long,
@@ -61,22 +49,31 @@ pub struct ReportArgs {
         default_value = "../shared/data"
     )]
     pub data_dir: PathBuf,
-    /// Only these sets (comma-separated names: conll03, typos, oov, wikigold, wnut17,
-    /// twitterner).
+    /// Only these sets (comma-separated names).
     #[arg(long, value_name = "NAMES")]
     pub sets: Option<String>,
-    /// Sentences per set for the LLM runs (seeded sample; 0 = the whole set).
-    #[arg(long, default_value_t = 100)]
+    /// Sentences per set (seeded sample; 0 = the whole set, as the published figures).
+    #[arg(long, default_value_t = 0)]
     pub sample: usize,
-    /// Seed of the sample.
+    /// Seed of the sample and of the bootstrap.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Thresholds of the curves: from 0 to 1 in this step.
-    #[arg(long, default_value_t = 0.05)]
-    pub step: f32,
+    /// Bootstrap resamples of the Δ confidence interval.
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
     /// Sentences per pipeline call.
     #[arg(long, default_value_t = 64)]
     pub chunk: usize,
+    /// Folder of ablation configs (`*.json`, one per technique), run on `--ablation-set`.
+    #[arg(long, value_name = "DIR")]
+    pub ablation: Option<PathBuf>,
+    /// The set of the ablation table.
+    #[arg(long, default_value = "oov")]
+    pub ablation_set: String,
+    /// Folder of `linkner tune --json` outputs named `<set>.json`: their dev F1-vs-threshold
+    /// curves are plotted.
+    #[arg(long, value_name = "DIR")]
+    pub tune_json: Option<PathBuf>,
     /// The Markdown report.
     #[arg(long, value_name = "FILE", default_value = "docs/results.md")]
     pub out: PathBuf,
@@ -93,15 +90,6 @@ struct SetSpec {
     name: &'static str,
     title: &'static str,
     file: &'static str,
-    examples: &'static str,
-    model: ModelKind,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ModelKind {
-    Conll,
-    Wnut,
-    Twitter,
 }
 
 const SETS: &[SetSpec] = &[
@@ -109,68 +97,71 @@ const SETS: &[SetSpec] = &[
         name: "conll03",
         title: "CoNLL-03 test",
         file: "conll03/conll/test.txt",
-        examples: "conll03/conll/train.txt",
-        model: ModelKind::Conll,
     },
     SetSpec {
         name: "typos",
         title: "CoNLL-03 Typos",
         file: "conll03/robustness_conll/typos/test.txt",
-        examples: "conll03/conll/train.txt",
-        model: ModelKind::Conll,
     },
     SetSpec {
         name: "oov",
         title: "CoNLL-03 OOV",
         file: "conll03/robustness_conll/oov/test.txt",
-        examples: "conll03/conll/train.txt",
-        model: ModelKind::Conll,
     },
     SetSpec {
         name: "wikigold",
         title: "WikiGold (OOD)",
         file: "wikigold/wikigold.conll.txt",
-        examples: "conll03/conll/train.txt",
-        model: ModelKind::Conll,
     },
     SetSpec {
         name: "wnut17",
         title: "WNUT-17 test",
         file: "wnut17/emerging.test.annotated",
-        examples: "wnut17/wnut17train.conll",
-        model: ModelKind::Wnut,
     },
     SetSpec {
         name: "twitterner",
         title: "TwitterNER test",
         file: "twitterner/test.txt",
-        examples: "twitterner/train.txt",
-        model: ModelKind::Twitter,
     },
 ];
 
-/// One point of an F1-vs-threshold curve.
-#[derive(Debug, Clone, Serialize)]
-pub struct ThresholdPoint {
-    /// The threshold (entities with uncertainty above it are routed).
-    pub threshold: f32,
-    /// Fraction of the entities routed.
-    pub routed_fraction: f64,
-    /// Linked F1 (the LLM's decisions for routed entities).
-    pub linked_f1: f64,
-    /// Oracle F1 (gold labels for routed entities).
-    pub oracle_f1: f64,
+/// How well the LLM did on the routed entities of a run.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RoutedAccuracy {
+    /// Routed entities that got an answer.
+    pub answered: usize,
+    /// Of those, the LLM's own answer was the gold class (a type, or "not an entity" for a
+    /// span that is not a gold entity).
+    pub llm_correct: usize,
+    /// Of those, the merged decision was the gold class.
+    pub merged_correct: usize,
+    /// Of those, the local label was the gold class.
+    pub local_correct: usize,
 }
 
-/// One estimator's curve on one set.
+impl RoutedAccuracy {
+    fn rate(n: usize, d: usize) -> f64 {
+        if d == 0 { 0.0 } else { n as f64 / d as f64 }
+    }
+}
+
+/// The figures of one run of one config on one set.
 #[derive(Debug, Clone, Serialize)]
-pub struct Curve {
-    /// Estimator name.
-    pub estimator: String,
-    /// The tagger it ran on.
-    pub model: String,
-    /// Points, threshold ascending.
-    pub points: Vec<ThresholdPoint>,
+pub struct RunResult {
+    /// The config's name (file stem).
+    pub config: String,
+    /// Estimator, policy and merge of the config.
+    pub setting: String,
+    /// Local, linked and oracle scores.
+    pub scores: LinkScores,
+    /// Linked − local F1 with its bootstrap interval.
+    pub delta: DeltaCi,
+    /// The LLM on the routed entities.
+    pub accuracy: RoutedAccuracy,
+    /// The pipeline's counters.
+    pub stats: StatsSnapshot,
+    /// Wall seconds.
+    pub wall_seconds: f64,
 }
 
 /// The figures of one set.
@@ -182,24 +173,13 @@ pub struct SetResult {
     pub title: String,
     /// The data file.
     pub file: PathBuf,
+    /// Sentences evaluated.
+    pub sentences: usize,
     /// Sentences in the file.
     pub sentences_in_file: usize,
-    /// Local F1 on the whole file (tagger alone).
-    pub local_f1_full: f64,
-    /// Sentences of the sample the LLM runs used.
-    pub sentences: usize,
-    /// Local, linked and oracle scores of the headline run on the sample.
-    pub scores: LinkScores,
-    /// Counters of the headline run.
-    pub stats: StatsSnapshot,
-    /// Wall seconds of the headline run.
-    pub wall_seconds: f64,
-    /// F1 vs threshold per estimator.
-    pub curves: Vec<Curve>,
-    /// Linked F1 of the replay at the headline setting (equals `scores.linked.f1` when the LLM
-    /// is deterministic).
-    pub replay_f1: Option<f64>,
-    /// The PNG of the curves, relative to the report.
+    /// The tuned config's run.
+    pub run: RunResult,
+    /// The dev F1-vs-threshold plot, relative to the report.
     pub plot: Option<String>,
 }
 
@@ -208,16 +188,16 @@ pub struct SetResult {
 pub struct Report {
     /// The LLM backend.
     pub llm: String,
-    /// The headline estimator.
-    pub estimator: String,
-    /// The headline policy.
-    pub policy: String,
-    /// Sample size per set.
+    /// Sample size per set (0 = whole sets).
     pub sample: usize,
-    /// Sample seed.
+    /// Seed of the sample and the bootstrap.
     pub seed: u64,
+    /// Bootstrap resamples.
+    pub resamples: usize,
     /// Per-set results.
     pub sets: Vec<SetResult>,
+    /// The ablation runs.
+    pub ablation: Vec<RunResult>,
     /// Sets not run, and why.
     pub skipped: Vec<(String, String)>,
     /// The command line that produced it.
@@ -226,16 +206,115 @@ pub struct Report {
     pub wall_seconds: f64,
 }
 
+/// The gold class of each routed entity's span (0 when the span is not a gold entity).
+fn gold_class(schema: &LabelSchema, gold: &[WordSpan], span: &WordSpan) -> usize {
+    gold.iter()
+        .find(|g| g.start == span.start && g.end == span.end)
+        .and_then(|g| schema.class_of(&g.label))
+        .unwrap_or(0)
+}
+
+fn routed_accuracy(
+    schema: &LabelSchema,
+    gold: &[Sentence],
+    annotations: &[Annotation],
+) -> RoutedAccuracy {
+    let mut acc = RoutedAccuracy::default();
+    for (g, a) in gold.iter().zip(annotations) {
+        for (e, rejected) in a
+            .entities
+            .iter()
+            .map(|e| (e, false))
+            .chain(a.rejected.iter().map(|e| (e, true)))
+        {
+            let Some(v) = &e.llm else { continue };
+            if !e.provenance.is_routed() || matches!(e.provenance, Provenance::LlmFailed { .. }) {
+                continue;
+            }
+            let want = gold_class(schema, &g.spans, &e.span);
+            let merged = if rejected {
+                0
+            } else {
+                schema.class_of(&e.entity.label).unwrap_or(0)
+            };
+            acc.answered += 1;
+            acc.llm_correct += usize::from(v.class == want);
+            acc.merged_correct += usize::from(merged == want);
+            acc.local_correct += usize::from(schema.class_of(&e.local_label) == Some(want));
+        }
+    }
+    acc
+}
+
+impl PipelineArgs {
+    /// A config file with this command line's flags applied over it.
+    fn config_from(&self, path: &Path) -> Result<LinkConfig, CliError> {
+        let mut args = self.clone();
+        args.config = Some(path.to_path_buf());
+        args.link_config()
+    }
+}
+
+/// Runs one config on `gold` and measures it.
+fn run_config(
+    args: &ReportArgs,
+    path: &Path,
+    gold: &[Sentence],
+    label: &str,
+    llm_name: &mut String,
+) -> Result<RunResult, CliError> {
+    let config = args.pipeline.config_from(path)?;
+    let pipeline = args.pipeline.build(&config, None)?;
+    if let Some(n) = pipeline.llm_name() {
+        *llm_name = n;
+    }
+    let schema = pipeline.schema().clone();
+    for s in gold {
+        for span in &s.spans {
+            if schema.class_of(&span.label).is_none() {
+                return Err(format!(
+                    "gold label `{}` is not a type of the tagger's schema `{}` (config {})",
+                    span.label,
+                    schema.name,
+                    path.display()
+                )
+                .into());
+            }
+        }
+    }
+    let rt = runtime()?;
+    let started = Instant::now();
+    let before = pipeline.stats();
+    let annotations = rt.block_on(annotate_all(&pipeline, gold, args.chunk, label))?;
+    let stats = pipeline.stats().since(&before);
+    let wall = started.elapsed();
+    let scores = linkner::score_annotations(gold, &annotations)?;
+    let local: Vec<Vec<WordSpan>> = annotations.iter().map(local_spans).collect();
+    let linked: Vec<Vec<WordSpan>> = annotations.iter().map(Annotation::spans).collect();
+    let delta = paired_bootstrap(gold, &local, &linked, args.resamples, 0.95, args.seed)?;
+    let accuracy = routed_accuracy(&schema, gold, &annotations);
+    Ok(RunResult {
+        config: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        setting: format!(
+            "{} · {} · {}",
+            pipeline.estimator_name(),
+            pipeline.policy(),
+            pipeline.merge_policy()
+        ),
+        scores,
+        delta,
+        accuracy,
+        stats,
+        wall_seconds: wall.as_secs_f64(),
+    })
+}
+
 /// Runs `linkner report`.
 pub fn run(args: ReportArgs) -> Result<(), CliError> {
     let started = Instant::now();
-    let config = args.pipeline.link_config()?;
-    if config.llm.is_none() {
-        return Err("the report needs an LLM: give --llm-url (or LINKNER_LLM_URL)".into());
-    }
-    if !(args.step > 0.0 && args.step <= 1.0) {
-        return Err("--step must be in (0, 1]".into());
-    }
     if let Some(n) = args.pipeline.threads {
         linkner::tagger::set_threads(n)?;
     }
@@ -254,8 +333,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         )
         .into());
     }
-    let device = config.tagger.device()?;
-    let rt = runtime()?;
+    let sample = (args.sample > 0).then_some(args.sample);
     let mut results = Vec::new();
     let mut skipped = Vec::new();
     let mut llm_name = String::new();
@@ -265,163 +343,88 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         {
             continue;
         }
-        let model = match set.model {
-            ModelKind::Conll => Some(config.tagger.model.clone()),
-            ModelKind::Wnut => args.wnut_model.clone(),
-            ModelKind::Twitter => args.twitter_model.clone(),
-        };
-        let Some(model) = model else {
+        let config = args.configs.join(format!("{}.json", set.name));
+        let file = args.data_dir.join(set.file);
+        if !config.is_file() {
             skipped.push((
                 set.title.to_string(),
-                "no tagger given for it (--wnut-model / --twitter-model)".to_string(),
+                format!("{} not found", config.display()),
             ));
             continue;
-        };
-        let file = args.data_dir.join(set.file);
-        if !file.exists() {
+        }
+        if !file.is_file() {
             skipped.push((
                 set.title.to_string(),
                 format!("{} not found", file.display()),
             ));
             continue;
         }
-        eprintln!("== {} ({}) ==", set.title, file.display());
-        let tagger = Arc::new(SpanTagger::load(&model, &device)?);
-        let schema = tagger.config.schema.clone();
-
-        // The LLM backend of this set: its few-shot examples come from the set's own training
-        // file (one backend, one answer cache for every run on the set).
-        let mut set_config = config.clone();
-        let examples = args.data_dir.join(set.examples);
-        if set_config.examples.is_none() && examples.exists() {
-            set_config.examples = Some(linkner::ExamplesSection {
-                from: examples,
-                format: None,
-                per_class: 2,
-                seed: 42,
-            });
-        }
-        let llm_config = set_config
-            .llm_config(&schema)?
-            .ok_or("the report needs an LLM")?;
-        let llm: Arc<dyn LlmClassifier> = Arc::new(OpenAiBuilder::from_config(llm_config).build()?);
-        llm_name = llm.name();
-        let pipeline = |estimator: &EstimatorConfig,
-                        policy: RoutingPolicy,
-                        tagger: Arc<SpanTagger>|
-         -> Result<Pipeline, CliError> {
-            // The config's settings with this run's estimator and policy, and the set's LLM.
-            let mut run = config.clone();
-            run.estimator = estimator.clone();
-            run.policy = policy;
-            Ok(run
-                .builder_without_llm()?
-                .llm(llm.clone())
-                .tagger(tagger)
-                .build()?)
+        eprintln!(
+            "== {} ({}) with {} ==",
+            set.title,
+            file.display(),
+            config.display()
+        );
+        let (gold, total) = read_gold(&file, None, sample, args.seed)?;
+        let run = run_config(&args, &config, &gold, set.name, &mut llm_name)?;
+        let plot = match &args.tune_json {
+            Some(dir) => plot_tuning(&args, set, &dir.join(format!("{}.json", set.name)))?,
+            None => None,
         };
-
-        // Local F1 on the whole file.
-        let (full, total) = read_gold(&file, None, None, 0)?;
-        let local_full = {
-            let p = pipeline(&config.estimator, RoutingPolicy::Never, tagger.clone())?;
-            let (scores, _, _) =
-                rt.block_on(run_and_score(&p, &full, args.chunk, "local, full set"))?;
-            scores.local.f1
-        };
-        let sample = (args.sample > 0).then_some(args.sample);
-        let (gold, _) = read_gold(&file, None, sample, args.seed)?;
-
-        // 1. The headline run.
-        let headline = pipeline(&config.estimator, config.policy.clone(), tagger.clone())?;
-        let (scores, stats, wall) =
-            rt.block_on(run_and_score(&headline, &gold, args.chunk, "linked"))?;
-
-        // 2. Every estimator with everything routed, replayed at every threshold.
-        let mut estimators: Vec<(EstimatorConfig, Arc<SpanTagger>, String)> = vec![
-            (
-                EstimatorConfig::Confidence {},
-                tagger.clone(),
-                model_name(&model),
-            ),
-            (
-                EstimatorConfig::default(),
-                tagger.clone(),
-                model_name(&model),
-            ),
-            ("mc_dropout".parse()?, tagger.clone(), model_name(&model)),
-        ];
-        if tagger.config.evidential.is_some() {
-            estimators.push(("evidential".parse()?, tagger.clone(), model_name(&model)));
-        } else if set.model == ModelKind::Conll
-            && let Some(ev) = &args.evidential_model
-        {
-            let ev_tagger = Arc::new(SpanTagger::load(ev, &device)?);
-            estimators.push(("evidential".parse()?, ev_tagger, model_name(ev)));
-        }
-        let set_model_name = model_name(&model);
-        let thresholds: Vec<f32> = {
-            let n = (1.0 / args.step).round() as usize;
-            (0..=n).map(|i| (i as f32 * args.step).min(1.0)).collect()
-        };
-        let mut curves = Vec::new();
-        let mut replay_f1 = None;
-        for (estimator, tagger, model) in estimators {
-            let p = pipeline(&estimator, RoutingPolicy::Always, tagger)?;
-            let label = format!("all routed, {}", p.estimator_name());
-            let annotations = rt.block_on(annotate_all(&p, &gold, args.chunk, &label))?;
-            let points = thresholds
-                .iter()
-                .map(|&t| replay(&gold, &annotations, t))
-                .collect::<Result<Vec<_>, CliError>>()?;
-            if estimator == config.estimator
-                && let RoutingPolicy::Threshold { threshold } = config.policy
-                && model == set_model_name
-            {
-                let at = replay(&gold, &annotations, threshold)?;
-                replay_f1 = Some(at.linked_f1);
-            }
-            curves.push(Curve {
-                estimator: p.estimator_name().to_string(),
-                model,
-                points,
-            });
-        }
-        let plot = plot_curves(&args, set, &curves, scores.local.f1)?;
         results.push(SetResult {
             name: set.name.to_string(),
             title: set.title.to_string(),
             file,
-            sentences_in_file: total,
-            local_f1_full: local_full,
             sentences: gold.len(),
-            scores,
-            stats,
-            wall_seconds: wall.as_secs_f64(),
-            curves,
-            replay_f1,
+            sentences_in_file: total,
+            run,
             plot,
         });
     }
-    let estimator_name = config.estimator.build()?.name().to_string();
+    let mut ablation = Vec::new();
+    if let Some(dir) = &args.ablation {
+        let set = SETS
+            .iter()
+            .find(|s| s.name == args.ablation_set)
+            .ok_or_else(|| format!("unknown ablation set `{}`", args.ablation_set))?;
+        let file = args.data_dir.join(set.file);
+        let (gold, _) = read_gold(&file, None, sample, args.seed)?;
+        let mut configs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        configs.sort();
+        if configs.is_empty() {
+            return Err(format!("{}: no *.json ablation configs", dir.display()).into());
+        }
+        for c in configs {
+            eprintln!("== ablation {} on {} ==", c.display(), set.title);
+            let label = format!(
+                "ablation {}",
+                c.file_stem().unwrap_or_default().to_string_lossy()
+            );
+            ablation.push(run_config(&args, &c, &gold, &label, &mut llm_name)?);
+        }
+    }
     let report = Report {
         llm: llm_name,
-        estimator: estimator_name,
-        policy: config.policy.to_string(),
         sample: args.sample,
         seed: args.seed,
+        resamples: args.resamples,
         sets: results,
+        ablation,
         skipped,
         command: std::env::args().collect::<Vec<_>>().join(" "),
         wall_seconds: started.elapsed().as_secs_f64(),
     };
-    let md = markdown(&report, &args);
     if let Some(dir) = args.out.parent()
         && !dir.as_os_str().is_empty()
     {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&args.out, md).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    std::fs::write(&args.out, markdown(&report, &args))
+        .map_err(|e| format!("{}: {e}", args.out.display()))?;
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -430,115 +433,134 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn model_name(path: &Path) -> String {
-    // Resolve symlinks so that `conll03-minilm-ce` names the checkpoint it points to.
-    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
-}
-
-/// The linked and oracle F1 at `threshold`, replayed from an all-routed run.
-fn replay(
-    gold: &[Sentence],
-    annotations: &[Annotation],
-    threshold: f32,
-) -> Result<ThresholdPoint, CliError> {
-    let mut linked = Scorer::new(Mode::Conlleval);
-    let mut oracle = Scorer::new(Mode::Conlleval);
-    let (mut routed, mut entities) = (0usize, 0usize);
-    for (g, a) in gold.iter().zip(annotations) {
-        linked.add_spans(&g.spans, &spans_at_threshold(a, threshold, None))?;
-        oracle.add_spans(&g.spans, &spans_at_threshold(a, threshold, Some(&g.spans)))?;
-        for e in a.entities.iter().chain(&a.rejected) {
-            entities += 1;
-            if e.uncertainty > threshold {
-                routed += 1;
-            }
-        }
-    }
-    Ok(ThresholdPoint {
-        threshold,
-        routed_fraction: if entities == 0 {
-            0.0
-        } else {
-            routed as f64 / entities as f64
-        },
-        linked_f1: linked.finish().f1,
-        oracle_f1: oracle.finish().f1,
-    })
-}
-
-fn plot_curves(
-    args: &ReportArgs,
-    set: &SetSpec,
-    curves: &[Curve],
+/// The part of a `linkner tune --json` file the plots read.
+#[derive(Debug, Deserialize)]
+struct TuneFile {
     local_f1: f64,
-) -> Result<Option<String>, CliError> {
+    trials: Vec<TuneTrial>,
+    best: TuneTrial,
+}
+
+#[derive(Debug, Deserialize)]
+struct TuneTrial {
+    prompt: String,
+    estimator: String,
+    calibrate: bool,
+    policy: RoutingPolicy,
+    merge: linkner::MergePolicy,
+    f1: f64,
+}
+
+/// Dev F1 against the threshold, per estimator, at the tuned prompt, calibration and merge
+/// (and with `replace`), from a tune JSON file.
+fn plot_tuning(args: &ReportArgs, set: &SetSpec, path: &Path) -> Result<Option<String>, CliError> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tune: TuneFile =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut curves: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for t in &tune.trials {
+        let RoutingPolicy::Threshold { threshold } = t.policy else {
+            continue;
+        };
+        if t.prompt != tune.best.prompt || t.calibrate != tune.best.calibrate {
+            continue;
+        }
+        let name = if t.merge == tune.best.merge {
+            format!("{} · {}", t.estimator, t.merge)
+        } else if t.merge == linkner::MergePolicy::Replace {
+            format!("{} · replace", t.estimator)
+        } else {
+            continue;
+        };
+        curves
+            .entry(name)
+            .or_default()
+            .push((f64::from(threshold), 100.0 * t.f1));
+    }
     if curves.is_empty() {
         return Ok(None);
     }
-    std::fs::create_dir_all(&args.plots)?;
-    let file = format!("results-{}-f1-vs-threshold.png", set.name);
-    let path = args.plots.join(&file);
     let mut series: Vec<Series> = curves
-        .iter()
-        .map(|c| {
-            Series::new(
-                format!("linked, {}", c.estimator),
-                c.points
-                    .iter()
-                    .map(|p| (f64::from(p.threshold), 100.0 * p.linked_f1))
-                    .collect(),
-            )
+        .into_iter()
+        .map(|(name, mut pts)| {
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series::new(name, pts)
         })
         .collect();
-    if let Some(c) = curves.first() {
-        series.push(Series::new(
-            format!("oracle ceiling, {}", c.estimator),
-            c.points
-                .iter()
-                .map(|p| (f64::from(p.threshold), 100.0 * p.oracle_f1))
-                .collect(),
-        ));
-    }
     series.push(Series::new(
         "local tagger only",
-        vec![(0.0, 100.0 * local_f1), (1.0, 100.0 * local_f1)],
+        vec![(0.0, 100.0 * tune.local_f1), (1.0, 100.0 * tune.local_f1)],
     ));
-    let lo = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .fold(f64::INFINITY, f64::min);
-    let hi = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .fold(f64::NEG_INFINITY, f64::max);
+    let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), y| {
+        (l.min(y), h.max(y))
+    });
+    std::fs::create_dir_all(&args.plots)?;
+    let file = format!("results-{}-dev-f1-vs-threshold.png", set.name);
+    let out = args.plots.join(&file);
     let spec = PlotSpec {
-        title: format!("{}: F1 vs routing threshold", set.title),
+        title: format!(
+            "{}: dev F1 vs routing threshold (prompt {}, calibration {})",
+            set.title,
+            tune.best.prompt,
+            if tune.best.calibrate { "on" } else { "off" }
+        ),
         x_label: "threshold (entities with uncertainty above it go to the LLM)".into(),
-        y_label: "entity F1 (%)".into(),
+        y_label: "dev entity F1 (%)".into(),
         x_range: (0.0, 1.0),
-        y_range: Some(((lo - 2.0).max(0.0), (hi + 2.0).min(100.0))),
+        y_range: Some(((lo - 1.0).max(0.0), (hi + 1.0).min(100.0))),
         size: (900, 600),
     };
-    line_plot(&path, &spec, &series)?;
-    // The report links plots relative to its own folder.
-    let rel = relative_to(&path, args.out.parent().unwrap_or(Path::new("")));
-    Ok(Some(rel))
-}
-
-/// `path` written relative to `base` when it lies below it, else as given.
-fn relative_to(path: &Path, base: &Path) -> String {
-    path.strip_prefix(base)
-        .unwrap_or(path)
-        .to_string_lossy()
-        .into_owned()
+    line_plot(&out, &spec, &series)?;
+    let base = args.out.parent().unwrap_or(Path::new(""));
+    Ok(Some(
+        out.strip_prefix(base)
+            .unwrap_or(&out)
+            .to_string_lossy()
+            .into_owned(),
+    ))
 }
 
 fn pct(x: f64) -> String {
     format!("{:.2}", 100.0 * x)
 }
+
+fn ci(d: &DeltaCi) -> String {
+    format!(
+        "{:+.2} [{:+.2}, {:+.2}]",
+        100.0 * d.delta,
+        100.0 * d.low,
+        100.0 * d.high
+    )
+}
+
+fn run_row(name: &str, sentences: &str, r: &RunResult) -> String {
+    let st = &r.stats;
+    let a = &r.accuracy;
+    format!(
+        "| {name} | {sentences} | {} | **{}** | {} | {} | {} of {} ({:.1} %) | {:.3} / {:.3} / {:.3} | {} | {} / {} | {:.0} | {:.0} |",
+        pct(r.scores.local.f1),
+        pct(r.scores.linked.f1),
+        ci(&r.delta),
+        pct(r.scores.oracle.f1),
+        st.routed,
+        st.entities,
+        100.0 * st.routed_fraction(),
+        RoutedAccuracy::rate(a.local_correct, a.answered),
+        RoutedAccuracy::rate(a.llm_correct, a.answered),
+        RoutedAccuracy::rate(a.merged_correct, a.answered),
+        st.llm_calls(),
+        st.prompt_tokens,
+        st.completion_tokens,
+        st.llm_time.as_secs_f64(),
+        r.wall_seconds
+    )
+}
+
+const HEADER: &str = "| set | sentences | local F1 | linked F1 | Δ [95 % CI] | oracle ceiling | routed | accuracy on routed: local / LLM / merged | LLM calls | tokens prompt / completion | LLM time (s) | wall (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 fn markdown(r: &Report, args: &ReportArgs) -> String {
     let mut md = String::new();
@@ -550,108 +572,135 @@ fn markdown(r: &Report, args: &ReportArgs) -> String {
     );
     let _ = writeln!(
         md,
-        "LLM: `{}`. Headline setting: estimator `{}`, policy `{}`. LLM figures are on a seeded \
-         sample of {} sentences per set (seed {}; 0 = whole set); \"local F1 (full)\" is the \
-         tagger alone on the whole set. Oracle = routed entities get their **gold** label: the \
-         ceiling of the routing, not an LLM result. Total time {:.0} s.\n",
-        r.llm, r.estimator, r.policy, r.sample, r.seed, r.wall_seconds
+        "LLM: `{}`. Every set runs with its own config from `{}` (written by `linkner tune` on a \
+         **dev** split: see docs/benchmarks.md for the tuning commands), on {}. Δ is linked − \
+         local F1 with a paired bootstrap 95 % interval ({} resamples of the sentences, seed {}). \
+         Oracle = routed entities get their **gold** label: the ceiling of the routing, not an \
+         LLM result. Accuracy on routed entities: the share whose local label / LLM answer / \
+         merged decision is the gold class (\"not an entity\" for a span that is no gold entity). \
+         Total time {:.0} s.\n",
+        r.llm,
+        args.configs.display(),
+        if r.sample == 0 {
+            "the whole test set".to_string()
+        } else {
+            format!("a seeded sample of {} sentences", r.sample)
+        },
+        r.resamples,
+        r.seed,
+        r.wall_seconds
     );
-    let _ = writeln!(
-        md,
-        "| set | sentences (sample / all) | local F1 (full) | local F1 (sample) | linked F1 | Δ linked − local | oracle ceiling | routed | LLM calls | cache hits | failed | LLM time (s) | wall (s) |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "{HEADER}");
     for s in &r.sets {
-        let st = &s.stats;
-        let _ = writeln!(
-            md,
-            "| {} | {} / {} | {} | {} | **{}** | {:+.2} | {} | {} of {} ({:.1} %) | {} | {} | {} | {:.1} | {:.1} |",
-            s.title,
-            s.sentences,
-            s.sentences_in_file,
-            pct(s.local_f1_full),
-            pct(s.scores.local.f1),
-            pct(s.scores.linked.f1),
-            100.0 * (s.scores.linked.f1 - s.scores.local.f1),
-            pct(s.scores.oracle.f1),
-            st.routed,
-            st.entities,
-            100.0 * st.routed_fraction(),
-            st.llm_calls(),
-            st.cache_hits,
-            st.failures,
-            st.llm_time.as_secs_f64(),
-            s.wall_seconds
-        );
+        let n = if s.sentences == s.sentences_in_file {
+            s.sentences.to_string()
+        } else {
+            format!("{} / {}", s.sentences, s.sentences_in_file)
+        };
+        let _ = writeln!(md, "{}", run_row(&s.title, &n, &s.run));
     }
     for (name, why) in &r.skipped {
-        let _ = writeln!(md, "| {name} | skipped: {why} | | | | | | | | | | | |");
+        let _ = writeln!(md, "| {name} | skipped: {why} | | | | | | | | | | |");
     }
-    let _ = writeln!(
-        md,
-        "\nThe LinkNER paper reports +3.04 to +21.30 F1 from linking with GPT-3.5 on these \
-         sets; the Δ column is what the local LLM above does, and the oracle column is the most \
-         any LLM could add at this routing.\n"
-    );
+    let _ = writeln!(md, "\nSettings (estimator · policy · merge):\n");
     for s in &r.sets {
-        let _ = writeln!(md, "## {}\n", s.title);
-        if let Some(replay) = s.replay_f1 {
-            let same = (replay - s.scores.linked.f1).abs() < 1e-9;
-            let _ = writeln!(
-                md,
-                "Replay check: the all-routed run replayed at the headline setting gives linked F1 \
-                 {} ({}).\n",
-                pct(replay),
-                if same {
-                    "same as the headline run"
-                } else {
-                    "differs from the headline run: the LLM answered differently between runs"
-                }
-            );
+        let _ = writeln!(
+            md,
+            "- {}: `{}` (`{}`)",
+            s.title, s.run.setting, s.run.config
+        );
+    }
+    if !r.ablation.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Ablation on {}\n\nEach row is one config of `{}`: linkner 0.1's linking \
+             (`plain`: paper's replace rule, label names, fixed capitalised examples) with one \
+             technique added, and everything together.\n",
+            args.ablation_set,
+            args.ablation
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+        let _ = writeln!(md, "{}", HEADER.replacen("| set |", "| config |", 1));
+        for a in &r.ablation {
+            let _ = writeln!(md, "{}", run_row(&a.config, "", a));
         }
-        if let Some(plot) = &s.plot {
-            let _ = writeln!(md, "![F1 vs threshold, {}]({plot})\n", s.title);
+        let _ = writeln!(md, "\nSettings:\n");
+        for a in &r.ablation {
+            let _ = writeln!(md, "- `{}`: `{}`", a.config, a.setting);
         }
-        if s.curves.is_empty() {
-            continue;
-        }
-        let _ = write!(md, "| threshold |");
-        for c in &s.curves {
-            let _ = write!(
-                md,
-                " {} ({}) routed / linked / oracle |",
-                c.estimator, c.model
-            );
-        }
-        let _ = writeln!(md);
-        let _ = write!(md, "|---|");
-        for _ in &s.curves {
-            let _ = write!(md, "---|");
-        }
-        let _ = writeln!(md);
-        let n = s.curves[0].points.len();
-        let every = ((0.1 / args.step).round() as usize).max(1);
-        for i in (0..n).filter(|i| i % every == 0 || i + 1 == n) {
-            let _ = write!(md, "| {:.2} |", s.curves[0].points[i].threshold);
-            for c in &s.curves {
-                match c.points.get(i) {
-                    Some(p) => {
-                        let _ = write!(
-                            md,
-                            " {:.0} % / {} / {} |",
-                            100.0 * p.routed_fraction,
-                            pct(p.linked_f1),
-                            pct(p.oracle_f1)
-                        );
-                    }
-                    None => {
-                        let _ = write!(md, " - |");
-                    }
-                }
+    }
+    let plots: Vec<&SetResult> = r.sets.iter().filter(|s| s.plot.is_some()).collect();
+    if !plots.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Dev F1 against the routing threshold (from the tuning runs)\n"
+        );
+        for s in plots {
+            if let Some(p) = &s.plot {
+                let _ = writeln!(md, "![{}]({p})\n", s.title);
             }
-            let _ = writeln!(md);
         }
-        let _ = writeln!(md);
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linkner::core::Entity;
+    use linkner::{LinkedEntity, LlmVerdict, MergePolicy};
+
+    #[test]
+    fn routed_accuracy_counts_llm_and_merged_decisions_against_gold() {
+        let schema = LabelSchema::conll03();
+        let mut gold = Sentence::from_words(&["Paris", "said", "Acme"]);
+        gold.spans = vec![WordSpan::new(0, 1, "LOC"), WordSpan::new(2, 3, "ORG")];
+        let plain = Sentence::from_words(&["Paris", "said", "Acme"]);
+        let ent =
+            |start: usize, final_label: &str, local: &str, llm: Option<usize>, p: Provenance| {
+                let span = WordSpan::new(start, start + 1, final_label);
+                LinkedEntity {
+                    entity: Entity::from_word_span(&plain, &span).unwrap(),
+                    span,
+                    local_label: local.into(),
+                    local_prob: 0.5,
+                    uncertainty: 0.9,
+                    provenance: p,
+                    local_probs: vec![],
+                    llm: llm.map(|c| LlmVerdict {
+                        class: c,
+                        label: schema.class(c).unwrap().name.clone(),
+                        confidence: None,
+                        distribution: None,
+                        merged: None,
+                        merge: MergePolicy::Replace,
+                        cached: false,
+                    }),
+                }
+            };
+        let a = Annotation {
+            sentence: plain.clone(),
+            // Paris: local PER, LLM LOC (right), merged LOC. Acme: local ORG, LLM PER (wrong),
+            // merged ORG (right, fuse kept it).
+            entities: vec![
+                ent(
+                    0,
+                    "LOC",
+                    "PER",
+                    Some(2),
+                    Provenance::LlmRelabelled { from: "PER".into() },
+                ),
+                ent(2, "ORG", "ORG", Some(1), Provenance::LlmConfirmed),
+            ],
+            // "said": local MISC, LLM says O (right), rejected.
+            rejected: vec![ent(1, "MISC", "MISC", Some(0), Provenance::LlmRejected)],
+        };
+        let acc = routed_accuracy(&schema, &[gold], &[a]);
+        assert_eq!(acc.answered, 3);
+        assert_eq!(acc.llm_correct, 2);
+        assert_eq!(acc.merged_correct, 3);
+        assert_eq!(acc.local_correct, 1);
+    }
 }

@@ -16,7 +16,7 @@
 //!
 //! Offsets are char offsets (Unicode scalar values) into the original string, end exclusive.
 
-use linkner_core::Sentence;
+use crate::text::Sentence;
 use unicode_segmentation::UnicodeSegmentation;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,7 +259,7 @@ pub fn sentence_from_text(text: &str) -> Sentence {
     let chars: Vec<char> = text.chars().collect();
     let tokens = ranges
         .iter()
-        .map(|&(s, e)| linkner_core::Token {
+        .map(|&(s, e)| crate::text::Token {
             text: chars[s..e].iter().collect(),
             start: s,
             end: e,

@@ -1,0 +1,389 @@
+//! Merge policies: how the LLM's answer and the local tagger's distribution become one decision
+//! for a routed entity.
+//!
+//! | policy | rule | old name |
+//! |---|---|---|
+//! | [`MergePolicy::Replace`] | the LLM's answer wins, whatever its confidence | LinkNER's rule |
+//! | [`MergePolicy::Fuse`] | log-linear pooling `p ∝ p_local^w · p_llm^(1−w)` over the classes | |
+//! | [`MergePolicy::Rerank`] | the LLM picks only among the local top-`k` types and "not an entity" | filter-then-rerank |
+//!
+//! Every class of the schema takes part, the non-entity class `0` included, so a merged decision
+//! of class 0 rejects the entity. The policies are pure functions of the two distributions
+//! ([`MergePolicy::decide`]), so `linkner tune` replays them offline from one LLM pass.
+//!
+//! In a config file (serde, tagged by `type`):
+//!
+//! ```
+//! use linkner::merge::MergePolicy;
+//! let m: MergePolicy = serde_json::from_str(r#"{"type": "fuse", "weight": 0.6}"#).unwrap();
+//! assert_eq!(m, MergePolicy::Fuse { weight: 0.6 });
+//! let m: MergePolicy = serde_json::from_str(r#"{"type": "replace"}"#).unwrap();
+//! assert_eq!(m, MergePolicy::Replace);
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LinkError, Result};
+
+/// Probability given to the LLM's answer when the backend returns no distribution (constrained
+/// or free-text answer modes): the rest is spread evenly over the other classes.
+pub const ANSWER_ONLY_CONFIDENCE: f32 = 0.9;
+
+/// Floor of every probability before logs are taken in [`MergePolicy::Fuse`], so that one
+/// model's zero cannot veto a class outright.
+pub const PROB_FLOOR: f32 = 1e-6;
+
+/// How a routed entity's final class is decided from the local and the LLM distributions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MergePolicy {
+    /// The LLM's answer replaces the local label ("not an entity" drops the entity): the rule of
+    /// the LinkNER paper.
+    #[default]
+    Replace,
+    /// Log-linear pooling over all classes: `p(c) ∝ p_local(c)^weight · p_llm(c)^(1 − weight)`.
+    /// `weight` 1 is the local tagger alone, 0 the LLM's argmax.
+    Fuse {
+        /// Weight of the local distribution, in `[0, 1]`.
+        weight: f32,
+    },
+    /// The LLM chooses only among the local model's `k` most probable entity types and the
+    /// non-entity class: its distribution restricted to those classes decides. An answer outside
+    /// them (when the backend gives no distribution) keeps the local label.
+    Rerank {
+        /// How many local types are candidates (≥ 1).
+        k: usize,
+    },
+}
+
+/// What a merge decided for one entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The final class: `0` rejects the entity, else a type of the schema.
+    pub class: usize,
+    /// The merged distribution over the classes (for `replace`: the LLM's own distribution when
+    /// it gave one).
+    pub distribution: Option<Vec<f32>>,
+    /// The probability of the final class under `distribution`, when there is one.
+    pub confidence: Option<f32>,
+}
+
+impl MergePolicy {
+    /// Checks the parameters (`weight` in `[0, 1]`, `k ≥ 1`).
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            MergePolicy::Replace => Ok(()),
+            MergePolicy::Fuse { weight } => {
+                if weight.is_finite() && (0.0..=1.0).contains(weight) {
+                    Ok(())
+                } else {
+                    Err(LinkError::Config(format!(
+                        "merge.weight must be in [0, 1], got {weight}"
+                    )))
+                }
+            }
+            MergePolicy::Rerank { k } => {
+                if *k >= 1 {
+                    Ok(())
+                } else {
+                    Err(LinkError::Config("merge.k must be at least 1".into()))
+                }
+            }
+        }
+    }
+
+    /// A short name for tables: `replace`, `fuse:0.6`, `rerank:2`.
+    pub fn short_name(&self) -> String {
+        match self {
+            MergePolicy::Replace => "replace".into(),
+            MergePolicy::Fuse { weight } => format!("fuse:{weight}"),
+            MergePolicy::Rerank { k } => format!("rerank:{k}"),
+        }
+    }
+
+    /// Decides one entity. `local` is the tagger's distribution over the schema's classes (class
+    /// 0 = non-entity), `answer` the LLM's class and `answer_dist` its distribution over the same
+    /// classes, when the backend gave one. A distribution of the wrong length is ignored (treated
+    /// as absent), so a decision is always made.
+    pub fn decide(&self, local: &[f32], answer: usize, answer_dist: Option<&[f32]>) -> Decision {
+        let n = local.len().max(answer + 1);
+        let answer_dist = answer_dist.filter(|d| d.len() == n && d.iter().all(|p| p.is_finite()));
+        match self {
+            MergePolicy::Replace => Decision {
+                class: answer,
+                distribution: answer_dist.map(<[f32]>::to_vec),
+                confidence: answer_dist.and_then(|d| d.get(answer).copied()),
+            },
+            MergePolicy::Fuse { weight } => {
+                let llm = match answer_dist {
+                    Some(d) => d.to_vec(),
+                    None => answer_only(n, answer),
+                };
+                if local.len() != n {
+                    // No usable local distribution: the LLM alone.
+                    return decision_from(llm);
+                }
+                let w = weight.clamp(0.0, 1.0);
+                let logs: Vec<f32> = local
+                    .iter()
+                    .zip(&llm)
+                    .map(|(&l, &m)| w * l.max(PROB_FLOOR).ln() + (1.0 - w) * m.max(PROB_FLOOR).ln())
+                    .collect();
+                decision_from(softmax(&logs))
+            }
+            MergePolicy::Rerank { k } => {
+                let allowed = top_types(local, *k);
+                match answer_dist {
+                    Some(d) => {
+                        let mut restricted = vec![0.0f32; n];
+                        for &c in &allowed {
+                            restricted[c] = d[c];
+                        }
+                        let total: f32 = restricted.iter().sum();
+                        if total > 0.0 {
+                            for p in &mut restricted {
+                                *p /= total;
+                            }
+                            decision_from(restricted)
+                        } else {
+                            keep_local(local)
+                        }
+                    }
+                    None if allowed.contains(&answer) => Decision {
+                        class: answer,
+                        distribution: None,
+                        confidence: None,
+                    },
+                    None => keep_local(local),
+                }
+            }
+        }
+    }
+}
+
+/// The local model's own decision (its argmax over the entity types).
+fn keep_local(local: &[f32]) -> Decision {
+    let class = argmax_from(local, 1).unwrap_or(0);
+    Decision {
+        class,
+        distribution: None,
+        confidence: local.get(class).copied(),
+    }
+}
+
+/// Class 0 plus the `k` most probable entity types of `local` (ties: lower index first).
+fn top_types(local: &[f32], k: usize) -> Vec<usize> {
+    let mut types: Vec<usize> = (1..local.len()).collect();
+    types.sort_by(|&a, &b| local[b].total_cmp(&local[a]).then(a.cmp(&b)));
+    types.truncate(k);
+    types.push(0);
+    types
+}
+
+/// A distribution that puts [`ANSWER_ONLY_CONFIDENCE`] on `answer`.
+fn answer_only(n: usize, answer: usize) -> Vec<f32> {
+    if n <= 1 {
+        return vec![1.0; n];
+    }
+    let rest = (1.0 - ANSWER_ONLY_CONFIDENCE) / (n - 1) as f32;
+    (0..n)
+        .map(|c| {
+            if c == answer {
+                ANSWER_ONLY_CONFIDENCE
+            } else {
+                rest
+            }
+        })
+        .collect()
+}
+
+fn softmax(logs: &[f32]) -> Vec<f32> {
+    let m = logs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = logs.iter().map(|l| (l - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.into_iter().map(|x| x / s).collect()
+}
+
+/// Index of the largest entry at or after `from` (first on ties).
+fn argmax_from(v: &[f32], from: usize) -> Option<usize> {
+    (from..v.len()).fold(None, |best, i| match best {
+        Some(b) if v[b] >= v[i] => Some(b),
+        _ => Some(i),
+    })
+}
+
+fn decision_from(dist: Vec<f32>) -> Decision {
+    let class = argmax_from(&dist, 0).unwrap_or(0);
+    Decision {
+        class,
+        confidence: dist.get(class).copied(),
+        distribution: Some(dist),
+    }
+}
+
+impl std::str::FromStr for MergePolicy {
+    type Err = LinkError;
+
+    /// Parses `replace`, `fuse:0.6` (also `fuse` = weight 0.5), `rerank:2` (also `rerank` =
+    /// k 2), or the JSON form.
+    fn from_str(text: &str) -> Result<Self> {
+        let t = text.trim();
+        if t.starts_with('{') {
+            let m: MergePolicy = serde_json::from_str(t)
+                .map_err(|e| LinkError::Config(format!("merge policy `{t}`: {e}")))?;
+            m.validate()?;
+            return Ok(m);
+        }
+        let (kind, arg) = match t.split_once(':') {
+            Some((k, a)) => (k.trim().to_ascii_lowercase(), Some(a.trim())),
+            None => (t.to_ascii_lowercase(), None),
+        };
+        let bad = || {
+            LinkError::Config(format!(
+                "unknown merge policy `{t}`; expected replace, fuse:WEIGHT (0..1), rerank:K, or JSON"
+            ))
+        };
+        let m = match (kind.as_str(), arg) {
+            ("replace", None) => MergePolicy::Replace,
+            ("fuse", None) => MergePolicy::Fuse { weight: 0.5 },
+            ("fuse", Some(a)) => MergePolicy::Fuse {
+                weight: a.parse().map_err(|_| bad())?,
+            },
+            ("rerank", None) => MergePolicy::Rerank { k: 2 },
+            ("rerank", Some(a)) => MergePolicy::Rerank {
+                k: a.parse().map_err(|_| bad())?,
+            },
+            _ => return Err(bad()),
+        };
+        m.validate()?;
+        Ok(m)
+    }
+}
+
+impl std::fmt::Display for MergePolicy {
+    /// The command-line form ([`MergePolicy::short_name`]).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.short_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCAL: [f32; 5] = [0.30, 0.05, 0.45, 0.15, 0.05]; // O, PER, LOC, ORG, MISC
+    const LLM: [f32; 5] = [0.10, 0.05, 0.15, 0.60, 0.10];
+
+    fn argmax(v: &[f32]) -> usize {
+        argmax_from(v, 0).unwrap()
+    }
+
+    /// (policy, local, answer, answer distribution, expected class)
+    type Case<'a> = (MergePolicy, &'a [f32], usize, Option<&'a [f32]>, usize);
+
+    #[test]
+    fn table_of_decisions() {
+        let cases: Vec<Case<'_>> = vec![
+            (MergePolicy::Replace, &LOCAL, 3, Some(&LLM), 3),
+            (MergePolicy::Replace, &LOCAL, 0, None, 0),
+            // Fuse: weight 1 is the local argmax, weight 0 the LLM's argmax.
+            (MergePolicy::Fuse { weight: 1.0 }, &LOCAL, 3, Some(&LLM), 2),
+            (MergePolicy::Fuse { weight: 0.0 }, &LOCAL, 3, Some(&LLM), 3),
+            // Half-half: LOC 0.45*0.15 vs ORG 0.15*0.60 (sqrt): ORG wins (0.09 > 0.0675).
+            (MergePolicy::Fuse { weight: 0.5 }, &LOCAL, 3, Some(&LLM), 3),
+            // A confident local model outweighs a weak LLM at w = 0.7.
+            (MergePolicy::Fuse { weight: 0.7 }, &LOCAL, 3, Some(&LLM), 2),
+            // Both lean to "not an entity": rejected.
+            (
+                MergePolicy::Fuse { weight: 0.5 },
+                &[0.45, 0.0, 0.40, 0.1, 0.05],
+                0,
+                Some(&[0.7, 0.0, 0.2, 0.05, 0.05]),
+                0,
+            ),
+            // Rerank k = 1: only LOC (local top type) or O; the LLM's ORG is out, LOC beats O.
+            (MergePolicy::Rerank { k: 1 }, &LOCAL, 3, Some(&LLM), 2),
+            (
+                MergePolicy::Rerank { k: 1 },
+                &LOCAL,
+                0,
+                Some(&[0.5, 0.1, 0.2, 0.1, 0.1]),
+                0,
+            ),
+            // Rerank k = 2: LOC and ORG allowed, ORG wins.
+            (MergePolicy::Rerank { k: 2 }, &LOCAL, 3, Some(&LLM), 3),
+            // Without a distribution: an answer outside the allowed set keeps the local label.
+            (MergePolicy::Rerank { k: 1 }, &LOCAL, 3, None, 2),
+            (MergePolicy::Rerank { k: 2 }, &LOCAL, 3, None, 3),
+        ];
+        for (i, (policy, local, answer, dist, want)) in cases.into_iter().enumerate() {
+            let d = policy.decide(local, answer, dist);
+            assert_eq!(d.class, want, "case {i}: {policy:?}");
+            if let Some(m) = &d.distribution {
+                assert!((m.iter().sum::<f32>() - 1.0).abs() < 1e-5, "case {i}");
+                assert_eq!(argmax(m), d.class, "case {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn fuse_endpoints_equal_local_and_llm_argmax_on_random_inputs() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut dist = |n: usize| {
+            let v: Vec<f32> = (0..n).map(|_| rng.random_range(0.01f32..1.0)).collect();
+            let s: f32 = v.iter().sum();
+            v.into_iter().map(|x| x / s).collect::<Vec<f32>>()
+        };
+        for _ in 0..200 {
+            let local = dist(7);
+            let llm = dist(7);
+            let answer = argmax(&llm);
+            let w1 = MergePolicy::Fuse { weight: 1.0 }.decide(&local, answer, Some(&llm));
+            assert_eq!(w1.class, argmax(&local));
+            let w0 = MergePolicy::Fuse { weight: 0.0 }.decide(&local, answer, Some(&llm));
+            assert_eq!(w0.class, answer);
+            let r = MergePolicy::Replace.decide(&local, answer, Some(&llm));
+            assert_eq!(r.class, answer);
+        }
+    }
+
+    #[test]
+    fn fuse_without_a_distribution_treats_the_answer_as_confident() {
+        // The answer alone (0.9) against a local 0.45/0.30 split: the answer wins at w = 0.5.
+        let d = MergePolicy::Fuse { weight: 0.5 }.decide(&LOCAL, 3, None);
+        assert_eq!(d.class, 3);
+        // ...but not against a local model that is sure.
+        let sure = [0.01, 0.0, 0.98, 0.005, 0.005];
+        let d = MergePolicy::Fuse { weight: 0.8 }.decide(&sure, 3, None);
+        assert_eq!(d.class, 2);
+    }
+
+    #[test]
+    fn parse_validate_and_display() {
+        for (text, want) in [
+            ("replace", MergePolicy::Replace),
+            ("fuse:0.25", MergePolicy::Fuse { weight: 0.25 }),
+            ("fuse", MergePolicy::Fuse { weight: 0.5 }),
+            ("rerank:3", MergePolicy::Rerank { k: 3 }),
+            (
+                r#"{"type": "fuse", "weight": 0.7}"#,
+                MergePolicy::Fuse { weight: 0.7 },
+            ),
+        ] {
+            let got: MergePolicy = text.parse().unwrap();
+            assert_eq!(got, want, "{text}");
+            let again: MergePolicy = got.to_string().parse().unwrap();
+            assert_eq!(again, want);
+        }
+        for bad in [
+            "fuse:2",
+            "fuse:x",
+            "rerank:0",
+            "blend",
+            r#"{"type": "fuse"}"#,
+        ] {
+            assert!(bad.parse::<MergePolicy>().is_err(), "{bad}");
+        }
+    }
+}
