@@ -60,8 +60,15 @@ pub struct Entity {
 }
 
 impl Entity {
-    /// Converts a word span of `sentence` into a char-offset entity.
-    pub fn from_word_span(sentence: &Sentence, span: &WordSpan) -> Result<Entity> {
+    /// Converts a word span of `sentence` into a char-offset entity, slicing its text through
+    /// `chars` (an index of `sentence.text` built once for all of its spans; see
+    /// [`Sentence::char_index`]): linear time for many spans of one long sentence, where
+    /// [`Entity::from_word_span`] reads the whole text again for each.
+    pub fn from_word_span_with(
+        sentence: &Sentence,
+        chars: &crate::text::CharIndex<'_>,
+        span: &WordSpan,
+    ) -> Result<Entity> {
         let n = sentence.tokens.len();
         if span.start >= span.end || span.end > n {
             return Err(CoreError::InvalidSpan {
@@ -76,9 +83,15 @@ impl Entity {
         Ok(Entity {
             start,
             end,
-            text: sentence.char_slice(start, end).unwrap_or_default(),
+            text: chars.slice(start, end).unwrap_or_default().to_string(),
             label: span.label.clone(),
             score: None,
         })
+    }
+
+    /// Converts a word span of `sentence` into a char-offset entity (indexes the text for
+    /// this one span; for many spans use [`Entity::from_word_span_with`]).
+    pub fn from_word_span(sentence: &Sentence, span: &WordSpan) -> Result<Entity> {
+        Self::from_word_span_with(sentence, &sentence.char_index(), span)
     }
 }

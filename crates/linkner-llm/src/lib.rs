@@ -10,10 +10,18 @@
 //!   [`AnswerMode`]s: constrained JSON schema, first-token log-probabilities, strict free text.
 //! - [`prompt`]: a replaceable two-part [`PromptTemplate`] whose entity-independent prefix comes
 //!   first (so servers reuse their prompt cache) and seeded few-shot [`ExamplePool`]s.
-//! - Reliability: per-attempt timeouts, retries with exponential backoff and jitter,
-//!   `Retry-After` on 429/503, a bound on requests in flight, an answer [`cache`] in memory and
-//!   on disk, and [`Stats`] counters. Every failure is an [`LlmError`] the linker turns into
-//!   "keep the local label".
+//! - [`layer`]: reliability as reusable layers around **any** backend, in the style of tower —
+//!   [`Retry`](layer::Retry) (exponential backoff with jitter, `Retry-After` in seconds or as a
+//!   date, capped), [`Cached`](layer::Cached) (a bounded LRU [`AnswerCache`], optionally on
+//!   disk), [`ConcurrencyLimit`](layer::ConcurrencyLimit), a per-entity
+//!   [`Deadline`](layer::Deadline) and a [`CircuitBreaker`](layer::CircuitBreaker); a custom
+//!   backend gets them all with `backend.reliable(Reliability::default())`
+//!   ([`LlmClassifierExt`]). The OpenAI backend is its bare [`OpenAiTransport`] inside the
+//!   same layers.
+//! - Typed failures: every failure is an [`LlmError`] with a [`FailureKind`] (timeout,
+//!   rate_limited, connection, malformed, out_of_schema, circuit_open, deadline, backend, …);
+//!   the linker turns any of them into "keep the local label". [`Stats`] counts them by kind in
+//!   fixed memory (latency percentiles from a histogram).
 //! - [`conformance`]: the suite every backend must pass.
 //!
 //! ```no_run
@@ -38,16 +46,21 @@ pub mod cache;
 pub mod classifier;
 pub mod conformance;
 pub mod error;
+pub mod http;
+pub mod layer;
 pub mod openai;
 pub mod parse;
 pub mod prompt;
 pub mod request;
 pub mod stats;
 
-pub use cache::AnswerCache;
+pub use cache::{AnswerCache, CacheKey};
 pub use classifier::LlmClassifier;
-pub use error::{LlmError, Result};
-pub use openai::{AnswerMode, ApiKey, OpenAiBuilder, OpenAiClassifier, OpenAiConfig};
+pub use error::{FailureKind, LlmError, Result};
+pub use layer::{LlmClassifierExt, Reliability};
+pub use openai::{
+    AnswerMode, ApiKey, OpenAiBuilder, OpenAiClassifier, OpenAiConfig, OpenAiTransport,
+};
 pub use prompt::{ExamplePool, PromptTemplate, RenderedPrompt};
 pub use request::{Answer, ClassifyRequest, Example, LocalLabel, Usage};
 pub use stats::Stats;

@@ -57,3 +57,8 @@ pub use linkner_core as core;
 pub use linkner_llm as llm;
 pub use linkner_tagger as tagger;
 pub use linkner_uncertainty as uncertainty;
+
+/// `docs/writing-an-llm-backend.md`, whose code blocks `cargo test` compiles and runs.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/writing-an-llm-backend.md")]
+pub struct WritingAnLlmBackend;

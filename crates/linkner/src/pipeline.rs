@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use linkner_core::text::CharIndex;
 use linkner_core::{Candidate, LabelSchema, Sentence, WordSpan};
 use linkner_llm::{Answer, ClassifyRequest, LlmClassifier, LlmError, LocalLabel};
 use linkner_tagger::{LocalTagger, PredictOptions};
@@ -492,8 +493,9 @@ impl Pipeline {
         let mut sentences = Vec::with_capacity(tagged.len());
         let mut scored: Vec<Scored> = Vec::new();
         for (doc, (sentence, candidates)) in tagged.into_iter().enumerate() {
+            let chars = sentence.char_index();
             for c in &candidates {
-                check_candidate(&inner.schema, &sentence, c)?;
+                check_candidate(&inner.schema, &chars, &sentence, c)?;
             }
             let scores = inner.estimator.score_batch(&candidates)?;
             if scores.len() != candidates.len() {
@@ -795,8 +797,14 @@ fn tag_input(
 }
 
 /// Checks that a candidate's class is an entity type of the schema and that its char offsets
-/// and word span point into its sentence.
-fn check_candidate(schema: &LabelSchema, sentence: &Sentence, c: &Candidate) -> Result<()> {
+/// and word span point into its sentence. `chars` indexes the sentence's text once for all its
+/// candidates, so a long text costs linear time, not a walk from its start per candidate.
+fn check_candidate(
+    schema: &LabelSchema,
+    chars: &CharIndex<'_>,
+    sentence: &Sentence,
+    c: &Candidate,
+) -> Result<()> {
     if c.class == 0 || c.class >= schema.num_classes() {
         return Err(LinkError::TaggerOutput(format!(
             "candidate {:?} has class {}, expected 1..{} (schema `{}`)",
@@ -806,7 +814,7 @@ fn check_candidate(schema: &LabelSchema, sentence: &Sentence, c: &Candidate) -> 
             schema.name
         )));
     }
-    if sentence.char_slice(c.entity.start, c.entity.end).as_deref() != Some(c.entity.text.as_str())
+    if chars.slice(c.entity.start, c.entity.end) != Some(c.entity.text.as_str())
         || c.entity.start >= c.entity.end
     {
         return Err(LinkError::TaggerOutput(format!(

@@ -35,6 +35,7 @@ use serde::Serialize;
 
 use super::CliError;
 use super::link::{annotate_all, read_gold, run_and_score, runtime};
+use super::llm_failures::{FailureArgs, FailureTally};
 use super::pipeline_args::PipelineArgs;
 
 /// Arguments of `linkner report`.
@@ -86,6 +87,9 @@ pub struct ReportArgs {
     /// Also write every figure as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// When the LLM side failed (counted over every LLM run of the report).
+    #[command(flatten)]
+    pub failures: FailureArgs,
 }
 
 /// One evaluation set of the report.
@@ -259,6 +263,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
     let mut results = Vec::new();
     let mut skipped = Vec::new();
     let mut llm_name = String::new();
+    let mut tally = FailureTally::default();
     for set in SETS {
         if let Some(w) = &wanted
             && !w.iter().any(|n| n == set.name)
@@ -336,6 +341,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         let headline = pipeline(&config.estimator, config.policy.clone(), tagger.clone())?;
         let (scores, stats, wall) =
             rt.block_on(run_and_score(&headline, &gold, args.chunk, "linked"))?;
+        tally.add_run(&stats);
 
         // 2. Every estimator with everything routed, replayed at every threshold.
         let mut estimators: Vec<(EstimatorConfig, Arc<SpanTagger>, String)> = vec![
@@ -370,6 +376,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             let p = pipeline(&estimator, RoutingPolicy::Always, tagger)?;
             let label = format!("all routed, {}", p.estimator_name());
             let annotations = rt.block_on(annotate_all(&p, &gold, args.chunk, &label))?;
+            tally.add_run(&p.stats());
             let points = thresholds
                 .iter()
                 .map(|&t| replay(&gold, &annotations, t))
@@ -387,6 +394,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
                 points,
             });
         }
+        tally.add_backend(llm.stats().as_ref());
         let plot = plot_curves(&args, set, &curves, scores.local.f1)?;
         results.push(SetResult {
             name: set.name.to_string(),
@@ -427,7 +435,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     eprintln!("report written to {}", args.out.display());
-    Ok(())
+    tally.check(args.failures.llm_failure_limit)
 }
 
 fn model_name(path: &Path) -> String {
