@@ -60,7 +60,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .tagger(Arc::new(common::demo_tagger()))
         .estimator(Arc::from(EstimatorConfig::Confidence {}.build()?))
         // Retries, an answer cache, an in-flight bound, a deadline and a circuit breaker: one line.
-        .llm(Arc::new(gazetteer.reliable(Reliability::default().cache(AnswerCache::in_memory()))))
+        .llm(Arc::new(gazetteer.reliable(
+            Reliability::default().cache(AnswerCache::in_memory()),
+        )))
         .policy(RoutingPolicy::threshold(0.35))
         .build()?;
     for doc in pipeline.annotate_batch(common::TEXTS).await? {

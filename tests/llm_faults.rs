@@ -77,7 +77,12 @@ async fn bodies_cut_short_on_every_first_attempt_cost_no_entity() {
 async fn a_hung_server_ends_the_run_within_a_bound_and_reports_the_breaker() {
     // Default settings but a 1 s timeout: one round of 4 timeouts, then the breaker.
     let s = FakeServer::start(Script::always(Fault::Hang)).await;
-    let (p, llm) = pipeline(backend(&s.url).timeout(Duration::from_secs(1)).build().unwrap());
+    let (p, llm) = pipeline(
+        backend(&s.url)
+            .timeout(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    );
     let t = Instant::now();
     let out = p.annotate_batch(&docs()).await.unwrap();
     let el = t.elapsed();
@@ -99,7 +104,10 @@ async fn a_hung_server_ends_the_run_within_a_bound_and_reports_the_breaker() {
     }
     let ls = p.llm_stats().unwrap();
     assert_eq!(ls.breaker_trips, 1);
-    assert_eq!(ls.failures_by_kind.get(&FailureKind::CircuitOpen), Some(&60));
+    assert_eq!(
+        ls.failures_by_kind.get(&FailureKind::CircuitOpen),
+        Some(&60)
+    );
     assert_eq!(ls, llm.stats().unwrap());
 }
 

@@ -100,7 +100,16 @@ impl LocalTagger for LinearTagger {
 
 /// A line of about `chars` characters, non-ASCII (chars ≠ bytes).
 fn line(chars: usize) -> String {
-    let words = ["Zoë", "Müller", "visited", "東京", "with", "Ægir", "and", "Jose\u{301}"];
+    let words = [
+        "Zoë",
+        "Müller",
+        "visited",
+        "東京",
+        "with",
+        "Ægir",
+        "and",
+        "Jose\u{301}",
+    ];
     let mut s = String::with_capacity(chars * 2);
     let mut n = 0usize;
     let mut i = 0usize;
@@ -151,7 +160,10 @@ async fn ten_times_the_text_takes_at_most_fifteen_times_the_time() {
     let (t_short, n_short) = best_time(&p, &short, 5).await;
     let (t_long, n_long) = best_time(&p, &long, 2).await;
     // The candidates are there, with offsets into the original line.
-    assert!(n_short > 1_000 && n_long > 10 * n_short - 10, "{n_short} {n_long}");
+    assert!(
+        n_short > 1_000 && n_long > 10 * n_short - 10,
+        "{n_short} {n_long}"
+    );
     let ratio = t_long.as_secs_f64() / t_short.as_secs_f64();
     eprintln!(
         "100k chars: {t_short:?} ({n_short} entities); 1M chars: {t_long:?} ({n_long}); ratio {ratio:.1}"
@@ -169,7 +181,10 @@ async fn entities_of_a_long_line_point_into_it() {
     let a = p.annotate(&text).await.unwrap();
     let chars = CharIndex::new(&text);
     for e in a.entities.iter().step_by(97) {
-        assert_eq!(chars.slice(e.entity.start, e.entity.end), Some(e.entity.text.as_str()));
+        assert_eq!(
+            chars.slice(e.entity.start, e.entity.end),
+            Some(e.entity.text.as_str())
+        );
     }
     assert!(a.entities.len() > 2_000);
 }

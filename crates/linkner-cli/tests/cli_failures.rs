@@ -73,7 +73,10 @@ fn an_empty_data_file_is_an_error_naming_it() {
         .unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("empty.txt") && err.contains("no sentences"), "{err}");
+    assert!(
+        err.contains("empty.txt") && err.contains("no sentences"),
+        "{err}"
+    );
     assert_one_clean_error(&err);
 }
 
@@ -102,7 +105,11 @@ fn config_value_errors_name_the_file_and_the_field() {
     assert_one_clean_error(&err);
 
     // A JSON error is printed once too (its message already holds the parser's).
-    std::fs::write(&config, r#"{"tagger": {"model": "m"}, "llm": {"url": "x"}}"#).unwrap();
+    std::fs::write(
+        &config,
+        r#"{"tagger": {"model": "m"}, "llm": {"url": "x"}}"#,
+    )
+    .unwrap();
     let out = linkner()
         .args(["link", "--format", "conll"])
         .arg("--config")
@@ -112,7 +119,10 @@ fn config_value_errors_name_the_file_and_the_field() {
         .output()
         .unwrap();
     let err = stderr(&out);
-    assert!(err.contains("pipeline.json") && err.contains("`url`"), "{err}");
+    assert!(
+        err.contains("pipeline.json") && err.contains("`url`"),
+        "{err}"
+    );
     assert_one_clean_error(&err);
 }
 
@@ -147,9 +157,17 @@ fn invalid_utf8_names_the_source_and_the_line() {
 fn on_error_skip_writes_one_record_per_bad_line() {
     let input = b"Peter Blackburn met the EU .\nJapan beat Syr\xffia .\n\nBRUSSELS 1996-08-22\n";
     let mut cmd = linkner();
-    cmd.args(["annotate", "--policy", "never", "--threads", "1", "--on-error", "skip"])
-        .arg("--model")
-        .arg(model());
+    cmd.args([
+        "annotate",
+        "--policy",
+        "never",
+        "--threads",
+        "1",
+        "--on-error",
+        "skip",
+    ])
+    .arg("--model")
+    .arg(model());
     let out = run_with_stdin(cmd, input);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<Value> = String::from_utf8(out.stdout)
@@ -161,7 +179,10 @@ fn on_error_skip_writes_one_record_per_bad_line() {
     assert_eq!(lines[0]["sentence"]["text"], "Peter Blackburn met the EU .");
     assert_eq!(lines[1]["error"]["line"], 2);
     let msg = lines[1]["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("standard input: line 2: invalid UTF-8"), "{msg}");
+    assert!(
+        msg.contains("standard input: line 2: invalid UTF-8"),
+        "{msg}"
+    );
     assert_eq!(lines[2]["sentence"]["text"], "");
     assert_eq!(lines[3]["sentence"]["text"], "BRUSSELS 1996-08-22");
 }
@@ -176,10 +197,17 @@ fn annotate_writes_every_line_then_exits_3_when_every_llm_call_fails() {
     )));
     let input = "Peter Blackburn met the EU in Brussels .\nJapan beat Syria .\n\nEU rejects German call .\n";
     let mut cmd = linkner();
-    cmd.args(["annotate", "--policy", "always", "--threads", "1", "--stats"])
-        .args(["--llm-mode", "free_text", "--llm-url", &server.url])
-        .arg("--model")
-        .arg(model());
+    cmd.args([
+        "annotate",
+        "--policy",
+        "always",
+        "--threads",
+        "1",
+        "--stats",
+    ])
+    .args(["--llm-mode", "free_text", "--llm-url", &server.url])
+    .arg("--model")
+    .arg(model());
     let out = run_with_stdin(cmd, input.as_bytes());
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
@@ -198,7 +226,8 @@ fn annotate_writes_every_line_then_exits_3_when_every_llm_call_fails() {
     }
     assert!(failed > 0, "the tiny tagger should find something");
     assert!(
-        err.contains(&format!("{failed} of {failed} routed entities")) && err.contains("server_error"),
+        err.contains(&format!("{failed} of {failed} routed entities"))
+            && err.contains("server_error"),
         "{err}"
     );
     assert!(!err.contains('\u{1b}'), "{err:?}");

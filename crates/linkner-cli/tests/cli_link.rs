@@ -133,7 +133,14 @@ fn dead_llm_server_keeps_every_local_label_and_counts_failures() {
     // Every routed entity failed: all output is written, then exit status 3 with the counts.
     let out = linkner()
         .args(["link", "--json", "--threads", "1", "--format", "conll"])
-        .args(["--policy", "always", "--llm-url", &url, "--llm-in-flight", "16"])
+        .args([
+            "--policy",
+            "always",
+            "--llm-url",
+            &url,
+            "--llm-in-flight",
+            "16",
+        ])
         .arg("--model")
         .arg(model)
         .arg("--data")
@@ -144,7 +151,10 @@ fn dead_llm_server_keeps_every_local_label_and_counts_failures() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("routed entities") && err.contains("exit status 3"), "{err}");
+    assert!(
+        err.contains("routed entities") && err.contains("exit status 3"),
+        "{err}"
+    );
     // Plain text on a pipe: no colour codes.
     assert!(!err.contains('\u{1b}'), "{err:?}");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();

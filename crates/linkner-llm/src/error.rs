@@ -342,14 +342,26 @@ mod tests {
             retry_after: None,
         };
         let cases = [
-            (LlmError::Timeout(Duration::from_secs(1)), FailureKind::Timeout),
+            (
+                LlmError::Timeout(Duration::from_secs(1)),
+                FailureKind::Timeout,
+            ),
             (http(408), FailureKind::Timeout),
             (http(429), FailureKind::RateLimited),
             (http(503), FailureKind::ServerError),
             (http(401), FailureKind::ClientError),
-            (LlmError::Connection("reset".into()), FailureKind::Connection),
-            (LlmError::ResponseTooLarge { limit: 1 }, FailureKind::TooLarge),
-            (LlmError::MalformedResponse("x".into()), FailureKind::Malformed),
+            (
+                LlmError::Connection("reset".into()),
+                FailureKind::Connection,
+            ),
+            (
+                LlmError::ResponseTooLarge { limit: 1 },
+                FailureKind::TooLarge,
+            ),
+            (
+                LlmError::MalformedResponse("x".into()),
+                FailureKind::Malformed,
+            ),
             (
                 LlmError::LabelOutsideSchema {
                     answer: "x".into(),
@@ -357,7 +369,10 @@ mod tests {
                 },
                 FailureKind::OutOfSchema,
             ),
-            (LlmError::InvalidRequest("x".into()), FailureKind::InvalidRequest),
+            (
+                LlmError::InvalidRequest("x".into()),
+                FailureKind::InvalidRequest,
+            ),
             (
                 LlmError::CircuitOpen {
                     failures: 4,

@@ -107,8 +107,14 @@ mod tests {
     #[test]
     fn seconds_and_dates_are_both_understood() {
         let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after(" 1.5 ", now), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after(" 1.5 ", now),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(parse_retry_after("-3", now), None);
         assert_eq!(
             parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),

@@ -448,7 +448,12 @@ impl OpenAiBuilder {
     /// Sets the circuit breaker: failures in a row worth `threshold` points (a timeout 2, a
     /// connection failure 1; 0: never) open it for `cooldown`, doubling after each failed probe
     /// up to `max_cooldown`.
-    pub fn circuit_breaker(mut self, threshold: u32, cooldown: Duration, max_cooldown: Duration) -> Self {
+    pub fn circuit_breaker(
+        mut self,
+        threshold: u32,
+        cooldown: Duration,
+        max_cooldown: Duration,
+    ) -> Self {
         self.config.breaker_threshold = threshold;
         self.config.breaker_cooldown_s = cooldown.as_secs_f64();
         self.config.breaker_max_cooldown_s = max_cooldown.max(cooldown).as_secs_f64();
@@ -539,13 +544,14 @@ impl OpenAiBuilder {
         let settings = Reliability {
             retry: c.retry_policy(),
             max_in_flight: c.max_in_flight,
-            deadline: c.deadline_s.and_then(|s| Duration::try_from_secs_f64(s).ok()),
+            deadline: c
+                .deadline_s
+                .and_then(|s| Duration::try_from_secs_f64(s).ok()),
             breaker: c.breaker_policy(),
             cache,
         };
         let keyer: Arc<dyn CacheKeyer> = Arc::new(BodyKeyer(transport.inner.clone()));
-        let stack: Reliable<OpenAiTransport> =
-            settings.layer(transport.clone()).with_keyer(keyer);
+        let stack: Reliable<OpenAiTransport> = settings.layer(transport.clone()).with_keyer(keyer);
         Ok(OpenAiClassifier {
             transport,
             stack: Arc::new(stack),
@@ -623,7 +629,10 @@ impl CacheKeyer for BodyKeyer {
             .render(request, &self.0.config.examples)?;
         let body = self.0.body(&p, &request.schema);
         let bytes = serde_json::to_vec(&body).map_err(|e| LlmError::Config(e.to_string()))?;
-        Ok(CacheKey::builder().str("openai-body-v1").bytes(&bytes).finish())
+        Ok(CacheKey::builder()
+            .str("openai-body-v1")
+            .bytes(&bytes)
+            .finish())
     }
 }
 
@@ -766,10 +775,7 @@ impl Inner {
             if let Some(k) = &self.api_key {
                 rb = rb.bearer_auth(k.expose());
             }
-            let resp = rb
-                .send()
-                .await
-                .map_err(|e| from_reqwest(e, self.timeout))?;
+            let resp = rb.send().await.map_err(|e| from_reqwest(e, self.timeout))?;
             let status = resp.status();
             if !status.is_success() {
                 let retry_after = resp
@@ -1122,8 +1128,14 @@ mod tests {
             (OpenAiBuilder::new().base_url("ftp://x"), "base_url"),
             (OpenAiBuilder::new().max_in_flight(0), "max_in_flight"),
             (OpenAiBuilder::new().timeout(Duration::ZERO), "timeout_s"),
-            (OpenAiBuilder::new().deadline(Some(Duration::ZERO)), "deadline_s"),
-            (OpenAiBuilder::new().max_response_bytes(0), "max_response_bytes"),
+            (
+                OpenAiBuilder::new().deadline(Some(Duration::ZERO)),
+                "deadline_s",
+            ),
+            (
+                OpenAiBuilder::new().max_response_bytes(0),
+                "max_response_bytes",
+            ),
             (OpenAiBuilder::new().cache_capacity(0), "cache_capacity"),
             (OpenAiBuilder::new().temperature(-1.0), "temperature"),
             (
@@ -1167,7 +1179,10 @@ mod tests {
         assert_eq!(breaker.policy().max_cooldown, Duration::from_secs(2));
         assert!(c.cache().is_none());
         let d = OpenAiClassifier::builder().build().unwrap();
-        assert_eq!(d.layers().get_ref().get_ref().limit(), Some(Duration::from_secs(120)));
+        assert_eq!(
+            d.layers().get_ref().get_ref().limit(),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(d.cache().unwrap().capacity(), AnswerCache::DEFAULT_CAPACITY);
     }
 
@@ -1179,9 +1194,15 @@ mod tests {
         assert_eq!(a, k.key(&req()).unwrap());
         // Another seed changes the body, so the key.
         let c2 = OpenAiClassifier::builder().seed(Some(7)).build().unwrap();
-        assert_ne!(a, BodyKeyer(c2.transport.inner.clone()).key(&req()).unwrap());
+        assert_ne!(
+            a,
+            BodyKeyer(c2.transport.inner.clone()).key(&req()).unwrap()
+        );
         // Other local probabilities that the prompt does not show do not.
-        let other = req().with_local_top(vec![crate::LocalLabel { class: 1, prob: 0.3 }]);
+        let other = req().with_local_top(vec![crate::LocalLabel {
+            class: 1,
+            prob: 0.3,
+        }]);
         let shown = c.prompt(&other).unwrap() != c.prompt(&req()).unwrap();
         assert_eq!(k.key(&other).unwrap() != a, shown);
     }

@@ -87,7 +87,11 @@ impl Default for Histogram {
 impl Histogram {
     fn bucket(secs: f64) -> usize {
         if secs <= HIST_MIN_SECS || !secs.is_finite() {
-            return if secs.is_finite() { 0 } else { HIST_BUCKETS - 1 };
+            return if secs.is_finite() {
+                0
+            } else {
+                HIST_BUCKETS - 1
+            };
         }
         let i = ((secs / HIST_MIN_SECS).log2() * HIST_PER_DOUBLING).floor();
         (i as usize).min(HIST_BUCKETS - 1)
@@ -139,6 +143,10 @@ impl Histogram {
         for (i, c) in counts.iter().enumerate() {
             seen += c;
             if seen >= rank {
+                // The last bucket holds everything above the range: its middle means nothing.
+                if i == HIST_BUCKETS - 1 {
+                    return max;
+                }
                 return Self::middle(i).clamp(min.min(max), max);
             }
         }
@@ -347,7 +355,10 @@ mod tests {
         // The cache hit's latency is not the server's.
         assert!((s.latency_p50 - 0.5).abs() < 1e-9, "{s:?}");
         let json = serde_json::to_string(&s).unwrap();
-        assert!(json.contains("\"failures_by_kind\":{\"timeout\":1}"), "{json}");
+        assert!(
+            json.contains("\"failures_by_kind\":{\"timeout\":1}"),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<Stats>(&json).unwrap(), s);
     }
 }

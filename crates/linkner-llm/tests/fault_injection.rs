@@ -90,7 +90,11 @@ async fn rate_limit_honours_retry_after_then_succeeds() {
 
 #[tokio::test]
 async fn service_unavailable_retry_after_is_capped() {
-    let s = fake_server(vec![Fault::Status(503, Some("3600".into()), "busy".into()), ok("person")]).await;
+    let s = fake_server(vec![
+        Fault::Status(503, Some("3600".into()), "busy".into()),
+        ok("person"),
+    ])
+    .await;
     let c = builder(&s.url)
         .max_retry_after(Duration::from_millis(300))
         .build()
@@ -122,7 +126,12 @@ async fn server_errors_exhaust_retries() {
 
 #[tokio::test]
 async fn client_errors_are_not_retried() {
-    let s = fake_server(vec![Fault::Status(400, None, "{\"error\":\"bad model\"}".into())]).await;
+    let s = fake_server(vec![Fault::Status(
+        400,
+        None,
+        "{\"error\":\"bad model\"}".into(),
+    )])
+    .await;
     let c = builder(&s.url).build().unwrap();
     let e = c.classify(&req()).await.unwrap_err();
     assert!(
@@ -217,7 +226,7 @@ async fn connection_reset_is_retried() {
 async fn refused_connection_is_a_typed_error() {
     // Bind then drop: nothing listens on the port any more.
     let port = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap().port()
     };
     let c = builder(&format!("http://127.0.0.1:{port}/v1"))
@@ -411,12 +420,20 @@ async fn many_entities_with_every_first_attempt_cut_all_succeed() {
     let schema = Arc::new(LabelSchema::conll03());
     let reqs: Vec<ClassifyRequest> = (0..40)
         .map(|i| {
-            ClassifyRequest::find(format!("We met in Town{i} ."), &format!("Town{i}"), schema.clone())
-                .unwrap()
+            ClassifyRequest::find(
+                format!("We met in Town{i} ."),
+                &format!("Town{i}"),
+                schema.clone(),
+            )
+            .unwrap()
         })
         .collect();
     let out = c.classify_batch(&reqs).await;
-    assert!(out.iter().all(|r| r.as_ref().is_ok_and(|a| a.label == "LOC")), "{out:?}");
+    assert!(
+        out.iter()
+            .all(|r| r.as_ref().is_ok_and(|a| a.label == "LOC")),
+        "{out:?}"
+    );
     assert_eq!(s.hits(), 80);
     assert_eq!(c.stats().unwrap().failures, 0);
     // The cut attempts never opened the breaker (each entity's retry succeeded in between).
@@ -438,6 +455,7 @@ async fn a_huge_body_is_abandoned_with_a_typed_error_and_flat_memory() {
             .unwrap();
         let t = Instant::now();
         let (r, growth) = peak_growth(c.classify(&req())).await;
+        eprintln!("chunked {chunked}: peak memory growth {} KiB", growth >> 10);
         let e = r.unwrap_err();
         assert!(
             matches!(e, LlmError::ResponseTooLarge { limit } if limit == 4 << 20),
@@ -458,7 +476,10 @@ async fn a_huge_body_is_abandoned_with_a_typed_error_and_flat_memory() {
     let s = fake_server(vec![ok("person")]).await;
     let c = builder(&s.url).max_response_bytes(16).build().unwrap();
     let e = c.classify(&req()).await.unwrap_err();
-    assert!(matches!(e, LlmError::ResponseTooLarge { limit: 16 }), "{e:?}");
+    assert!(
+        matches!(e, LlmError::ResponseTooLarge { limit: 16 }),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -476,7 +497,10 @@ async fn retry_after_as_an_http_date_is_honoured() {
     assert_eq!(a.class, 1);
     // The date has a one-second resolution: between 1 and 2 s from now.
     let el = t.elapsed();
-    assert!(el >= Duration::from_millis(900) && el < Duration::from_secs(4), "{date}: {el:?}");
+    assert!(
+        el >= Duration::from_millis(900) && el < Duration::from_secs(4),
+        "{date}: {el:?}"
+    );
 }
 
 #[tokio::test]
@@ -494,7 +518,10 @@ async fn the_deadline_bounds_one_entity_across_retries() {
     assert!(matches!(e, LlmError::DeadlineExceeded(_)), "{e:?}");
     assert_eq!(e.kind(), FailureKind::Deadline);
     let el = t.elapsed();
-    assert!(el >= Duration::from_millis(780) && el < Duration::from_secs(3), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(780) && el < Duration::from_secs(3),
+        "{el:?}"
+    );
     assert!(s.hits() <= 3, "{}", s.hits());
 }
 
@@ -503,8 +530,12 @@ fn many(n: usize) -> Vec<ClassifyRequest> {
     let schema = Arc::new(LabelSchema::conll03());
     (0..n)
         .map(|i| {
-            ClassifyRequest::find(format!("Mr Smith{i} spoke ."), &format!("Smith{i}"), schema.clone())
-                .unwrap()
+            ClassifyRequest::find(
+                format!("Mr Smith{i} spoke ."),
+                &format!("Smith{i}"),
+                schema.clone(),
+            )
+            .unwrap()
         })
         .collect()
 }
@@ -529,7 +560,10 @@ async fn a_hung_server_costs_one_timeout_per_slot_then_the_breaker_fails_fast() 
     let st = c.stats().unwrap();
     assert_eq!(st.breaker_trips, 1);
     assert_eq!(st.failures, 40);
-    assert_eq!(st.failures_by_kind.get(&FailureKind::CircuitOpen), Some(&40));
+    assert_eq!(
+        st.failures_by_kind.get(&FailureKind::CircuitOpen),
+        Some(&40)
+    );
     let e = out[39].as_ref().unwrap_err();
     assert!(e.to_string().contains("circuit breaker open"), "{e}");
 }
@@ -549,7 +583,10 @@ async fn a_hung_server_with_every_default_setting_ends_within_about_one_timeout(
     let el = t.elapsed();
     assert!(out.iter().all(|r| r.is_err()));
     assert_eq!(s.hits(), 4);
-    assert!(el >= Duration::from_secs(59) && el < Duration::from_secs(75), "{el:?}");
+    assert!(
+        el >= Duration::from_secs(59) && el < Duration::from_secs(75),
+        "{el:?}"
+    );
     let st = c.stats().unwrap();
     assert_eq!((st.breaker_trips, st.failures), (1, 40));
 }
@@ -557,21 +594,22 @@ async fn a_hung_server_with_every_default_setting_ends_within_about_one_timeout(
 #[tokio::test]
 async fn the_breaker_probes_again_after_its_cool_down() {
     // Refused connections (fast failures) open the breaker; the server comes back.
-    let s = fake_server(vec![
-        Fault::Close,
-        Fault::Close,
-        ok("person"),
-    ])
-    .await;
+    let s = fake_server(vec![Fault::Close, Fault::Close, ok("person")]).await;
     let c = builder(&s.url)
         .max_retries(0)
         .circuit_breaker(2, Duration::from_millis(300), Duration::from_secs(2))
         .build()
         .unwrap();
     for _ in 0..2 {
-        assert_eq!(c.classify(&req()).await.unwrap_err().kind(), FailureKind::Connection);
+        assert_eq!(
+            c.classify(&req()).await.unwrap_err().kind(),
+            FailureKind::Connection
+        );
     }
-    assert_eq!(c.classify(&req()).await.unwrap_err().kind(), FailureKind::CircuitOpen);
+    assert_eq!(
+        c.classify(&req()).await.unwrap_err().kind(),
+        FailureKind::CircuitOpen
+    );
     assert_eq!(s.hits(), 2);
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(c.classify(&req()).await.unwrap().class, 1);
@@ -588,7 +626,9 @@ async fn a_cache_file_that_cannot_be_written_never_fails_an_answer() {
     assert_eq!(a.label, "LOC");
     assert!(c.classify(&req()).await.unwrap().cached);
     let cache = c.cache().unwrap().clone();
-    tokio::task::spawn_blocking(move || cache.flush()).await.unwrap();
+    tokio::task::spawn_blocking(move || cache.flush())
+        .await
+        .unwrap();
     let st = c.stats().unwrap();
     assert_eq!(st.failures, 0);
     assert!(st.cache_write_failures >= 1, "{st:?}");

@@ -428,7 +428,10 @@ pub fn run_annotate(args: AnnotateArgs) -> Result<(), CliError> {
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::new(out);
-    let good: Vec<String> = lines.iter().filter_map(|l| l.as_ref().ok().cloned()).collect();
+    let good: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.as_ref().ok().cloned())
+        .collect();
     let rt = runtime()?;
     rt.block_on(async {
         let mut stream = pipeline.annotate_stream(good)?;

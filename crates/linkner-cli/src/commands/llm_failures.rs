@@ -77,9 +77,8 @@ impl FailureTally {
 
     /// `Err(LlmFailures)` when the failed share reaches `limit` (and something was routed).
     pub fn check(&self, limit: f64) -> Result<(), CliError> {
-        let over = self.routed > 0
-            && self.failed > 0
-            && self.failed as f64 >= limit * self.routed as f64;
+        let over =
+            self.routed > 0 && self.failed > 0 && self.failed as f64 >= limit * self.routed as f64;
         if over {
             return Err(Box::new(LlmFailures {
                 routed: self.routed,
@@ -168,7 +167,10 @@ mod tests {
         assert_eq!(k.get("circuit_open"), Some(&3));
         assert_eq!(k.get("other"), Some(&1));
         let msg = t.check(1.0).unwrap_err().to_string();
-        assert!(msg.contains("5 of 5") && msg.contains("circuit_open 3"), "{msg}");
+        assert!(
+            msg.contains("5 of 5") && msg.contains("circuit_open 3"),
+            "{msg}"
+        );
     }
 
     #[test]

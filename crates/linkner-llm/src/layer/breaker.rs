@@ -298,10 +298,17 @@ mod tests {
         // After the cool-down: one probe, which fails: open again for twice as long.
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert_eq!(cb.state(), BreakerState::HalfOpen);
-        assert_eq!(cb.classify(&req("Smith")).await.unwrap_err().kind(), FailureKind::Timeout);
+        assert_eq!(
+            cb.classify(&req("Smith")).await.unwrap_err().kind(),
+            FailureKind::Timeout
+        );
         assert_eq!(cb.state(), BreakerState::Open);
         tokio::time::sleep(Duration::from_millis(120)).await;
-        assert_eq!(cb.state(), BreakerState::Open, "the cool-down did not double");
+        assert_eq!(
+            cb.state(),
+            BreakerState::Open,
+            "the cool-down did not double"
+        );
         tokio::time::sleep(Duration::from_millis(120)).await;
         // The second probe succeeds and closes the breaker.
         assert_eq!(cb.classify(&req("Smith")).await.unwrap().class, 2);
@@ -378,7 +385,10 @@ mod tests {
         let cb = Scripted::new(vec![Step::Err(timeout, Duration::ZERO)])
             .circuit_breaker(BreakerPolicy::disabled());
         for _ in 0..20 {
-            assert_eq!(cb.classify(&req("Smith")).await.unwrap_err().kind(), FailureKind::Timeout);
+            assert_eq!(
+                cb.classify(&req("Smith")).await.unwrap_err().kind(),
+                FailureKind::Timeout
+            );
         }
         assert_eq!(cb.state(), BreakerState::Closed);
     }

@@ -239,7 +239,9 @@ mod tests {
         let a = c.classify(&req("Smith")).await.unwrap();
         assert_eq!(a.class, 2);
         assert!(c.classify(&req("Smith")).await.unwrap().cached);
-        tokio::task::spawn_blocking(move || cache.flush()).await.unwrap();
+        tokio::task::spawn_blocking(move || cache.flush())
+            .await
+            .unwrap();
         let s = c.stats().unwrap();
         assert_eq!((s.failures, s.cache_hits), (0, 1));
         assert!(s.cache_write_failures >= 1, "{s:?}");

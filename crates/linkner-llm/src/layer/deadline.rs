@@ -87,7 +87,10 @@ mod tests {
         let e = d.classify(&req("Smith")).await.unwrap_err();
         let el = t.elapsed();
         assert_eq!(e.kind(), FailureKind::Deadline, "{e:?}");
-        assert!(el >= Duration::from_millis(340) && el < Duration::from_millis(900), "{el:?}");
+        assert!(
+            el >= Duration::from_millis(340) && el < Duration::from_millis(900),
+            "{el:?}"
+        );
         let s = d.stats().unwrap();
         assert_eq!(s.failures_by_kind.get(&FailureKind::Deadline), Some(&1));
         assert!(s.retries >= 2 && s.retries <= 4, "{s:?}");

@@ -84,7 +84,11 @@ mod tests {
         assert!(out.iter().all(|r| r.is_ok()));
         assert_eq!(l.get_ref().max_in_flight.load(Ordering::SeqCst), 3);
         // 10 calls, 3 at a time, 60 ms each: at least 4 rounds.
-        assert!(t.elapsed() >= Duration::from_millis(230), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(230),
+            "{:?}",
+            t.elapsed()
+        );
         assert_eq!(super::ConcurrencyLimit::new((), 0).max_in_flight(), 1);
     }
 }

@@ -404,7 +404,11 @@ mod tests {
         assert_eq!(out.len(), 10);
         assert!(out.iter().all(|r| r.as_ref().is_ok_and(|a| a.class == 1)));
         // One by one would take 1 s.
-        assert!(t.elapsed() < Duration::from_millis(600), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(600),
+            "{:?}",
+            t.elapsed()
+        );
         assert_eq!(b.max_in_flight.load(Ordering::SeqCst), 10);
     }
 
@@ -417,7 +421,10 @@ mod tests {
         ]);
         let s = b.reliable(
             Reliability::default()
-                .retry(RetryPolicy::default().backoff(Duration::from_millis(1), Duration::from_millis(2)))
+                .retry(
+                    RetryPolicy::default()
+                        .backoff(Duration::from_millis(1), Duration::from_millis(2)),
+                )
                 .cache(AnswerCache::in_memory()),
         );
         let a = s.classify(&req("Smith")).await.unwrap();
@@ -426,10 +433,16 @@ mod tests {
         let e = s.classify(&req("Jones")).await.unwrap_err();
         assert_eq!(e.kind(), crate::FailureKind::OutOfSchema);
         let st = s.stats().unwrap();
-        assert_eq!((st.calls, st.cache_hits, st.retries, st.failures), (3, 1, 1, 1));
+        assert_eq!(
+            (st.calls, st.cache_hits, st.retries, st.failures),
+            (3, 1, 1, 1)
+        );
         // The backend counts no requests: the attempts stand in for them.
         assert_eq!(st.requests, 3);
-        assert_eq!(st.failures_by_kind.get(&crate::FailureKind::OutOfSchema), Some(&1));
+        assert_eq!(
+            st.failures_by_kind.get(&crate::FailureKind::OutOfSchema),
+            Some(&1)
+        );
         assert_eq!(st.failures_by_kind.len(), 1);
     }
 }

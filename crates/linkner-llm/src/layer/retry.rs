@@ -153,6 +153,7 @@ impl<S: LlmClassifier> LlmClassifier for Retry<S> {
 mod tests {
     use std::sync::atomic::Ordering;
 
+    use super::super::LlmClassifierExt;
     use super::super::test_support::*;
     use super::*;
 

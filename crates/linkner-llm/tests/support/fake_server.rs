@@ -389,7 +389,9 @@ async fn respond(mut sock: TcpStream, fault: Fault) {
                 body.len()
             );
             let _ = sock.write_all(head.as_bytes()).await;
-            let _ = sock.write_all(&body.as_bytes()[..keep.min(body.len())]).await;
+            let _ = sock
+                .write_all(&body.as_bytes()[..keep.min(body.len())])
+                .await;
             let _ = sock.flush().await;
             // Close the socket for good: the client sees the body end early.
             drop(sock);
