@@ -4,12 +4,13 @@
 //! target: 10× the text may take at most 15× the time.
 //!
 //! The tagger is a stand-in that is itself linear (one candidate every 8 words, its text sliced
-//! through one char index), so the ratio measures the pipeline.
+//! through one char index), so the ratio measures the pipeline. Times are CPU times of the
+//! process, each run from cold caches, the least of several runs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use linkner::core::text::CharIndex;
 use linkner::core::{Candidate, Entity, LabelSchema, Sentence, WordSpan};
@@ -126,6 +127,11 @@ fn line(chars: usize) -> String {
     s
 }
 
+/// The short line's length in chars; the long one is 10 times longer. Both sizes are far above
+/// the CPU caches and the allocator's small-object regime, so that they cost the same per char
+/// when the work is linear.
+const SHORT: usize = 250_000;
+
 fn pipeline() -> Pipeline {
     Pipeline::builder()
         .tagger(Arc::new(LinearTagger {
@@ -137,54 +143,87 @@ fn pipeline() -> Pipeline {
         .unwrap()
 }
 
-/// The fastest of `runs` annotations of `text`, and the entities found.
-async fn best_time(p: &Pipeline, text: &str, runs: usize) -> (Duration, usize) {
+/// Writes through 64 MiB so that no earlier run's data is left in the CPU caches: both sizes
+/// then start cold, and the ratio reflects the work rather than which size fits in the cache.
+fn evict_caches(buf: &mut [u8], round: u8) {
+    for b in buf.iter_mut().step_by(64) {
+        *b = b.wrapping_add(round);
+    }
+    std::hint::black_box(&buf);
+}
+
+/// CPU time used so far by every thread of this process (Linux `schedstat`, nanoseconds). CPU
+/// time, not wall time: on a busy machine a longer run is preempted more often, which would
+/// inflate the ratio of wall times.
+fn cpu_time() -> Duration {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+        let path = task.unwrap().path().join("schedstat");
+        // A thread may end between the listing and the read.
+        if let Ok(s) = std::fs::read_to_string(path) {
+            ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(ns)
+}
+
+/// The least CPU time of up to `runs` annotations of `text` (each from cold caches), and the
+/// entities found. Stops early once a run took at most `enough`, or one took more than three
+/// times that (no noise does that: the code is slow, and retrying would only take long).
+async fn best_time(p: &Pipeline, text: &str, runs: usize, enough: Duration) -> (Duration, usize) {
     let mut best = Duration::MAX;
     let mut found = 0;
-    for _ in 0..runs {
-        let t = Instant::now();
+    let mut buf = vec![0u8; 64 << 20];
+    for r in 0..runs {
+        evict_caches(&mut buf, r as u8 + 1);
+        let t = cpu_time();
         let a = p.annotate(text).await.unwrap();
-        best = best.min(t.elapsed());
+        let took = cpu_time().saturating_sub(t);
+        best = best.min(took);
         found = a.entities.len();
+        if best <= enough || took > enough * 3 {
+            break;
+        }
     }
     (best, found)
 }
 
+// One test: the timings must not share the CPU with another test of this file.
 #[tokio::test]
 async fn ten_times_the_text_takes_at_most_fifteen_times_the_time() {
     let p = pipeline();
-    let short = line(100_000);
-    let long = line(1_000_000);
+    let short = line(SHORT);
+    let long = line(10 * SHORT);
     // Warm up (allocator, lazy statics).
-    p.annotate(&line(10_000)).await.unwrap();
-    let (t_short, n_short) = best_time(&p, &short, 5).await;
-    let (t_long, n_long) = best_time(&p, &long, 2).await;
-    // The candidates are there, with offsets into the original line.
+    p.annotate(&short).await.unwrap();
+    let (t_short, n_short) = best_time(&p, &short, 7, Duration::ZERO).await;
+    let (t_long, n_long) = best_time(&p, &long, 3, t_short * 15).await;
+    // The candidates are there.
     assert!(
         n_short > 1_000 && n_long > 10 * n_short - 10,
         "{n_short} {n_long}"
     );
     let ratio = t_long.as_secs_f64() / t_short.as_secs_f64();
     eprintln!(
-        "100k chars: {t_short:?} ({n_short} entities); 1M chars: {t_long:?} ({n_long}); ratio {ratio:.1}"
+        "{SHORT} chars: {t_short:?} ({n_short} entities); {} chars: {t_long:?} ({n_long}); ratio {ratio:.1}",
+        10 * SHORT
     );
     assert!(
         ratio <= 15.0,
         "10× the text took {ratio:.1}× the time ({t_short:?} → {t_long:?}): not linear"
     );
-}
 
-#[tokio::test]
-async fn entities_of_a_long_line_point_into_it() {
-    let p = pipeline();
-    let text = line(200_000);
-    let a = p.annotate(&text).await.unwrap();
-    let chars = CharIndex::new(&text);
+    // And their offsets point into the original line.
+    let a = p.annotate(&long).await.unwrap();
+    let chars = CharIndex::new(&long);
     for e in a.entities.iter().step_by(97) {
         assert_eq!(
             chars.slice(e.entity.start, e.entity.end),
             Some(e.entity.text.as_str())
         );
     }
-    assert!(a.entities.len() > 2_000);
 }
