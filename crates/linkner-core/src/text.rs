@@ -175,7 +175,7 @@ impl<'a> CharIndex<'a> {
         let mut checkpoints = Vec::with_capacity(text.len() / CHAR_INDEX_STRIDE + 1);
         let mut chars = 0usize;
         for (byte, _) in text.char_indices() {
-            if chars % CHAR_INDEX_STRIDE == 0 {
+            if chars.is_multiple_of(CHAR_INDEX_STRIDE) {
                 checkpoints.push(byte);
             }
             chars += 1;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FailureKind, LlmError};
-use crate::request::Usage;
+use crate::request::{Answer, Usage};
 
 /// A snapshot of a backend's counters.
 ///
@@ -167,10 +167,10 @@ pub struct CallMeter {
 
 impl CallMeter {
     /// Counts one call's outcome; `elapsed` is its wall time.
-    pub fn record<T: AnswerLike>(&self, result: &Result<T, LlmError>, elapsed: Duration) {
+    pub fn record(&self, result: &Result<Answer, LlmError>, elapsed: Duration) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         match result {
-            Ok(a) if !a.from_cache() => self.latency.record(elapsed),
+            Ok(a) if !a.cached => self.latency.record(elapsed),
             Ok(_) => {}
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
@@ -197,18 +197,6 @@ impl CallMeter {
             stats.latency_p99 = self.latency.quantile(0.99);
             stats.latency_max = self.latency.max();
         }
-    }
-}
-
-/// What [`CallMeter::record`] needs to know of an answer.
-pub trait AnswerLike {
-    /// True when the answer came from a cache (its latency is not the server's).
-    fn from_cache(&self) -> bool;
-}
-
-impl AnswerLike for crate::request::Answer {
-    fn from_cache(&self) -> bool {
-        self.cached
     }
 }
 
@@ -239,7 +227,7 @@ impl Counters {
     }
 
     /// Counts one call's outcome (see [`CallMeter::record`]).
-    pub fn record<T: AnswerLike>(&self, result: &Result<T, LlmError>, elapsed: Duration) {
+    pub fn record(&self, result: &Result<Answer, LlmError>, elapsed: Duration) {
         self.meter.record(result, elapsed);
     }
 
@@ -269,7 +257,6 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::Answer;
 
     #[test]
     fn percentiles_use_nearest_rank() {
@@ -335,7 +322,7 @@ mod tests {
         c.request();
         c.record(&Ok(ok), Duration::from_millis(500));
         c.record(&Ok(hit), Duration::from_millis(1));
-        c.record::<Answer>(
+        c.record(
             &Err(LlmError::Timeout(Duration::from_secs(1))),
             Duration::from_secs(1),
         );

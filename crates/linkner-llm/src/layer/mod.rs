@@ -229,6 +229,7 @@ pub(crate) mod test_support {
     use crate::request::{Answer, ClassifyRequest};
 
     /// One scripted outcome.
+    #[derive(Clone, Copy)]
     pub enum Step {
         /// Answer this class after this delay.
         Ok(usize, Duration),
@@ -256,27 +257,15 @@ pub(crate) mod test_support {
             }
         }
 
-        fn next(&self) -> (Result<usize, fn() -> LlmError>, Duration) {
+        fn next(&self) -> Step {
             let mut s = self.script.lock().unwrap();
             let mut last = self.last.lock().unwrap();
-            let step = match s.pop_front() {
-                Some(st) => {
-                    *last = Some(match &st {
-                        Step::Ok(c, d) => Step::Ok(*c, *d),
-                        Step::Err(f, d) => Step::Err(*f, *d),
-                    });
-                    st
-                }
-                None => match last.as_ref() {
-                    Some(Step::Ok(c, d)) => Step::Ok(*c, *d),
-                    Some(Step::Err(f, d)) => Step::Err(*f, *d),
-                    None => Step::Ok(1, Duration::ZERO),
-                },
-            };
-            match step {
-                Step::Ok(c, d) => (Ok(c), d),
-                Step::Err(f, d) => (Err(f), d),
-            }
+            let step = s
+                .pop_front()
+                .or(*last)
+                .unwrap_or(Step::Ok(1, Duration::ZERO));
+            *last = Some(step);
+            step
         }
     }
 
@@ -291,12 +280,15 @@ pub(crate) mod test_support {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-            let (r, delay) = self.next();
+            let step = self.next();
+            let delay = match step {
+                Step::Ok(_, d) | Step::Err(_, d) => d,
+            };
             tokio::time::sleep(delay).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            match r {
-                Ok(c) => Answer::for_class(&request.schema, c),
-                Err(f) => Err(f()),
+            match step {
+                Step::Ok(c, _) => Answer::for_class(&request.schema, c),
+                Step::Err(f, _) => Err(f()),
             }
         }
     }
