@@ -303,8 +303,9 @@ impl LlmError {
     }
 }
 
-/// The error and its sources on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources on one line (a source whose text the line already holds is left
+/// out): for backends that turn a client library's error into an [`LlmError`] message.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
