@@ -71,7 +71,10 @@ impl Entity {
                 message: "word span must be non-empty and inside the sentence".into(),
             });
         }
-        Ok((sentence.tokens[span.start].start, sentence.tokens[span.end - 1].end))
+        Ok((
+            sentence.tokens[span.start].start,
+            sentence.tokens[span.end - 1].end,
+        ))
     }
 
     /// Converts a word span of `sentence` into a char-offset entity, slicing its text through
