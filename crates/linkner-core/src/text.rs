@@ -142,7 +142,7 @@ impl Sentence {
 const CHAR_INDEX_STRIDE: usize = 64;
 
 /// Char offsets → byte offsets of one string: built in one pass over the text, then a slice by
-/// char offsets costs at most [`CHAR_INDEX_STRIDE`] (64) chars of walking instead of a walk
+/// char offsets costs at most 64 chars of walking instead of a walk
 /// from the start. Memory: nothing for an ASCII text, one `usize` per 64 chars otherwise.
 ///
 /// ```

@@ -5,7 +5,7 @@
 //! per-attempt timeout, response body streamed under a size cap, answer decoding), and the
 //! reusable [layers](crate::layer) around it — answer cache, in-flight bound, per-entity
 //! deadline, retries, circuit breaker — exactly as a custom backend gets them
-//! ([`Reliable`](crate::layer::Reliable)).
+//! ([`Reliable`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
