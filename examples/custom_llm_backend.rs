@@ -11,7 +11,8 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use linkner::llm::{Answer, ClassifyRequest, LlmClassifier, LlmError};
+use linkner::llm::{Answer, AnswerCache, ClassifyRequest, LlmClassifier, LlmError};
+use linkner::llm::{LlmClassifierExt, Reliability};
 use linkner::uncertainty::EstimatorConfig;
 use linkner::{Pipeline, RoutingPolicy, async_trait};
 
@@ -30,7 +31,7 @@ impl LlmClassifier for Gazetteer {
         request.validate()?; // span inside the sentence, classes inside the schema
         let class = match self.entries.get(&request.entity.to_lowercase()) {
             Some(label) => request.schema.class_of(label).ok_or_else(|| {
-                LlmError::Config(format!("gazetteer type `{label}` is not in the schema"))
+                LlmError::backend(format!("gazetteer type `{label}` is not in the schema"))
             })?,
             None => 0, // "not an entity": the pipeline moves it to the rejected list
         };
@@ -58,7 +59,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pipeline = Pipeline::builder()
         .tagger(Arc::new(common::demo_tagger()))
         .estimator(Arc::from(EstimatorConfig::Confidence {}.build()?))
-        .llm(Arc::new(gazetteer))
+        // Retries, an answer cache, an in-flight bound, a deadline and a circuit breaker: one line.
+        .llm(Arc::new(gazetteer.reliable(
+            Reliability::default().cache(AnswerCache::in_memory()),
+        )))
         .policy(RoutingPolicy::threshold(0.35))
         .build()?;
     for doc in pipeline.annotate_batch(common::TEXTS).await? {

@@ -6,6 +6,7 @@
 
 mod commands;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,9 @@ enum Command {
     Tune(commands::tune::TuneArgs),
 }
 
+/// Exit statuses: 0 success, 1 an error (printed once on standard error), 2 a usage error
+/// (from clap), 3 the LLM failed for too many routed entities
+/// ([`commands::llm_failures::EXIT_LLM_FAILURES`]; all output was written).
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -52,6 +56,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal, never into a log file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -68,13 +74,72 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = std::error::Error::source(e.as_ref());
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
+            if let Some(f) = e.downcast_ref::<commands::llm_failures::LlmFailures>() {
+                eprintln!("linkner: {f}");
+                return ExitCode::from(commands::llm_failures::EXIT_LLM_FAILURES);
             }
+            eprintln!("error: {}", error_text(e.as_ref()));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error and its causes on one line, each cause only when the text so far does not already
+/// say it (most errors of this workspace include their source's message in their own).
+fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "config.json: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let e = Outer(std::io::Error::other("no such file"));
+        assert_eq!(error_text(&e), "config.json: no such file");
+    }
+
+    #[test]
+    fn a_new_cause_is_appended() {
+        #[derive(Debug)]
+        struct Wrap(std::io::Error);
+        impl std::fmt::Display for Wrap {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("reading the model")
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Wrap(std::io::Error::other("permission denied"));
+        assert_eq!(error_text(&e), "reading the model: permission denied");
     }
 }

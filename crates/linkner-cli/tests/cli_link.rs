@@ -130,23 +130,56 @@ fn dead_llm_server_keeps_every_local_label_and_counts_failures() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}/v1");
-    let v = link_json(
-        model,
-        data,
-        &[
+    // Every routed entity failed: all output is written, then exit status 3 with the counts.
+    let out = linkner()
+        .args(["link", "--json", "--threads", "1", "--format", "conll"])
+        .args([
             "--policy",
             "always",
             "--llm-url",
             &url,
             "--llm-in-flight",
             "16",
-        ],
+        ])
+        .arg("--model")
+        .arg(model)
+        .arg("--data")
+        .arg(data)
+        .env_remove("LINKNER_LLM_URL")
+        .env_remove("LINKNER_MODEL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("routed entities") && err.contains("exit status 3"),
+        "{err}"
     );
+    // Plain text on a pipe: no colour codes.
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let entities = f(&v, &["stats", "entities"]);
     assert!(entities > 0.0, "the tiny tagger should find something: {v}");
     assert_eq!(f(&v, &["stats", "failures"]), entities);
     assert_eq!(f(&v, &["stats", "routed"]), entities);
     assert_eq!(v["scores"]["local"], v["scores"]["linked"]);
+    // The backend's failures by kind are in the report, and in the exit message.
+    let kinds = v["llm_stats"]["failures_by_kind"].as_object().unwrap();
+    let counted: f64 = kinds.values().map(|n| n.as_f64().unwrap()).sum();
+    assert_eq!(counted, entities, "{kinds:?}");
+    for k in kinds.keys() {
+        assert!(err.contains(k.as_str()), "{k} missing in {err}");
+    }
+    // `--llm-failure-limit` takes a share in (0, 1]; anything else is a usage error.
+    let bad = linkner()
+        .args(["link", "--llm-failure-limit", "0"])
+        .arg("--model")
+        .arg(model)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
 }
 
 #[test]

@@ -60,8 +60,8 @@ pub struct Entity {
 }
 
 impl Entity {
-    /// Converts a word span of `sentence` into a char-offset entity.
-    pub fn from_word_span(sentence: &Sentence, span: &WordSpan) -> Result<Entity> {
+    /// The char range `[start, end)` of a word span of `sentence`, checked.
+    fn char_range(sentence: &Sentence, span: &WordSpan) -> Result<(usize, usize)> {
         let n = sentence.tokens.len();
         if span.start >= span.end || span.end > n {
             return Err(CoreError::InvalidSpan {
@@ -71,8 +71,35 @@ impl Entity {
                 message: "word span must be non-empty and inside the sentence".into(),
             });
         }
-        let start = sentence.tokens[span.start].start;
-        let end = sentence.tokens[span.end - 1].end;
+        Ok((
+            sentence.tokens[span.start].start,
+            sentence.tokens[span.end - 1].end,
+        ))
+    }
+
+    /// Converts a word span of `sentence` into a char-offset entity, slicing its text through
+    /// `chars` (an index of `sentence.text` built once for all of its spans; see
+    /// [`Sentence::char_index`]): linear time for many spans of one long sentence, where
+    /// [`Entity::from_word_span`] walks the text from its start for each.
+    pub fn from_word_span_with(
+        sentence: &Sentence,
+        chars: &crate::text::CharIndex<'_>,
+        span: &WordSpan,
+    ) -> Result<Entity> {
+        let (start, end) = Self::char_range(sentence, span)?;
+        Ok(Entity {
+            start,
+            end,
+            text: chars.slice(start, end).unwrap_or_default().to_string(),
+            label: span.label.clone(),
+            score: None,
+        })
+    }
+
+    /// Converts a word span of `sentence` into a char-offset entity. Walks the text up to the
+    /// span's end: for many spans of one long sentence use [`Entity::from_word_span_with`].
+    pub fn from_word_span(sentence: &Sentence, span: &WordSpan) -> Result<Entity> {
+        let (start, end) = Self::char_range(sentence, span)?;
         Ok(Entity {
             start,
             end,
@@ -80,5 +107,30 @@ impl Entity {
             label: span.label.clone(),
             score: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_conversions_agree() {
+        let s = Sentence::from_words(&["Zoë", "Müller", "visited", "東京", "🎉", "today"]);
+        let ix = s.char_index();
+        for start in 0..=s.tokens.len() {
+            for end in 0..=s.tokens.len() + 1 {
+                let span = WordSpan::new(start, end, "X");
+                let a = Entity::from_word_span(&s, &span);
+                let b = Entity::from_word_span_with(&s, &ix, &span);
+                match (a, b) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b),
+                    (Err(_), Err(_)) => assert!(start >= end || end > s.tokens.len()),
+                    (a, b) => panic!("[{start}, {end}): {a:?} vs {b:?}"),
+                }
+            }
+        }
+        let e = Entity::from_word_span(&s, &WordSpan::new(1, 4, "X")).unwrap();
+        assert_eq!(e.text, "Müller visited 東京");
     }
 }

@@ -112,12 +112,21 @@ impl Sentence {
     }
 
     /// The chars `start..end` of the text, or `None` when the range is outside it.
+    ///
+    /// Walks the text from its start: for many slices of one long text, build a
+    /// [`CharIndex`] once ([`Sentence::char_index`]) and slice through it.
     pub fn char_slice(&self, start: usize, end: usize) -> Option<String> {
         if start > end {
             return None;
         }
         let s: String = self.text.chars().skip(start).take(end - start).collect();
         (s.chars().count() == end - start).then_some(s)
+    }
+
+    /// A char → byte index of the text (built in one pass), for slicing it by char offsets
+    /// many times without walking it from the start each time.
+    pub fn char_index(&self) -> CharIndex<'_> {
+        CharIndex::new(&self.text)
     }
 
     /// The gold entities as char-offset [`Entity`] values.
@@ -129,6 +138,96 @@ impl Sentence {
     }
 }
 
+/// Chars between two byte-offset checkpoints of a [`CharIndex`].
+const CHAR_INDEX_STRIDE: usize = 64;
+
+/// Char offsets → byte offsets of one string: built in one pass over the text, then a slice by
+/// char offsets costs at most 64 chars of walking instead of a walk
+/// from the start. Memory: nothing for an ASCII text, one `usize` per 64 chars otherwise.
+///
+/// ```
+/// use linkner_core::text::CharIndex;
+/// let ix = CharIndex::new("Zoë Müller visited 東京.");
+/// assert_eq!(ix.len(), 22);
+/// assert_eq!(ix.slice(4, 10), Some("Müller"));
+/// assert_eq!(ix.slice(19, 21), Some("東京"));
+/// assert_eq!(ix.slice(19, 99), None);
+/// ```
+#[derive(Debug, Clone)]
+pub struct CharIndex<'a> {
+    text: &'a str,
+    /// Number of chars.
+    chars: usize,
+    /// Byte offset of every `CHAR_INDEX_STRIDE`-th char (empty for an ASCII text).
+    checkpoints: Vec<usize>,
+}
+
+impl<'a> CharIndex<'a> {
+    /// Indexes `text`.
+    pub fn new(text: &'a str) -> CharIndex<'a> {
+        if text.is_ascii() {
+            return CharIndex {
+                text,
+                chars: text.len(),
+                checkpoints: Vec::new(),
+            };
+        }
+        let mut checkpoints = Vec::with_capacity(text.len() / CHAR_INDEX_STRIDE + 1);
+        let mut chars = 0usize;
+        for (byte, _) in text.char_indices() {
+            if chars.is_multiple_of(CHAR_INDEX_STRIDE) {
+                checkpoints.push(byte);
+            }
+            chars += 1;
+        }
+        CharIndex {
+            text,
+            chars,
+            checkpoints,
+        }
+    }
+
+    /// Number of chars of the text.
+    pub fn len(&self) -> usize {
+        self.chars
+    }
+
+    /// True for an empty text.
+    pub fn is_empty(&self) -> bool {
+        self.chars == 0
+    }
+
+    /// The byte offset of char `pos` (`pos == len()` gives the text's byte length); `None`
+    /// past the end.
+    pub fn byte(&self, pos: usize) -> Option<usize> {
+        if pos > self.chars {
+            return None;
+        }
+        if pos == self.chars {
+            return Some(self.text.len());
+        }
+        if self.checkpoints.is_empty() {
+            return Some(pos);
+        }
+        let base = *self.checkpoints.get(pos / CHAR_INDEX_STRIDE)?;
+        let skip = pos % CHAR_INDEX_STRIDE;
+        self.text[base..]
+            .char_indices()
+            .nth(skip)
+            .map(|(b, _)| base + b)
+    }
+
+    /// The chars `start..end` of the text, or `None` when the range is reversed or outside it.
+    pub fn slice(&self, start: usize, end: usize) -> Option<&'a str> {
+        if start > end {
+            return None;
+        }
+        let b0 = self.byte(start)?;
+        let b1 = self.byte(end)?;
+        self.text.get(b0..b1)
+    }
+}
+
 /// A document: an optional id and its sentences (CoNLL `-DOCSTART-` lines separate documents).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Document {
@@ -137,4 +236,38 @@ pub struct Document {
     pub id: Option<String>,
     /// The sentences, in order.
     pub sentences: Vec<Sentence>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn char_index_slices_like_char_slice() {
+        let texts = [
+            String::new(),
+            "plain ascii text".to_string(),
+            "Zoë Müller visited 東京 with Syria\u{200b}n friends 🎉 and Jose\u{301}.".to_string(),
+            // Longer than several strides, with multi-byte chars around the checkpoints.
+            "aé東🎉".repeat(100),
+        ];
+        for t in &texts {
+            let s = Sentence::from_words(&[t.as_str()]);
+            let ix = s.char_index();
+            let n = t.chars().count();
+            assert_eq!(ix.len(), n);
+            assert_eq!(ix.is_empty(), n == 0);
+            for start in (0..=n + 1).step_by(7) {
+                for end in (start.saturating_sub(2)..=n + 2).step_by(5) {
+                    assert_eq!(
+                        ix.slice(start, end).map(str::to_string),
+                        s.char_slice(start, end),
+                        "{t:?} [{start}, {end})"
+                    );
+                }
+            }
+            assert_eq!(ix.byte(n), Some(t.len()));
+            assert_eq!(ix.byte(n + 1), None);
+        }
+    }
 }

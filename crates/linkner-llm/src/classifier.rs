@@ -10,6 +10,8 @@ use crate::stats::Stats;
 ///
 /// A backend outside this crate needs only this trait (and [`ClassifyRequest::validate`],
 /// [`Answer::for_class`]); see `docs/llm.md` and the gazetteer backend in the crate's tests.
+/// Retries, an answer cache, an in-flight bound, a deadline and a circuit breaker come from
+/// the [layers](crate::layer) (`backend.reliable(Reliability::default())`).
 /// Implementations must be usable from many tasks at once and must return a typed
 /// [`crate::LlmError`] for every failure — never panic — so the linker can keep the local label.
 #[async_trait]
@@ -21,13 +23,10 @@ pub trait LlmClassifier: Send + Sync {
     async fn classify(&self, request: &ClassifyRequest) -> Result<Answer>;
 
     /// Classifies many requests; the i-th result answers the i-th request. The default runs
-    /// them one after another; backends that can overlap requests override it.
+    /// them **concurrently** (all at once, on the calling task); bound the calls in flight with
+    /// a [`ConcurrencyLimit`](crate::layer::ConcurrencyLimit) layer.
     async fn classify_batch(&self, requests: &[ClassifyRequest]) -> Vec<Result<Answer>> {
-        let mut out = Vec::with_capacity(requests.len());
-        for r in requests {
-            out.push(self.classify(r).await);
-        }
-        out
+        futures_util::future::join_all(requests.iter().map(|r| self.classify(r))).await
     }
 
     /// Counters of the calls made so far, when the backend keeps them.

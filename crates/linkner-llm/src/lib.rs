@@ -10,10 +10,18 @@
 //!   [`AnswerMode`]s: constrained JSON schema, first-token log-probabilities, strict free text.
 //! - [`prompt`]: a replaceable two-part [`PromptTemplate`] whose entity-independent prefix comes
 //!   first (so servers reuse their prompt cache) and seeded few-shot [`ExamplePool`]s.
-//! - Reliability: per-attempt timeouts, retries with exponential backoff and jitter,
-//!   `Retry-After` on 429/503, a bound on requests in flight, an answer [`cache`] in memory and
-//!   on disk, and [`Stats`] counters. Every failure is an [`LlmError`] the linker turns into
-//!   "keep the local label".
+//! - [`layer`]: reliability as reusable layers around **any** backend, in the style of tower —
+//!   [`Retry`](layer::Retry) (exponential backoff with jitter, `Retry-After` in seconds or as a
+//!   date, capped), [`Cached`](layer::Cached) (a bounded LRU [`AnswerCache`], optionally on
+//!   disk), [`ConcurrencyLimit`](layer::ConcurrencyLimit), a per-entity
+//!   [`Deadline`](layer::Deadline) and a [`CircuitBreaker`](layer::CircuitBreaker); a custom
+//!   backend gets them all with `backend.reliable(Reliability::default())`
+//!   ([`LlmClassifierExt`]). The OpenAI backend is its bare [`OpenAiTransport`] inside the
+//!   same layers.
+//! - Typed failures: every failure is an [`LlmError`] with a [`FailureKind`] (timeout,
+//!   rate_limited, connection, malformed, out_of_schema, circuit_open, deadline, backend, …);
+//!   the linker turns any of them into "keep the local label". [`Stats`] counts them by kind in
+//!   fixed memory (latency percentiles from a histogram).
 //! - [`conformance`]: the suite every backend must pass.
 //!
 //! ```no_run
@@ -39,6 +47,8 @@ pub mod calibrate;
 pub mod classifier;
 pub mod conformance;
 pub mod error;
+pub mod http;
+pub mod layer;
 #[cfg(feature = "openai")]
 pub mod openai;
 pub mod parse;
@@ -46,12 +56,15 @@ pub mod prompt;
 pub mod request;
 pub mod stats;
 
-pub use cache::AnswerCache;
+pub use cache::{AnswerCache, CacheKey};
 pub use calibrate::{Calibrated, Calibrator};
 pub use classifier::LlmClassifier;
-pub use error::{LlmError, Result};
+pub use error::{FailureKind, LlmError, Result};
+pub use layer::{LlmClassifierExt, Reliability};
 #[cfg(feature = "openai")]
-pub use openai::{AnswerMode, ApiKey, OpenAiBuilder, OpenAiClassifier, OpenAiConfig};
+pub use openai::{
+    AnswerMode, ApiKey, OpenAiBuilder, OpenAiClassifier, OpenAiConfig, OpenAiTransport,
+};
 pub use prompt::{
     AnswerKeys, AnswerVocabulary, ExamplePool, NegativeExamples, PromptTemplate, RenderedPrompt,
 };

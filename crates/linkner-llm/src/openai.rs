@@ -1,24 +1,31 @@
 //! The OpenAI-compatible backend: `/v1/chat/completions` over reqwest (rustls), for OpenAI,
 //! vLLM, llama.cpp's `llama-server`, Ollama and anything else that speaks the protocol.
+//!
+//! It is built from two parts: [`OpenAiTransport`], one HTTP attempt per call (request body,
+//! per-attempt timeout, response body streamed under a size cap, answer decoding), and the
+//! reusable [layers](crate::layer) around it — answer cache, in-flight bound, per-entity
+//! deadline, retries, circuit breaker — exactly as a custom backend gets them
+//! ([`Reliable`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
+use linkner_core::LabelSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
-use crate::cache::{AnswerCache, CachedAnswer};
+use crate::cache::{AnswerCache, CacheKey};
 use crate::calibrate::Calibrator;
 use crate::classifier::LlmClassifier;
-use crate::error::{LlmError, Result};
+use crate::error::{LlmError, Result, error_chain};
+use crate::http::parse_retry_after;
+use crate::layer::{BreakerPolicy, CacheKeyer, Layer, Reliability, Reliable, RetryPolicy};
 use crate::parse::{argmax, logprob_distribution, parse_constrained, parse_free_text};
 use crate::prompt::{AnswerVocabulary, PromptTemplate, RenderedPrompt};
 use crate::request::{Answer, ClassifyRequest, Example, Usage};
 use crate::stats::{Counters, Stats};
-
 /// How the backend obtains the answer from the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -92,6 +99,10 @@ impl std::fmt::Display for ApiKey {
     }
 }
 
+/// Default cap on a response body: 4 MiB, far above any real answer (a few hundred bytes to a
+/// few KiB with log-probabilities).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Serialisable settings of the OpenAI-compatible backend (the linker's config file embeds
 /// it). The key itself is never part of it: only the name of the variable that holds it.
 /// Missing fields take their defaults; unknown fields are refused, so a misspelt field
@@ -118,6 +129,9 @@ pub struct OpenAiConfig {
     pub timeout_s: f64,
     /// Connect timeout, seconds.
     pub connect_timeout_s: f64,
+    /// Overall time for one entity across all its attempts and backoffs, seconds (`null`: no
+    /// limit). Time spent waiting for an in-flight slot does not count.
+    pub deadline_s: Option<f64>,
     /// Retries after the first attempt for retryable failures.
     pub max_retries: u32,
     /// First backoff delay, milliseconds (doubles every retry, with jitter).
@@ -126,10 +140,23 @@ pub struct OpenAiConfig {
     pub backoff_max_ms: u64,
     /// Largest `Retry-After` honoured, seconds (longer requests are capped to this).
     pub max_retry_after_s: f64,
-    /// Most HTTP requests in flight at once.
+    /// Most entities in flight at once (each holds its slot across its retries, so this also
+    /// bounds the HTTP requests in flight).
     pub max_in_flight: usize,
+    /// Largest response body read, bytes; a longer one is abandoned with
+    /// [`LlmError::ResponseTooLarge`].
+    pub max_response_bytes: u64,
+    /// Failure points in a row that open the circuit breaker (0: never): a timeout counts 2,
+    /// a connection failure 1 (default 8: one round of 4 timeouts, or 8 refused connections).
+    pub breaker_threshold: u32,
+    /// How long the open breaker fails calls fast before probing the server, seconds.
+    pub breaker_cooldown_s: f64,
+    /// Each failed probe doubles the cool-down, up to this, seconds.
+    pub breaker_max_cooldown_s: f64,
     /// Cache answers in memory.
     pub cache: bool,
+    /// Most answers the cache keeps in memory (least recently used go first).
+    pub cache_capacity: usize,
     /// Also keep the cache in this JSONL file (loaded at build, appended to).
     pub cache_path: Option<PathBuf>,
     /// The prompt template and its switches (span marking, local hint, answer keys).
@@ -156,17 +183,140 @@ impl Default for OpenAiConfig {
             max_tokens: None,
             timeout_s: 60.0,
             connect_timeout_s: 5.0,
+            deadline_s: Some(120.0),
             max_retries: 3,
             backoff_base_ms: 250,
             backoff_max_ms: 8_000,
             max_retry_after_s: 30.0,
             max_in_flight: 4,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            breaker_threshold: 8,
+            breaker_cooldown_s: 30.0,
+            breaker_max_cooldown_s: 300.0,
             cache: true,
+            cache_capacity: AnswerCache::DEFAULT_CAPACITY,
             cache_path: None,
             template: PromptTemplate::default(),
             calibrate: false,
             examples: Vec::new(),
             extra_body: serde_json::Map::new(),
+        }
+    }
+}
+
+/// A positive number of seconds as a duration, or an error naming the field.
+fn positive_secs(field: &str, v: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| LlmError::InvalidSetting {
+            field: field.into(),
+            message: format!("must be a positive number of seconds, got {v}"),
+        })
+}
+
+/// A number of seconds ≥ 0 as a duration, or an error naming the field.
+fn non_negative_secs(field: &str, v: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(v).map_err(|_| LlmError::InvalidSetting {
+        field: field.into(),
+        message: format!("must be a number of seconds ≥ 0, got {v}"),
+    })
+}
+
+impl OpenAiConfig {
+    /// Checks every value; the error names the field ([`LlmError::InvalidSetting`], or
+    /// [`LlmError::Config`] for the base URL and the template).
+    pub fn validate(&self) -> Result<()> {
+        let base = self.base_url.trim_end_matches('/');
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(LlmError::InvalidSetting {
+                field: "base_url".into(),
+                message: format!("`{base}` must start with http:// or https://"),
+            });
+        }
+        positive_secs("timeout_s", self.timeout_s)?;
+        positive_secs("connect_timeout_s", self.connect_timeout_s)?;
+        if let Some(d) = self.deadline_s {
+            positive_secs("deadline_s", d)?;
+        }
+        non_negative_secs("max_retry_after_s", self.max_retry_after_s)?;
+        if self.backoff_max_ms < self.backoff_base_ms {
+            return Err(LlmError::InvalidSetting {
+                field: "backoff_max_ms".into(),
+                message: format!(
+                    "must be ≥ backoff_base_ms ({}), got {}",
+                    self.backoff_base_ms, self.backoff_max_ms
+                ),
+            });
+        }
+        let at_least_one = |field: &str, v: u64| {
+            if v == 0 {
+                Err(LlmError::InvalidSetting {
+                    field: field.into(),
+                    message: "must be at least 1".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        at_least_one("max_in_flight", self.max_in_flight as u64)?;
+        at_least_one("max_response_bytes", self.max_response_bytes)?;
+        at_least_one("cache_capacity", self.cache_capacity as u64)?;
+        if self.breaker_threshold > 0 {
+            positive_secs("breaker_cooldown_s", self.breaker_cooldown_s)?;
+            let max = positive_secs("breaker_max_cooldown_s", self.breaker_max_cooldown_s)?;
+            if max < Duration::from_secs_f64(self.breaker_cooldown_s) {
+                return Err(LlmError::InvalidSetting {
+                    field: "breaker_max_cooldown_s".into(),
+                    message: format!(
+                        "must be ≥ breaker_cooldown_s ({}), got {}",
+                        self.breaker_cooldown_s, self.breaker_max_cooldown_s
+                    ),
+                });
+            }
+        }
+        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
+            return Err(LlmError::InvalidSetting {
+                field: "temperature".into(),
+                message: format!("must be ≥ 0, got {}", self.temperature),
+            });
+        }
+        if let AnswerMode::Logprobs { top_logprobs } = self.mode
+            && top_logprobs == 0
+        {
+            return Err(LlmError::InvalidSetting {
+                field: "mode.top_logprobs".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        self.template.validate()?;
+        if self.calibrate && !matches!(self.mode, AnswerMode::Logprobs { .. }) {
+            return Err(LlmError::InvalidSetting {
+                field: "calibrate".into(),
+                message: "needs label distributions: use the `logprobs` answer mode".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The retry policy of these settings.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.max_retries,
+            backoff_base: Duration::from_millis(self.backoff_base_ms),
+            backoff_max: Duration::from_millis(self.backoff_max_ms),
+            max_retry_after: Duration::try_from_secs_f64(self.max_retry_after_s)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The circuit breaker policy of these settings.
+    pub fn breaker_policy(&self) -> BreakerPolicy {
+        let secs = |v: f64| Duration::try_from_secs_f64(v).unwrap_or_default();
+        BreakerPolicy {
+            threshold: self.breaker_threshold,
+            cooldown: secs(self.breaker_cooldown_s),
+            max_cooldown: secs(self.breaker_max_cooldown_s),
         }
     }
 }
@@ -270,6 +420,12 @@ impl OpenAiBuilder {
         self
     }
 
+    /// Sets (or removes, with `None`) the overall per-entity deadline across retries.
+    pub fn deadline(mut self, d: Option<Duration>) -> Self {
+        self.config.deadline_s = d.map(|d| d.as_secs_f64());
+        self
+    }
+
     /// Sets how many retries follow a retryable failure.
     pub fn max_retries(mut self, n: u32) -> Self {
         self.config.max_retries = n;
@@ -289,15 +445,42 @@ impl OpenAiBuilder {
         self
     }
 
-    /// Sets the bound on requests in flight.
+    /// Sets the bound on entities (and so HTTP requests) in flight.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.config.max_in_flight = n;
+        self
+    }
+
+    /// Sets the cap on response bodies, in bytes.
+    pub fn max_response_bytes(mut self, n: u64) -> Self {
+        self.config.max_response_bytes = n;
+        self
+    }
+
+    /// Sets the circuit breaker: failures in a row worth `threshold` points (a timeout 2, a
+    /// connection failure 1; 0: never) open it for `cooldown`, doubling after each failed probe
+    /// up to `max_cooldown`.
+    pub fn circuit_breaker(
+        mut self,
+        threshold: u32,
+        cooldown: Duration,
+        max_cooldown: Duration,
+    ) -> Self {
+        self.config.breaker_threshold = threshold;
+        self.config.breaker_cooldown_s = cooldown.as_secs_f64();
+        self.config.breaker_max_cooldown_s = max_cooldown.max(cooldown).as_secs_f64();
         self
     }
 
     /// Turns the in-memory answer cache on or off.
     pub fn cache(mut self, on: bool) -> Self {
         self.config.cache = on;
+        self
+    }
+
+    /// Sets the most answers the cache keeps in memory.
+    pub fn cache_capacity(mut self, n: usize) -> Self {
+        self.config.cache_capacity = n;
         self
     }
 
@@ -332,46 +515,15 @@ impl OpenAiBuilder {
         self
     }
 
-    /// Checks the settings and builds the backend.
-    pub fn build(self) -> Result<OpenAiClassifier> {
+    /// Checks the settings and builds the bare transport: one HTTP attempt per call, no
+    /// retry, cache, in-flight bound, deadline or breaker. Wrap it in
+    /// [layers](crate::layer) of your choice, or use [`OpenAiBuilder::build`].
+    pub fn build_transport(self) -> Result<OpenAiTransport> {
         let c = self.config;
+        c.validate()?;
         let base = c.base_url.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(LlmError::Config(format!(
-                "base URL `{base}` must start with http:// or https://"
-            )));
-        }
-        let secs = |name: &str, v: f64| {
-            Duration::try_from_secs_f64(v)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    LlmError::Config(format!(
-                        "{name} must be a positive number of seconds, got {v}"
-                    ))
-                })
-        };
-        let timeout = secs("timeout_s", c.timeout_s)?;
-        let connect_timeout = secs("connect_timeout_s", c.connect_timeout_s)?;
-        let max_retry_after = Duration::try_from_secs_f64(c.max_retry_after_s)
-            .map_err(|_| LlmError::Config("max_retry_after_s must be ≥ 0".into()))?;
-        if c.max_in_flight == 0 {
-            return Err(LlmError::Config("max_in_flight must be at least 1".into()));
-        }
-        if !(c.temperature.is_finite() && c.temperature >= 0.0) {
-            return Err(LlmError::Config("temperature must be ≥ 0".into()));
-        }
-        if let AnswerMode::Logprobs { top_logprobs } = c.mode
-            && top_logprobs == 0
-        {
-            return Err(LlmError::Config("top_logprobs must be at least 1".into()));
-        }
-        c.template.validate()?;
-        if c.calibrate && !matches!(c.mode, AnswerMode::Logprobs { .. }) {
-            return Err(LlmError::Config(
-                "calibrate needs label distributions: use the `logprobs` answer mode".into(),
-            ));
-        }
+        let timeout = positive_secs("timeout_s", c.timeout_s)?;
+        let connect_timeout = positive_secs("connect_timeout_s", c.connect_timeout_s)?;
         let api_key = match (self.api_key, &c.api_key_env) {
             (Some(k), _) => Some(k),
             (None, Some(var)) => ApiKey::from_env(var),
@@ -381,55 +533,148 @@ impl OpenAiBuilder {
             .connect_timeout(connect_timeout)
             .build()
             .map_err(|e| LlmError::Config(format!("HTTP client: {e}")))?;
-        let cache = match (&c.cache_path, c.cache) {
-            (Some(p), _) => Some(AnswerCache::with_file(p)?),
-            (None, true) => Some(AnswerCache::in_memory()),
-            (None, false) => None,
-        };
-        Ok(OpenAiClassifier {
+        Ok(OpenAiTransport {
             inner: Arc::new(Inner {
                 url: format!("{base}/chat/completions"),
-                sem: Semaphore::new(c.max_in_flight),
                 timeout,
-                max_retry_after,
+                max_response_bytes: c.max_response_bytes,
                 config: c,
                 api_key,
                 http,
-                cache,
-                calibrator: Calibrator::new(),
                 counters: Counters::default(),
             }),
         })
     }
+
+    /// Checks the settings and builds the backend: the [`OpenAiTransport`] inside the
+    /// [`Reliable`] layers (answer cache, in-flight bound, deadline, retries, breaker).
+    pub fn build(self) -> Result<OpenAiClassifier> {
+        let transport = self.build_transport()?;
+        let c = &transport.inner.config;
+        let cache = match (&c.cache_path, c.cache) {
+            (Some(p), _) => Some(Arc::new(AnswerCache::with_file_and_capacity(
+                p,
+                c.cache_capacity,
+            )?)),
+            (None, true) => Some(Arc::new(AnswerCache::with_capacity(c.cache_capacity))),
+            (None, false) => None,
+        };
+        let settings = Reliability {
+            retry: c.retry_policy(),
+            max_in_flight: c.max_in_flight,
+            deadline: c
+                .deadline_s
+                .and_then(|s| Duration::try_from_secs_f64(s).ok()),
+            breaker: c.breaker_policy(),
+            cache,
+        };
+        let keyer: Arc<dyn CacheKeyer> = Arc::new(BodyKeyer(transport.inner.clone()));
+        let stack: Reliable<OpenAiTransport> = settings.layer(transport.clone()).with_keyer(keyer);
+        let calibrator = c.calibrate.then(|| Arc::new(Calibrator::new()));
+        Ok(OpenAiClassifier {
+            transport,
+            stack: Arc::new(stack),
+            calibrator,
+        })
+    }
 }
 
+/// Everything one HTTP attempt needs.
 struct Inner {
     config: OpenAiConfig,
     api_key: Option<ApiKey>,
     url: String,
     http: reqwest::Client,
-    sem: Semaphore,
     timeout: Duration,
-    max_retry_after: Duration,
-    cache: Option<AnswerCache>,
-    calibrator: Calibrator,
+    max_response_bytes: u64,
     counters: Counters,
 }
 
-/// The OpenAI-compatible classifier. Cheap to clone (clones share the client, cache, counters
-/// and in-flight bound).
+/// The bare OpenAI-compatible transport: each call renders the prompt, sends **one** HTTP
+/// request (per-attempt timeout; the body streamed under the size cap) and decodes the answer.
+/// No retry, cache, in-flight bound, deadline or breaker: [`OpenAiClassifier`] adds them as
+/// [layers](crate::layer). Cheap to clone (clones share the HTTP client and counters).
+#[derive(Clone)]
+pub struct OpenAiTransport {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for OpenAiTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiTransport")
+            .field("url", &self.inner.url)
+            .field("model", &self.inner.config.model)
+            .field("mode", &self.inner.config.mode)
+            .field("api_key", &self.inner.api_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAiTransport {
+    /// The settings in use.
+    pub fn config(&self) -> &OpenAiConfig {
+        &self.inner.config
+    }
+}
+
+#[async_trait]
+impl LlmClassifier for OpenAiTransport {
+    fn name(&self) -> String {
+        format!("openai:{}", self.inner.config.model)
+    }
+
+    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
+        let started = Instant::now();
+        let r = self.inner.call(request).await;
+        self.inner.counters.record(&r, started.elapsed());
+        r
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        Some(self.inner.counters.snapshot())
+    }
+}
+
+/// The OpenAI backend's cache key: a hash of the request body it would send (model, messages,
+/// sampling settings, answer-mode fields, extra fields) — exactly what determines the answer.
+struct BodyKeyer(Arc<Inner>);
+
+impl CacheKeyer for BodyKeyer {
+    fn key(&self, request: &ClassifyRequest) -> Result<CacheKey> {
+        request.validate()?;
+        let p = self
+            .0
+            .config
+            .template
+            .render(request, &self.0.config.examples)?;
+        let vocab = self.0.config.template.vocabulary(&request.schema)?;
+        let body = self.0.body(&p, &vocab);
+        let bytes = serde_json::to_vec(&body).map_err(|e| LlmError::Config(e.to_string()))?;
+        Ok(CacheKey::builder()
+            .str("openai-body-v1")
+            .bytes(&bytes)
+            .finish())
+    }
+}
+
+/// The OpenAI-compatible classifier: an [`OpenAiTransport`] inside the reusable
+/// [layers](crate::layer) ([`Reliable`]). Cheap to clone (clones share the client, cache,
+/// counters, in-flight bound and breaker).
 #[derive(Clone)]
 pub struct OpenAiClassifier {
-    inner: Arc<Inner>,
+    transport: OpenAiTransport,
+    stack: Arc<Reliable<OpenAiTransport>>,
+    /// Contextual calibration (the `calibrate` setting), shared by clones.
+    calibrator: Option<Arc<Calibrator>>,
 }
 
 impl std::fmt::Debug for OpenAiClassifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenAiClassifier")
-            .field("url", &self.inner.url)
-            .field("model", &self.inner.config.model)
-            .field("mode", &self.inner.config.mode)
-            .field("api_key", &self.inner.api_key)
+            .field("url", &self.transport.inner.url)
+            .field("model", &self.transport.inner.config.model)
+            .field("mode", &self.transport.inner.config.mode)
+            .field("api_key", &self.transport.inner.api_key)
             .finish_non_exhaustive()
     }
 }
@@ -442,22 +687,66 @@ impl OpenAiClassifier {
 
     /// The settings in use.
     pub fn config(&self) -> &OpenAiConfig {
-        &self.inner.config
+        &self.transport.inner.config
+    }
+
+    /// The bare transport inside the layers (one HTTP attempt per call).
+    pub fn transport(&self) -> &OpenAiTransport {
+        &self.transport
+    }
+
+    /// The layers around the transport (their state: the breaker's, the cache's).
+    pub fn layers(&self) -> &Reliable<OpenAiTransport> {
+        &self.stack
+    }
+
+    /// The answer cache, when it is on.
+    pub fn cache(&self) -> Option<&Arc<AnswerCache>> {
+        self.stack.cache()
     }
 
     /// The prompt that would be sent for a request.
     pub fn prompt(&self, request: &ClassifyRequest) -> Result<RenderedPrompt> {
-        self.inner
-            .config
-            .template
-            .render(request, &self.inner.config.examples)
+        let c = &self.transport.inner.config;
+        c.template.render(request, &c.examples)
     }
 
     /// The JSON body that would be sent for a request.
     pub fn request_body(&self, request: &ClassifyRequest) -> Result<Value> {
         let p = self.prompt(request)?;
-        let vocab = self.inner.config.template.vocabulary(&request.schema)?;
-        Ok(self.inner.body(&p, &vocab))
+        let vocab = self
+            .transport
+            .inner
+            .config
+            .template
+            .vocabulary(&request.schema)?;
+        Ok(self.transport.inner.body(&p, &vocab))
+    }
+}
+
+#[async_trait]
+impl LlmClassifier for OpenAiClassifier {
+    fn name(&self) -> String {
+        self.transport.name()
+    }
+
+    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
+        let Some(calibrator) = &self.calibrator else {
+            return self.stack.classify(request).await;
+        };
+        // The content-free requests go through the same layers (cache, retries) as any other.
+        let baseline = calibrator
+            .baseline(
+                &request.schema,
+                |r| async move { self.stack.classify(&r).await },
+            )
+            .await?;
+        let answer = self.stack.classify(request).await?;
+        Ok(Calibrator::apply(&request.schema, &baseline, answer))
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        self.stack.stats()
     }
 }
 
@@ -516,46 +805,39 @@ impl Inner {
         body
     }
 
-    fn cache_key(&self, p: &RenderedPrompt) -> String {
-        let mode = serde_json::to_string(&self.config.mode).unwrap_or_default();
-        format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
-            self.config.model, mode, p.system, p.user
-        )
-    }
-
-    /// One HTTP attempt: the parsed response or a typed error.
+    /// One HTTP attempt: the parsed response or a typed error. The body is read as a stream
+    /// and abandoned past `max_response_bytes`; any failure while reading it (a connection
+    /// cut before the announced length included) is a retryable [`LlmError::Connection`];
+    /// only a complete body that does not parse is [`LlmError::MalformedResponse`].
     async fn attempt(&self, body: &Value) -> Result<ChatResponse> {
-        let _permit = self
-            .sem
-            .acquire()
-            .await
-            .map_err(|_| LlmError::Transport("in-flight semaphore closed".into()))?;
         let fut = async {
             let mut rb = self.http.post(&self.url).json(body).timeout(self.timeout);
             if let Some(k) = &self.api_key {
                 rb = rb.bearer_auth(k.expose());
             }
-            let resp = rb
-                .send()
-                .await
-                .map_err(|e| LlmError::from_reqwest(e, self.timeout))?;
+            let resp = rb.send().await.map_err(|e| from_reqwest(e, self.timeout))?;
             let status = resp.status();
-            let retry_after = parse_retry_after(resp.headers());
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| LlmError::from_reqwest(e, self.timeout))?;
             if !status.is_success() {
-                let text = String::from_utf8_lossy(&bytes);
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                // The start of the body is enough to say what went wrong; a body that breaks
+                // off does not hide the status.
+                let text = match read_body(resp, ERROR_BODY_BYTES, false, self.timeout).await {
+                    Ok(bytes) => String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+                    Err(e) => format!("<body unreadable: {e}>"),
+                };
                 return Err(LlmError::Http {
                     status: status.as_u16(),
-                    body: text.chars().take(300).collect(),
+                    body: text,
                     retry_after,
                 });
             }
+            let bytes = read_body(resp, self.max_response_bytes, true, self.timeout).await?;
             serde_json::from_slice::<ChatResponse>(&bytes).map_err(|e| {
-                let text = String::from_utf8_lossy(&bytes);
+                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(800)]);
                 LlmError::MalformedResponse(format!(
                     "{e}; body starts {:?}",
                     text.chars().take(200).collect::<String>()
@@ -569,21 +851,7 @@ impl Inner {
         }
     }
 
-    fn backoff(&self, retry: u32, err: &LlmError) -> Duration {
-        if let LlmError::Http {
-            retry_after: Some(d),
-            ..
-        } = err
-        {
-            return (*d).min(self.max_retry_after);
-        }
-        let base = self.config.backoff_base_ms as f64;
-        let max = self.config.backoff_max_ms as f64;
-        let exp = (base * 2f64.powi(retry.saturating_sub(1).min(30) as i32)).min(max);
-        let jitter: f64 = rand::random_range(0.5..=1.0);
-        Duration::from_millis((exp * jitter) as u64)
-    }
-
+    /// One call: validate, render, one attempt, decode.
     async fn call(&self, request: &ClassifyRequest) -> Result<Answer> {
         request.validate()?;
         let started = Instant::now();
@@ -591,172 +859,145 @@ impl Inner {
             .config
             .template
             .render(request, &self.config.examples)?;
-        let key = self.cache_key(&prompt);
         let schema = &request.schema;
-        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key))
-            && hit.class < schema.num_classes()
-        {
-            self.counters.cache_hit();
-            let mut a = Answer::for_class(schema, hit.class)?;
-            a.confidence = hit.confidence;
-            a.distribution = hit.distribution;
-            a.raw = hit.raw;
-            a.cached = true;
-            a.latency = started.elapsed();
-            return Ok(a);
-        }
         let vocab = self.config.template.vocabulary(schema)?;
         let body = self.body(&prompt, &vocab);
-        let mut attempt_no = 0u32;
-        let resp = loop {
-            self.counters.request(attempt_no > 0);
-            match self.attempt(&body).await {
-                Ok(r) => break r,
-                Err(e) if e.is_retryable() && attempt_no < self.config.max_retries => {
-                    attempt_no += 1;
-                    let wait = self.backoff(attempt_no, &e);
-                    tracing::debug!(error = %e, ?wait, attempt = attempt_no, "retrying LLM request");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) if attempt_no > 0 => {
-                    return Err(LlmError::RetriesExhausted {
-                        attempts: attempt_no + 1,
-                        last: Box::new(e),
-                    });
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        self.counters.request();
+        let resp = self.attempt(&body).await?;
         let usage = resp.usage();
         self.counters.usage(&usage);
-        let latency = started.elapsed();
-        self.counters.latency(latency);
-        let choice = resp
-            .choices
-            .into_iter()
-            .next()
-            .ok_or_else(|| LlmError::MalformedResponse("no choices in the response".into()))?;
-        let content = choice.message.and_then(|m| m.content).unwrap_or_default();
-        let (class, confidence, distribution) = match self.config.mode {
-            AnswerMode::Constrained => (parse_constrained(schema, &vocab, &content)?, None, None),
-            AnswerMode::FreeText => (parse_free_text(schema, &vocab, &content)?, None, None),
-            AnswerMode::Logprobs { .. } => {
-                let first = choice
-                    .logprobs
-                    .and_then(|l| l.content)
-                    .and_then(|c| c.into_iter().next())
-                    .ok_or_else(|| {
-                        LlmError::MalformedResponse(
-                            "log-probability mode, but the response has no logprobs (does the \
-                             server support `logprobs`/`top_logprobs`?)"
-                                .into(),
-                        )
-                    })?;
-                let mut top: Vec<(String, f64)> = first
-                    .top_logprobs
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|t| (t.token, t.logprob))
-                    .collect();
-                if top.is_empty() {
-                    top.push((first.token, first.logprob));
-                }
-                let (dist, _mass) = logprob_distribution(&vocab, &top)?;
-                let (class, p) = argmax(&dist).ok_or_else(|| {
-                    LlmError::MalformedResponse("empty label distribution".into())
-                })?;
-                (class, Some(p), Some(dist))
-            }
-        };
-        let mut a = Answer::for_class(schema, class)?;
-        a.confidence = confidence;
-        a.distribution = distribution;
+        let d = decode(self.config.mode, schema, &vocab, resp)?;
+        let mut a = Answer::for_class(schema, d.class)?;
+        a.confidence = d.confidence;
+        a.distribution = d.distribution;
         a.usage = usage;
-        a.latency = latency;
-        a.raw = content;
-        if let Some(cache) = &self.cache {
-            cache.put(
-                key,
-                CachedAnswer {
-                    class,
-                    confidence: a.confidence,
-                    distribution: a.distribution.clone(),
-                    raw: a.raw.clone(),
-                },
-            )?;
-        }
+        a.latency = started.elapsed();
+        a.raw = d.raw;
         Ok(a)
     }
 }
 
-/// `Retry-After` as seconds (integer or decimal). HTTP dates are not honoured (the backoff
-/// applies instead).
-fn parse_retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    let secs: f64 = v.parse().ok()?;
-    Duration::try_from_secs_f64(secs).ok()
-}
+/// How much of an error response's body is read (for its message).
+const ERROR_BODY_BYTES: u64 = 4096;
 
-impl OpenAiClassifier {
-    /// One call, calibrated when the config says so.
-    async fn calibrated_call(&self, request: &ClassifyRequest) -> Result<Answer> {
-        if !self.inner.config.calibrate {
-            return self.inner.call(request).await;
-        }
-        let baseline = self
-            .inner
-            .calibrator
-            .baseline(
-                &request.schema,
-                |r| async move { self.inner.call(&r).await },
-            )
-            .await?;
-        let answer = self.inner.call(request).await?;
-        Ok(Calibrator::apply(&request.schema, &baseline, answer))
+/// Reads a response body as a stream, at most `limit` bytes. Past the limit: with `strict`, a
+/// [`LlmError::ResponseTooLarge`] (the rest is never read); without, the first `limit` bytes.
+/// A `Content-Length` above the limit fails at once. Read errors are connection errors (or
+/// timeouts).
+async fn read_body(
+    mut resp: reqwest::Response,
+    limit: u64,
+    strict: bool,
+    timeout: Duration,
+) -> Result<Vec<u8>> {
+    let announced = resp.content_length();
+    if strict && announced.is_some_and(|n| n > limit) {
+        return Err(LlmError::ResponseTooLarge { limit });
     }
-}
-
-#[async_trait]
-impl LlmClassifier for OpenAiClassifier {
-    fn name(&self) -> String {
-        format!("openai:{}", self.inner.config.model)
-    }
-
-    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
-        self.inner.counters.call();
-        let r = self.calibrated_call(request).await;
-        if r.is_err() {
-            self.inner.counters.failure();
-        }
-        r
-    }
-
-    /// Runs the requests concurrently; the in-flight bound still applies.
-    async fn classify_batch(&self, requests: &[ClassifyRequest]) -> Vec<Result<Answer>> {
-        let mut set = tokio::task::JoinSet::new();
-        for (i, r) in requests.iter().enumerate() {
-            let me = self.clone();
-            let r = r.clone();
-            set.spawn(async move { (i, me.classify(&r).await) });
-        }
-        let mut out: Vec<Option<Result<Answer>>> = (0..requests.len()).map(|_| None).collect();
-        while let Some(joined) = set.join_next().await {
-            if let Ok((i, r)) = joined
-                && let Some(slot) = out.get_mut(i)
-            {
-                *slot = Some(r);
+    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut buf: Vec<u8> =
+        Vec::with_capacity(announced.map_or(8192, |n| n as usize).min(cap).min(1 << 20));
+    loop {
+        let chunk = match resp.chunk().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) if e.is_timeout() => return Err(LlmError::Timeout(timeout)),
+            Err(e) => {
+                return Err(LlmError::Connection(format!(
+                    "reading the response body after {} bytes: {}",
+                    buf.len(),
+                    error_chain(&e)
+                )));
             }
+        };
+        if buf.len() + chunk.len() > cap {
+            if strict {
+                return Err(LlmError::ResponseTooLarge { limit });
+            }
+            buf.extend_from_slice(&chunk[..cap - buf.len()]);
+            break;
         }
-        out.into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| Err(LlmError::Transport("classification task failed".into())))
-            })
-            .collect()
+        buf.extend_from_slice(&chunk);
     }
+    Ok(buf)
+}
 
-    fn stats(&self) -> Option<Stats> {
-        Some(self.inner.counters.snapshot())
+/// A reqwest error as a typed error: timeouts, then everything about reaching the server or
+/// moving bytes (connect, request, body, decode of the transfer) is a retryable connection
+/// error.
+fn from_reqwest(e: reqwest::Error, timeout: Duration) -> LlmError {
+    if e.is_timeout() {
+        LlmError::Timeout(timeout)
+    } else if e.is_connect() || e.is_request() || e.is_body() || e.is_decode() {
+        LlmError::Connection(error_chain(&e))
+    } else {
+        LlmError::Transport(error_chain(&e))
     }
+}
+
+/// What answer decoding found in a response.
+#[derive(Debug, Clone, PartialEq)]
+struct Decoded {
+    /// Class index.
+    class: usize,
+    /// Confidence, when the mode gives one.
+    confidence: Option<f32>,
+    /// Distribution over the classes, when the mode gives one.
+    distribution: Option<Vec<f32>>,
+    /// The model's text.
+    raw: String,
+}
+
+/// Decodes the answer of a complete response in `mode` (strict: anything outside the schema's
+/// labels is an error).
+fn decode(
+    mode: AnswerMode,
+    schema: &LabelSchema,
+    vocab: &AnswerVocabulary,
+    resp: ChatResponse,
+) -> Result<Decoded> {
+    let choice = resp
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| LlmError::MalformedResponse("no choices in the response".into()))?;
+    let content = choice.message.and_then(|m| m.content).unwrap_or_default();
+    let (class, confidence, distribution) = match mode {
+        AnswerMode::Constrained => (parse_constrained(schema, vocab, &content)?, None, None),
+        AnswerMode::FreeText => (parse_free_text(schema, vocab, &content)?, None, None),
+        AnswerMode::Logprobs { .. } => {
+            let first = choice
+                .logprobs
+                .and_then(|l| l.content)
+                .and_then(|c| c.into_iter().next())
+                .ok_or_else(|| {
+                    LlmError::MalformedResponse(
+                        "log-probability mode, but the response has no logprobs (does the \
+                         server support `logprobs`/`top_logprobs`?)"
+                            .into(),
+                    )
+                })?;
+            let mut top: Vec<(String, f64)> = first
+                .top_logprobs
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| (t.token, t.logprob))
+                .collect();
+            if top.is_empty() {
+                top.push((first.token, first.logprob));
+            }
+            let (dist, _mass) = logprob_distribution(vocab, &top)?;
+            let (class, p) = argmax(&dist)
+                .ok_or_else(|| LlmError::MalformedResponse("empty label distribution".into()))?;
+            (class, Some(p), Some(dist))
+        }
+    };
+    Ok(Decoded {
+        class,
+        confidence,
+        distribution,
+        raw: content,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -844,7 +1085,6 @@ struct TimingsJson {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use linkner_core::LabelSchema;
 
     fn req() -> ClassifyRequest {
         ClassifyRequest::find(
@@ -937,21 +1177,88 @@ mod tests {
     }
 
     #[test]
-    fn bad_settings_are_config_errors() {
-        for b in [
-            OpenAiBuilder::new().base_url("ftp://x"),
-            OpenAiBuilder::new().max_in_flight(0),
-            OpenAiBuilder::new().timeout(Duration::ZERO),
-            OpenAiBuilder::new().temperature(-1.0),
-            OpenAiBuilder::new().mode(AnswerMode::Logprobs { top_logprobs: 0 }),
+    fn bad_settings_are_errors_naming_the_field() {
+        for (b, field) in [
+            (OpenAiBuilder::new().base_url("ftp://x"), "base_url"),
+            (OpenAiBuilder::new().max_in_flight(0), "max_in_flight"),
+            (OpenAiBuilder::new().timeout(Duration::ZERO), "timeout_s"),
+            (
+                OpenAiBuilder::new().deadline(Some(Duration::ZERO)),
+                "deadline_s",
+            ),
+            (
+                OpenAiBuilder::new().max_response_bytes(0),
+                "max_response_bytes",
+            ),
+            (OpenAiBuilder::new().cache_capacity(0), "cache_capacity"),
+            (OpenAiBuilder::new().temperature(-1.0), "temperature"),
+            (
+                OpenAiBuilder::new().mode(AnswerMode::Logprobs { top_logprobs: 0 }),
+                "mode.top_logprobs",
+            ),
         ] {
-            assert!(matches!(b.build(), Err(LlmError::Config(_))));
+            match b.build() {
+                Err(e @ LlmError::InvalidSetting { .. }) => {
+                    assert_eq!(e.kind(), crate::FailureKind::Config);
+                    assert!(e.to_string().starts_with(&format!("`{field}`")), "{e}");
+                }
+                other => panic!("{field}: {other:?}"),
+            }
         }
+        let c: OpenAiConfig = serde_json::from_str(r#"{"timeout_s": 0}"#).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("timeout_s"));
         assert!(AnswerMode::parse("bogus").is_err());
         assert_eq!(
             AnswerMode::parse("Constrained").unwrap(),
             AnswerMode::Constrained
         );
+    }
+
+    #[test]
+    fn settings_map_onto_the_layers() {
+        let c = OpenAiClassifier::builder()
+            .max_in_flight(7)
+            .deadline(None)
+            .circuit_breaker(9, Duration::from_secs(2), Duration::from_secs(1))
+            .cache(false)
+            .build()
+            .unwrap();
+        let limit = c.layers().get_ref();
+        assert_eq!(limit.max_in_flight(), 7);
+        let deadline = limit.get_ref();
+        assert_eq!(deadline.limit(), None);
+        let breaker = deadline.get_ref().get_ref();
+        assert_eq!(breaker.policy().threshold, 9);
+        // The largest cool-down is never below the first.
+        assert_eq!(breaker.policy().max_cooldown, Duration::from_secs(2));
+        assert!(c.cache().is_none());
+        let d = OpenAiClassifier::builder().build().unwrap();
+        assert_eq!(
+            d.layers().get_ref().get_ref().limit(),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(d.cache().unwrap().capacity(), AnswerCache::DEFAULT_CAPACITY);
+    }
+
+    #[test]
+    fn the_cache_key_is_the_body_hash() {
+        let c = OpenAiClassifier::builder().build().unwrap();
+        let k = BodyKeyer(c.transport.inner.clone());
+        let a = k.key(&req()).unwrap();
+        assert_eq!(a, k.key(&req()).unwrap());
+        // Another seed changes the body, so the key.
+        let c2 = OpenAiClassifier::builder().seed(Some(7)).build().unwrap();
+        assert_ne!(
+            a,
+            BodyKeyer(c2.transport.inner.clone()).key(&req()).unwrap()
+        );
+        // Other local probabilities that the prompt does not show do not.
+        let other = req().with_local_top(vec![crate::LocalLabel {
+            class: 1,
+            prob: 0.3,
+        }]);
+        let shown = c.prompt(&other).unwrap() != c.prompt(&req()).unwrap();
+        assert_eq!(k.key(&other).unwrap() != a, shown);
     }
 
     #[test]
@@ -968,28 +1275,5 @@ mod tests {
             serde_json::from_str(r#"{"model": "m", "mode": {"type": "constrained"}}"#).unwrap();
         assert_eq!(partial.model, "m");
         assert_eq!(partial.max_in_flight, 4);
-    }
-
-    #[test]
-    fn backoff_grows_and_honours_retry_after() {
-        let c = OpenAiClassifier::builder()
-            .backoff(Duration::from_millis(100), Duration::from_millis(400))
-            .max_retry_after(Duration::from_secs(2))
-            .build()
-            .unwrap();
-        let e = LlmError::Timeout(Duration::from_secs(1));
-        let d1 = c.inner.backoff(1, &e);
-        let d3 = c.inner.backoff(3, &e);
-        let d9 = c.inner.backoff(9, &e);
-        assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
-        assert!(d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400));
-        assert!(d9 <= Duration::from_millis(400));
-        let ra = |s| LlmError::Http {
-            status: 429,
-            body: String::new(),
-            retry_after: Some(Duration::from_secs(s)),
-        };
-        assert_eq!(c.inner.backoff(1, &ra(1)), Duration::from_secs(1));
-        assert_eq!(c.inner.backoff(1, &ra(100)), Duration::from_secs(2));
     }
 }

@@ -1,193 +1,27 @@
 //! Fault injection: the OpenAI-compatible backend against a misbehaving local HTTP server
-//! written here (raw HTTP over a tokio TcpListener on 127.0.0.1:0). Every fault ends in a typed
-//! error or a successful retry within the configured time. Time bounds are loose: these are not
-//! benchmarks.
+//! (`support/fake_server.rs`: raw HTTP over a tokio TcpListener on 127.0.0.1:0). Every fault
+//! ends in a typed error or a successful retry within the configured time. Time bounds are
+//! loose: these are not benchmarks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use linkner_core::LabelSchema;
 use linkner_llm::{
-    AnswerMode, ApiKey, ClassifyRequest, LlmClassifier, LlmError, OpenAiBuilder, OpenAiClassifier,
+    AnswerMode, ApiKey, ClassifyRequest, FailureKind, LlmClassifier, LlmError, OpenAiBuilder,
+    OpenAiClassifier,
 };
-use serde_json::json;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
 
-/// What the fake server does with one request.
-#[derive(Clone, Debug)]
-enum Fault {
-    /// 200 with this JSON body, after an optional delay.
-    Ok(String, Duration),
-    /// This status, optional `Retry-After`, this body.
-    Status(u16, Option<&'static str>, &'static str),
-    /// Read the request and never answer.
-    Hang,
-    /// Read the request and reset the connection.
-    Reset,
-    /// Send headers announcing a body, then one byte every 100 ms.
-    Drip,
-    /// 200 with a body that is not JSON.
-    Malformed,
-}
+#[path = "support/fake_server.rs"]
+mod fake_server;
 
-struct FakeServer {
-    url: String,
-    hits: Arc<AtomicUsize>,
-    requests: Arc<Mutex<Vec<String>>>,
-    max_concurrent: Arc<AtomicUsize>,
-}
+use fake_server::{FakeServer, Fault, Script, chat, logprob_chat, ok};
 
 /// Starts a server whose n-th request gets `script[n]` (the last entry repeats).
 async fn fake_server(script: Vec<Fault>) -> FakeServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let current = Arc::new(AtomicUsize::new(0));
-    let max_concurrent = Arc::new(AtomicUsize::new(0));
-    let (h, r, c, m) = (
-        hits.clone(),
-        requests.clone(),
-        current.clone(),
-        max_concurrent.clone(),
-    );
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, _)) = listener.accept().await else {
-                return;
-            };
-            let (h, r, c, m, script) = (h.clone(), r.clone(), c.clone(), m.clone(), script.clone());
-            tokio::spawn(async move {
-                let Some(req) = read_request(&sock).await else {
-                    return;
-                };
-                let n = h.fetch_add(1, Ordering::SeqCst);
-                r.lock().unwrap().push(req);
-                let now = c.fetch_add(1, Ordering::SeqCst) + 1;
-                m.fetch_max(now, Ordering::SeqCst);
-                let fault = script[n.min(script.len() - 1)].clone();
-                respond(sock, fault).await;
-                c.fetch_sub(1, Ordering::SeqCst);
-            });
-        }
-    });
-    FakeServer {
-        url: format!("http://{addr}/v1"),
-        hits,
-        requests,
-        max_concurrent,
-    }
-}
-
-/// Reads one HTTP request (headers and Content-Length body) as text.
-async fn read_request(sock: &TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        sock.readable().await.ok()?;
-        match sock.try_read(&mut chunk) {
-            Ok(0) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => return None,
-        }
-        let text = String::from_utf8_lossy(&buf).to_string();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let len = text[..end]
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                return Some(text);
-            }
-        }
-    }
-}
-
-async fn respond(mut sock: TcpStream, fault: Fault) {
-    match fault {
-        Fault::Ok(body, delay) => {
-            tokio::time::sleep(delay).await;
-            let _ = sock.write_all(http(200, None, &body).as_bytes()).await;
-        }
-        Fault::Status(code, retry_after, body) => {
-            let _ = sock
-                .write_all(http(code, retry_after, body).as_bytes())
-                .await;
-        }
-        Fault::Hang => {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        }
-        Fault::Reset => {
-            // Linger 0: closing sends a TCP reset (it does not block with a zero timeout).
-            #[allow(deprecated)]
-            let _ = sock.set_linger(Some(Duration::ZERO));
-            drop(sock);
-            return;
-        }
-        Fault::Drip => {
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n";
-            let _ = sock.write_all(head.as_bytes()).await;
-            for _ in 0..1000 {
-                if sock.write_all(b" ").await.is_err() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        Fault::Malformed => {
-            let _ = sock
-                .write_all(http(200, None, "{\"choices\": [ {\"message\": ").as_bytes())
-                .await;
-        }
-    }
-    let _ = sock.shutdown().await;
-}
-
-fn http(code: u16, retry_after: Option<&str>, body: &str) -> String {
-    let ra = retry_after
-        .map(|s| format!("Retry-After: {s}\r\n"))
-        .unwrap_or_default();
-    format!(
-        "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\n{ra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-fn chat(content: &str) -> String {
-    json!({
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 3,
-                  "prompt_tokens_details": {"cached_tokens": 80}},
-    })
-    .to_string()
-}
-
-fn ok(content: &str) -> Fault {
-    Fault::Ok(chat(content), Duration::ZERO)
-}
-
-fn logprob_chat(tops: &[(&str, f64)]) -> String {
-    let top: Vec<_> = tops
-        .iter()
-        .map(|(t, p)| json!({"token": t, "logprob": p.ln()}))
-        .collect();
-    json!({
-        "choices": [{"message": {"content": tops[0].0},
-                     "logprobs": {"content": [{"token": tops[0].0, "logprob": tops[0].1.ln(),
-                                               "top_logprobs": top}]}}],
-        "usage": {"prompt_tokens": 50, "completion_tokens": 1},
-        "timings": {"cache_n": 40},
-    })
-    .to_string()
+    FakeServer::start(Script::seq(script)).await
 }
 
 fn req() -> ClassifyRequest {
@@ -223,7 +57,7 @@ async fn hanging_server_times_out_then_gives_up() {
     assert!(e.root().is_retryable());
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert!(t.elapsed() >= Duration::from_millis(800));
-    assert_eq!(s.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(s.hits(), 2);
     let st = c.stats().unwrap();
     assert_eq!(
         (st.calls, st.requests, st.retries, st.failures),
@@ -234,7 +68,7 @@ async fn hanging_server_times_out_then_gives_up() {
 #[tokio::test]
 async fn rate_limit_honours_retry_after_then_succeeds() {
     let s = fake_server(vec![
-        Fault::Status(429, Some("1"), "{\"error\":\"slow down\"}"),
+        Fault::Status(429, Some("1".into()), "{\"error\":\"slow down\"}".into()),
         ok("location"),
     ])
     .await;
@@ -248,7 +82,7 @@ async fn rate_limit_honours_retry_after_then_succeeds() {
         "Retry-After ignored: {el:?}"
     );
     assert!(el < Duration::from_secs(5), "{el:?}");
-    assert_eq!(s.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(s.hits(), 2);
     assert_eq!(c.stats().unwrap().retries, 1);
     assert_eq!(a.usage.prompt_tokens, 100);
     assert_eq!(a.usage.cached_prompt_tokens, 80);
@@ -256,7 +90,11 @@ async fn rate_limit_honours_retry_after_then_succeeds() {
 
 #[tokio::test]
 async fn service_unavailable_retry_after_is_capped() {
-    let s = fake_server(vec![Fault::Status(503, Some("3600"), "busy"), ok("person")]).await;
+    let s = fake_server(vec![
+        Fault::Status(503, Some("3600".into()), "busy".into()),
+        ok("person"),
+    ])
+    .await;
     let c = builder(&s.url)
         .max_retry_after(Duration::from_millis(300))
         .build()
@@ -269,7 +107,7 @@ async fn service_unavailable_retry_after_is_capped() {
 
 #[tokio::test]
 async fn server_errors_exhaust_retries() {
-    let s = fake_server(vec![Fault::Status(500, None, "internal error")]).await;
+    let s = fake_server(vec![Fault::Status(500, None, "internal error".into())]).await;
     let c = builder(&s.url).build().unwrap();
     let t = Instant::now();
     let e = c.classify(&req()).await.unwrap_err();
@@ -282,20 +120,25 @@ async fn server_errors_exhaust_retries() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(s.hits.load(Ordering::SeqCst), 3);
+    assert_eq!(s.hits(), 3);
     assert!(t.elapsed() < Duration::from_secs(3));
 }
 
 #[tokio::test]
 async fn client_errors_are_not_retried() {
-    let s = fake_server(vec![Fault::Status(400, None, "{\"error\":\"bad model\"}")]).await;
+    let s = fake_server(vec![Fault::Status(
+        400,
+        None,
+        "{\"error\":\"bad model\"}".into(),
+    )])
+    .await;
     let c = builder(&s.url).build().unwrap();
     let e = c.classify(&req()).await.unwrap_err();
     assert!(
         matches!(&e, LlmError::Http { status: 400, body, .. } if body.contains("bad model")),
         "{e:?}"
     );
-    assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(s.hits(), 1);
 }
 
 #[tokio::test]
@@ -304,7 +147,7 @@ async fn malformed_json_is_a_typed_error() {
     let c = builder(&s.url).build().unwrap();
     let e = c.classify(&req()).await.unwrap_err();
     assert!(matches!(e, LlmError::MalformedResponse(_)), "{e:?}");
-    assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(s.hits(), 1);
     // A JSON body of the wrong shape too.
     let s = fake_server(vec![Fault::Ok("{\"choices\": []}".into(), Duration::ZERO)]).await;
     let c = builder(&s.url).build().unwrap();
@@ -337,7 +180,7 @@ async fn labels_outside_the_set_are_parse_failures_in_every_mode() {
     assert!(matches!(e, LlmError::LabelOutsideSchema { .. }), "{e:?}");
     assert_eq!(c.stats().unwrap().failures, 1);
     // A parse failure is not retried (temperature 0 would answer the same).
-    assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(s.hits(), 1);
 }
 
 #[tokio::test]
@@ -357,7 +200,8 @@ async fn logprob_answers_carry_a_distribution() {
     );
     assert!((a.confidence.unwrap() - 0.75).abs() < 1e-4);
     assert_eq!(a.usage.cached_prompt_tokens, 40);
-    let body = &s.requests.lock().unwrap()[0];
+    let reqs = s.requests();
+    let body = &reqs[0];
     assert!(body.contains("\"top_logprobs\":20"), "{body}");
 }
 
@@ -367,7 +211,7 @@ async fn connection_reset_is_retried() {
     let c = builder(&s.url).build().unwrap();
     let a = c.classify(&req()).await.unwrap();
     assert_eq!(a.label, "ORG");
-    assert_eq!(s.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(s.hits(), 2);
 
     let s = fake_server(vec![Fault::Reset]).await;
     let c = builder(&s.url).max_retries(1).build().unwrap();
@@ -382,7 +226,7 @@ async fn connection_reset_is_retried() {
 async fn refused_connection_is_a_typed_error() {
     // Bind then drop: nothing listens on the port any more.
     let port = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap().port()
     };
     let c = builder(&format!("http://127.0.0.1:{port}/v1"))
@@ -400,7 +244,7 @@ async fn refused_connection_is_a_typed_error() {
 
 #[tokio::test]
 async fn dripping_server_hits_the_timeout() {
-    let s = fake_server(vec![Fault::Drip]).await;
+    let s = fake_server(vec![Fault::Drip(Duration::from_millis(100))]).await;
     let c = builder(&s.url).max_retries(0).build().unwrap();
     let t = Instant::now();
     let e = c.classify(&req()).await.unwrap_err();
@@ -437,15 +281,17 @@ async fn cache_answers_repeats_in_memory_and_from_disk() {
     assert!(!a.cached && b.cached);
     assert_eq!(a.class, b.class);
     assert_eq!(b.usage.prompt_tokens, 0);
-    assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(s.hits(), 1);
     let st = c.stats().unwrap();
     assert_eq!((st.calls, st.cache_hits, st.requests), (2, 1, 1));
-    // A new classifier with the same file answers without the server.
+    // A new classifier with the same file answers without the server (once the background
+    // writer has written the answer).
+    c.cache().unwrap().flush();
     let c2 = builder(&s.url).cache_path(&path).build().unwrap();
     let d = c2.classify(&req()).await.unwrap();
     assert!(d.cached);
     assert_eq!(d.class, 2);
-    assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(s.hits(), 1);
     // A different model is a different key.
     let c3 = builder(&s.url)
         .model("other")
@@ -453,7 +299,7 @@ async fn cache_answers_repeats_in_memory_and_from_disk() {
         .build()
         .unwrap();
     assert!(!c3.classify(&req()).await.unwrap().cached);
-    assert_eq!(s.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(s.hits(), 2);
 }
 
 #[tokio::test]
@@ -479,7 +325,7 @@ async fn in_flight_requests_are_bounded() {
     let out = c.classify_batch(&reqs).await;
     assert_eq!(out.len(), 6);
     assert!(out.iter().all(|r| r.as_ref().is_ok_and(|a| a.class == 1)));
-    assert_eq!(s.max_concurrent.load(Ordering::SeqCst), 2);
+    assert_eq!(s.max_concurrent(), 2);
     // 6 requests, 2 at a time, 150 ms each: at least 3 rounds.
     assert!(
         t.elapsed() >= Duration::from_millis(440),
@@ -496,7 +342,7 @@ async fn api_key_is_sent_as_bearer_and_never_logged() {
         .build()
         .unwrap();
     c.classify(&req()).await.unwrap();
-    let r = s.requests.lock().unwrap()[0].to_ascii_lowercase();
+    let r = s.requests()[0].to_ascii_lowercase();
     assert!(r.contains("authorization: bearer sk-test-42"), "{r}");
     assert!(!format!("{c:?}").contains("sk-test-42"));
 }
@@ -509,5 +355,312 @@ async fn invalid_requests_never_reach_the_server() {
     r.end = 1000;
     let e = c.classify(&r).await.unwrap_err();
     assert!(matches!(e, LlmError::InvalidRequest(_)), "{e:?}");
-    assert_eq!(s.hits.load(Ordering::SeqCst), 0);
+    assert_eq!(s.hits(), 0);
+}
+
+// ---- issue 13: transport failures, body cap, deadline, breaker ----
+
+/// Resident memory of this process, bytes (Linux).
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kb * 1024
+}
+
+/// Runs `f` while a thread samples the resident memory every 2 ms; returns its result and the
+/// largest growth over the memory before it started.
+async fn peak_growth<T>(f: impl std::future::Future<Output = T>) -> (T, u64) {
+    let before = rss_bytes();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let (st, pk) = (stop.clone(), peak.clone());
+    let sampler = std::thread::spawn(move || {
+        while !st.load(std::sync::atomic::Ordering::Relaxed) {
+            pk.fetch_max(rss_bytes(), std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    let out = f.await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.join().unwrap();
+    let growth = peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(before);
+    (out, growth)
+}
+
+#[tokio::test]
+async fn a_body_cut_before_its_length_is_a_retryable_connection_error() {
+    // The first attempt of every request is cut mid-body; the retry succeeds: no failure.
+    let s = FakeServer::start(Script::first_attempt(Fault::cut_short(), ok("person"))).await;
+    let c = builder(&s.url).build().unwrap();
+    let a = c.classify(&req()).await.unwrap();
+    assert_eq!(a.label, "PER");
+    assert_eq!(s.hits(), 2);
+    let st = c.stats().unwrap();
+    assert_eq!((st.failures, st.retries), (0, 1));
+
+    // Without retries the cut is a typed, retryable connection error, not a malformed answer.
+    let s = FakeServer::start(Script::always(Fault::cut_short())).await;
+    let c = builder(&s.url).max_retries(0).build().unwrap();
+    let e = c.classify(&req()).await.unwrap_err();
+    assert!(matches!(e, LlmError::Connection(_)), "{e:?}");
+    assert_eq!(e.kind(), FailureKind::Connection);
+    assert!(e.is_retryable());
+}
+
+#[tokio::test]
+async fn many_entities_with_every_first_attempt_cut_all_succeed() {
+    let s = FakeServer::start(Script::first_attempt(Fault::cut_short(), ok("location"))).await;
+    let c = builder(&s.url).max_in_flight(4).build().unwrap();
+    let schema = Arc::new(LabelSchema::conll03());
+    let reqs: Vec<ClassifyRequest> = (0..40)
+        .map(|i| {
+            ClassifyRequest::find(
+                format!("We met in Town{i} ."),
+                &format!("Town{i}"),
+                schema.clone(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let out = c.classify_batch(&reqs).await;
+    assert!(
+        out.iter()
+            .all(|r| r.as_ref().is_ok_and(|a| a.label == "LOC")),
+        "{out:?}"
+    );
+    assert_eq!(s.hits(), 80);
+    assert_eq!(c.stats().unwrap().failures, 0);
+    // The cut attempts never opened the breaker (each entity's retry succeeded in between).
+    assert_eq!(c.stats().unwrap().breaker_trips, 0);
+}
+
+#[tokio::test]
+async fn a_huge_body_is_abandoned_with_a_typed_error_and_flat_memory() {
+    const HUGE: u64 = 64 << 20;
+    for chunked in [false, true] {
+        let s = FakeServer::start(Script::always(Fault::Huge {
+            bytes: HUGE,
+            chunked,
+        }))
+        .await;
+        let c = builder(&s.url)
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let t = Instant::now();
+        let (r, growth) = peak_growth(c.classify(&req())).await;
+        eprintln!("chunked {chunked}: peak memory growth {} KiB", growth >> 10);
+        let e = r.unwrap_err();
+        assert!(
+            matches!(e, LlmError::ResponseTooLarge { limit } if limit == 4 << 20),
+            "chunked {chunked}: {e:?}"
+        );
+        assert_eq!(e.kind(), FailureKind::TooLarge);
+        // Not retried: the same request would get the same body.
+        assert_eq!(s.hits(), 1);
+        // Reading it whole would take at least 64 MiB; the cap is 4 MiB.
+        assert!(
+            growth < 24 << 20,
+            "chunked {chunked}: memory grew by {} MiB",
+            growth >> 20
+        );
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    }
+    // The cap is a setting: a smaller one refuses a normal answer.
+    let s = fake_server(vec![ok("person")]).await;
+    let c = builder(&s.url).max_response_bytes(16).build().unwrap();
+    let e = c.classify(&req()).await.unwrap_err();
+    assert!(
+        matches!(e, LlmError::ResponseTooLarge { limit: 16 }),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let at = SystemTime::now() + Duration::from_secs(2);
+    let date = linkner_llm::http::format_http_date(at);
+    let s = fake_server(vec![
+        Fault::Status(429, Some(date.clone()), "{}".into()),
+        ok("person"),
+    ])
+    .await;
+    let c = builder(&s.url).build().unwrap();
+    let t = Instant::now();
+    let a = c.classify(&req()).await.unwrap();
+    assert_eq!(a.class, 1);
+    // The date has a one-second resolution: between 1 and 2 s from now.
+    let el = t.elapsed();
+    assert!(
+        el >= Duration::from_millis(900) && el < Duration::from_secs(4),
+        "{date}: {el:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_deadline_bounds_one_entity_across_retries() {
+    let s = fake_server(vec![Fault::Hang]).await;
+    let c = builder(&s.url)
+        .timeout(Duration::from_millis(300))
+        .max_retries(10)
+        .circuit_breaker(0, Duration::from_secs(1), Duration::from_secs(1))
+        .deadline(Some(Duration::from_millis(800)))
+        .build()
+        .unwrap();
+    let t = Instant::now();
+    let e = c.classify(&req()).await.unwrap_err();
+    assert!(matches!(e, LlmError::DeadlineExceeded(_)), "{e:?}");
+    assert_eq!(e.kind(), FailureKind::Deadline);
+    let el = t.elapsed();
+    assert!(
+        el >= Duration::from_millis(780) && el < Duration::from_secs(3),
+        "{el:?}"
+    );
+    assert!(s.hits() <= 3, "{}", s.hits());
+}
+
+/// Requests for `n` distinct entities.
+fn many(n: usize) -> Vec<ClassifyRequest> {
+    let schema = Arc::new(LabelSchema::conll03());
+    (0..n)
+        .map(|i| {
+            ClassifyRequest::find(
+                format!("Mr Smith{i} spoke ."),
+                &format!("Smith{i}"),
+                schema.clone(),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_hung_server_costs_one_timeout_per_slot_then_the_breaker_fails_fast() {
+    // Defaults (4 in flight, 3 retries, breaker after 4) with a 1 s timeout.
+    let s = fake_server(vec![Fault::Hang]).await;
+    let c = OpenAiClassifier::builder()
+        .base_url(&s.url)
+        .mode(AnswerMode::FreeText)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let t = Instant::now();
+    let out = c.classify_batch(&many(40)).await;
+    let el = t.elapsed();
+    assert!(out.iter().all(|r| r.is_err()));
+    // One round of 4 timeouts, then every call fails fast: not 40 × 4 timeouts.
+    assert_eq!(s.hits(), 4);
+    assert!(el < Duration::from_secs(4), "{el:?}");
+    let st = c.stats().unwrap();
+    assert_eq!(st.breaker_trips, 1);
+    assert_eq!(st.failures, 40);
+    assert_eq!(
+        st.failures_by_kind.get(&FailureKind::CircuitOpen),
+        Some(&40)
+    );
+    let e = out[39].as_ref().unwrap_err();
+    assert!(e.to_string().contains("circuit breaker open"), "{e}");
+}
+
+#[tokio::test]
+async fn a_hung_server_with_every_default_setting_ends_within_about_one_timeout() {
+    // The real defaults: 60 s per attempt, 3 retries, 4 in flight, breaker after 4, 120 s
+    // deadline. Before the breaker, 40 entities would have taken 40 × 4 × 60 s / 4 ≈ 40 min.
+    let s = fake_server(vec![Fault::Hang]).await;
+    let c = OpenAiClassifier::builder()
+        .base_url(&s.url)
+        .build()
+        .unwrap();
+    assert_eq!(c.config().timeout_s, 60.0);
+    let t = Instant::now();
+    let out = c.classify_batch(&many(40)).await;
+    let el = t.elapsed();
+    assert!(out.iter().all(|r| r.is_err()));
+    assert_eq!(s.hits(), 4);
+    assert!(
+        el >= Duration::from_secs(59) && el < Duration::from_secs(75),
+        "{el:?}"
+    );
+    let st = c.stats().unwrap();
+    assert_eq!((st.breaker_trips, st.failures), (1, 40));
+}
+
+#[tokio::test]
+async fn the_breaker_probes_again_after_its_cool_down() {
+    // Refused connections (fast failures) open the breaker; the server comes back.
+    let s = fake_server(vec![Fault::Close, Fault::Close, ok("person")]).await;
+    let c = builder(&s.url)
+        .max_retries(0)
+        .circuit_breaker(2, Duration::from_millis(300), Duration::from_secs(2))
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            c.classify(&req()).await.unwrap_err().kind(),
+            FailureKind::Connection
+        );
+    }
+    assert_eq!(
+        c.classify(&req()).await.unwrap_err().kind(),
+        FailureKind::CircuitOpen
+    );
+    assert_eq!(s.hits(), 2);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(c.classify(&req()).await.unwrap().class, 1);
+    assert_eq!(s.hits(), 3);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_cache_file_that_cannot_be_written_never_fails_an_answer() {
+    let s = fake_server(vec![ok("location")]).await;
+    // /dev/full accepts the open, then fails every write (no space left on device).
+    let c = builder(&s.url).cache_path("/dev/full").build().unwrap();
+    let a = c.classify(&req()).await.unwrap();
+    assert_eq!(a.label, "LOC");
+    assert!(c.classify(&req()).await.unwrap().cached);
+    let cache = c.cache().unwrap().clone();
+    tokio::task::spawn_blocking(move || cache.flush())
+        .await
+        .unwrap();
+    let st = c.stats().unwrap();
+    assert_eq!(st.failures, 0);
+    assert!(st.cache_write_failures >= 1, "{st:?}");
+}
+
+#[tokio::test]
+async fn rate_limits_keep_the_in_flight_bound() {
+    let s = FakeServer::start(Script::first_attempt(
+        Fault::status_retry_after(429, 0),
+        Fault::Ok(chat("person"), Duration::from_millis(50)),
+    ))
+    .await;
+    let c = builder(&s.url).max_in_flight(3).build().unwrap();
+    let out = c.classify_batch(&many(12)).await;
+    assert!(out.iter().all(|r| r.is_ok()));
+    assert!(s.max_concurrent() <= 3, "{}", s.max_concurrent());
+    assert_eq!(s.hits(), 24);
+}
+
+#[tokio::test]
+async fn a_mixed_30_percent_of_faults_loses_no_entity() {
+    let faults = vec![
+        Fault::Reset,
+        Fault::cut_short(),
+        Fault::Status(503, None, "busy".into()),
+        Fault::status_retry_after(429, 0),
+        Fault::Close,
+    ];
+    let s = FakeServer::start(Script::mixed(0.3, 7, faults, ok("person"))).await;
+    let c = builder(&s.url).max_retries(6).build().unwrap();
+    let out = c.classify_batch(&many(60)).await;
+    let failed: Vec<_> = out.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(s.hits() > 60);
 }

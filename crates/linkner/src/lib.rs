@@ -77,3 +77,8 @@ pub mod tagger {
     pub use linkner_core::words::{self, sentence_from_text, split_words};
 }
 pub use linkner_uncertainty as uncertainty;
+
+/// `docs/writing-an-llm-backend.md`, whose code blocks `cargo test` compiles and runs.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/writing-an-llm-backend.md")]
+pub struct WritingAnLlmBackend;

@@ -48,27 +48,6 @@ pub(crate) enum LlmOutcome {
 // ---------------------------------------------------------------------------------------------
 // check
 
-/// Chars → bytes of one text, built once so that every slice is O(length of the slice).
-struct CharIndex<'a> {
-    text: &'a str,
-    /// Byte offset of every char, plus the text's length at the end.
-    bytes: Vec<usize>,
-}
-
-impl<'a> CharIndex<'a> {
-    fn new(text: &'a str) -> Self {
-        let mut bytes: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
-        bytes.push(text.len());
-        CharIndex { text, bytes }
-    }
-
-    /// Chars `start..end`, `None` when outside the text.
-    fn slice(&self, start: usize, end: usize) -> Option<&'a str> {
-        let (a, b) = (*self.bytes.get(start)?, *self.bytes.get(end)?);
-        self.text.get(a..b)
-    }
-}
-
 /// Checks the tagger's output for one document: every class an entity type of the schema,
 /// char offsets inside the text and matching the entity text, word spans inside the sentence.
 /// Linear in the text's length plus the candidates' lengths.
@@ -80,7 +59,7 @@ pub(crate) fn check_candidates(
     if candidates.is_empty() {
         return Ok(());
     }
-    let index = CharIndex::new(&sentence.text);
+    let index = sentence.char_index();
     for c in candidates {
         if c.class == 0 || c.class >= schema.num_classes() {
             return Err(LinkError::TaggerOutput(format!(
@@ -331,14 +310,11 @@ pub(crate) fn merge(
     if schema.class(answer.class).is_none() {
         return failed(
             LlmError::LabelOutsideSchema {
-                answer: format!("class #{} ({})", answer.class, answer.label),
-                expected: schema
-                    .type_names()
-                    .iter()
-                    .chain(std::iter::once(&schema.non_entity.name.as_str()))
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                answer: format!(
+                    "class #{} ({}) outside schema `{}`",
+                    answer.class, answer.label, schema.name
+                ),
+                expected: schema.type_names().join(", "),
             }
             .to_string(),
         );

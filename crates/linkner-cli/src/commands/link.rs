@@ -11,7 +11,7 @@
 //! linked output, and the oracle ceiling of that routing (gold labels for routed entities). With
 //! `--oracle` no LLM is called at all: a [`GoldOracle`] answers, and the output says so.
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,8 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use super::CliError;
+use super::input::{Line, read_lines, source_name};
+use super::llm_failures::{FailureArgs, FailureTally};
 use super::pipeline_args::PipelineArgs;
 use super::tagger_common::read_docs;
 
@@ -58,6 +60,9 @@ pub struct LinkArgs {
     /// Print one JSON object instead of the tables.
     #[arg(long)]
     pub json: bool,
+    /// When the LLM side failed.
+    #[command(flatten)]
+    pub failures: FailureArgs,
 }
 
 /// What `linkner link` measured.
@@ -82,6 +87,9 @@ pub struct LinkReport {
     pub scores: LinkScores,
     /// The pipeline's counters.
     pub stats: StatsSnapshot,
+    /// The LLM backend's own counters (failures by kind, retries, circuit breaker trips,
+    /// latency percentiles), when it keeps them.
+    pub llm_stats: Option<linkner::llm::Stats>,
     /// Wall-clock seconds of the whole run (tagger and LLM).
     pub wall_seconds: f64,
 }
@@ -95,6 +103,9 @@ pub fn read_gold(
 ) -> Result<(Vec<Sentence>, usize), CliError> {
     let all = sentences(read_docs(path, format, None)?);
     let total = all.len();
+    if total == 0 {
+        return Err(format!("{}: no sentences (the data file is empty)", path.display()).into());
+    }
     let Some(n) = sample.filter(|&n| n > 0 && n < total) else {
         return Ok((all, total));
     };
@@ -202,6 +213,7 @@ pub fn run(args: LinkArgs) -> Result<(), CliError> {
         llm: pipeline.llm_name(),
         scores,
         stats,
+        llm_stats: pipeline.llm_stats(),
         wall_seconds: wall.as_secs_f64(),
     };
     if args.json {
@@ -209,7 +221,10 @@ pub fn run(args: LinkArgs) -> Result<(), CliError> {
     } else {
         print!("{}", human(&report));
     }
-    Ok(())
+    let mut tally = FailureTally::default();
+    tally.add_run(&report.stats);
+    tally.add_backend(report.llm_stats.as_ref());
+    tally.check(args.failures.llm_failure_limit)
 }
 
 fn pct(x: f64) -> String {
@@ -299,6 +314,19 @@ pub fn human(r: &LinkReport) -> String {
         "outcomes: {} confirmed, {} relabelled, {} rejected, {} failed (local label kept)\n",
         s.confirmed, s.relabelled, s.rejected, s.failures
     ));
+    if let Some(ls) = r.llm_stats.as_ref().filter(|_| s.failures > 0) {
+        let kinds: Vec<String> = ls
+            .failures_by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        out.push_str(&format!(
+            "LLM failures by kind: {}; {} retries; circuit breaker opened {} times\n",
+            kinds.join(", "),
+            ls.retries,
+            ls.breaker_trips
+        ));
+    }
     out.push_str(&format!(
         "tokens: {} prompt ({} reused from the server's cache), {} completion\n",
         s.prompt_tokens, s.cached_prompt_tokens, s.completion_tokens
@@ -331,6 +359,24 @@ pub struct AnnotateArgs {
     /// Output format: `jsonl` (one [`linkner::Annotation`] per line) or `text` (readable).
     #[arg(long, value_enum, default_value_t = AnnotateFormat::Jsonl)]
     pub format: AnnotateFormat,
+    /// What a line that cannot be annotated does (not UTF-8, or its tagging failed): `fail`
+    /// stops the run naming the line; `skip` writes an error record in its place
+    /// (`{"error": {"line": N, "message": …}}`) and goes on, so output lines still match
+    /// input lines.
+    #[arg(long, value_enum, default_value_t = OnError::Fail)]
+    pub on_error: OnError,
+    /// When the LLM side failed.
+    #[command(flatten)]
+    pub failures: FailureArgs,
+}
+
+/// What `linkner annotate` does with a line it cannot annotate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnError {
+    /// Stop with an error naming the line.
+    Fail,
+    /// Write an error record for the line and go on.
+    Skip,
 }
 
 /// Output formats of `linkner annotate`.
@@ -361,21 +407,20 @@ fn annotation_text(a: &linkner::Annotation) -> String {
 }
 
 /// Runs `linkner annotate`: every input line gets exactly one output line (an empty line gives
-/// an annotation without entities); a document whose tagging fails stops the run with its line
-/// number.
+/// an annotation without entities). A line that cannot be annotated stops the run with its line
+/// number (`--on-error fail`) or gets an error record (`--on-error skip`). Exits with status 3
+/// after writing everything when the LLM failed for too many routed entities.
 pub fn run_annotate(args: AnnotateArgs) -> Result<(), CliError> {
     let config = args.pipeline.link_config()?;
+    // The input first: a bad line is reported before the model is loaded.
+    let source = source_name(args.input.as_deref());
+    let lines: Vec<Line> = read_lines(args.input.as_deref())?;
+    if args.on_error == OnError::Fail
+        && let Some(Err(e)) = lines.iter().find(|l| l.is_err())
+    {
+        return Err(e.clone().into());
+    }
     let pipeline = args.pipeline.build(&config, None)?;
-    let lines: Vec<String> = match &args.input {
-        Some(path) => {
-            let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            std::io::BufReader::new(file)
-                .lines()
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => std::io::stdin().lock().lines().collect::<Result<_, _>>()?,
-    };
     let out: Box<dyn Write> = match &args.output {
         Some(path) => {
             Box::new(std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?)
@@ -383,26 +428,58 @@ pub fn run_annotate(args: AnnotateArgs) -> Result<(), CliError> {
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::new(out);
+    let good: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.as_ref().ok().cloned())
+        .collect();
     let rt = runtime()?;
     rt.block_on(async {
-        let mut stream = pipeline.annotate_stream(lines)?;
-        let mut line = 0usize;
-        while let Some(item) = stream.next().await {
-            line += 1;
-            let annotation = item.map_err(|e| format!("input line {line}: {e}"))?;
-            match args.format {
-                AnnotateFormat::Jsonl => {
-                    serde_json::to_writer(&mut out, &annotation)?;
-                    out.write_all(b"\n")?;
+        let mut stream = pipeline.annotate_stream(good)?;
+        for (i, line) in lines.iter().enumerate() {
+            let n = i + 1;
+            let item = match line {
+                Err(e) => Err(e.clone()),
+                Ok(_) => match stream.next().await {
+                    Some(Ok(a)) => Ok(a),
+                    Some(Err(e)) => Err(format!("{source}: line {n}: {e}")),
+                    None => Err(format!("{source}: line {n}: no annotation came back")),
+                },
+            };
+            match (item, args.on_error) {
+                (Ok(annotation), _) => match args.format {
+                    AnnotateFormat::Jsonl => {
+                        serde_json::to_writer(&mut out, &annotation)?;
+                        out.write_all(b"\n")?;
+                    }
+                    AnnotateFormat::Text => {
+                        out.write_all(annotation_text(&annotation).as_bytes())?
+                    }
+                },
+                (Err(message), OnError::Skip) => {
+                    tracing::warn!("{message}; skipped");
+                    match args.format {
+                        AnnotateFormat::Jsonl => {
+                            let record = serde_json::json!({
+                                "error": {"line": n, "message": message}
+                            });
+                            serde_json::to_writer(&mut out, &record)?;
+                            out.write_all(b"\n")?;
+                        }
+                        AnnotateFormat::Text => writeln!(out, "error: {message}")?,
+                    }
                 }
-                AnnotateFormat::Text => out.write_all(annotation_text(&annotation).as_bytes())?,
+                (Err(message), OnError::Fail) => return Err(CliError::from(message)),
             }
         }
         Ok::<(), CliError>(())
     })?;
     out.flush()?;
+    let stats = pipeline.stats();
     if args.stats {
-        eprintln!("{}", serde_json::to_string(&pipeline.stats())?);
+        eprintln!("{}", serde_json::to_string(&stats)?);
     }
-    Ok(())
+    let mut tally = FailureTally::default();
+    tally.add_run(&stats);
+    tally.add_backend(pipeline.llm_stats().as_ref());
+    tally.check(args.failures.llm_failure_limit)
 }

@@ -2,7 +2,9 @@
 
 pub mod bench;
 pub mod eval;
+pub mod input;
 pub mod link;
+pub mod llm_failures;
 mod pipeline_args;
 pub mod predict;
 pub mod report;

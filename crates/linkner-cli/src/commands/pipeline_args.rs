@@ -88,7 +88,11 @@ impl PipelineArgs {
     /// The config: the file (when given) with every flag applied over it.
     pub fn link_config(&self) -> Result<LinkConfig, CliError> {
         let mut config = match &self.config {
-            Some(path) => LinkConfig::from_path(path)?,
+            Some(path) => {
+                let config = LinkConfig::from_path(path)?;
+                super::input::check_config_values(path, &config)?;
+                config
+            }
             None => {
                 let model = self.model.clone().ok_or(
                     "give --model DIR (a folder written by `linkner train`) or --config FILE",

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::CliError;
 use super::link::{annotate_all, read_gold, runtime};
+use super::llm_failures::{FailureArgs, FailureTally};
 use super::pipeline_args::PipelineArgs;
 
 /// Arguments of `linkner report`.
@@ -83,6 +84,9 @@ pub struct ReportArgs {
     /// Also write every figure as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// When the LLM side failed (counted over every LLM run of the report).
+    #[command(flatten)]
+    pub failures: FailureArgs,
 }
 
 /// One evaluation set of the report.
@@ -262,6 +266,7 @@ fn run_config(
     gold: &[Sentence],
     label: &str,
     llm_name: &mut String,
+    tally: &mut FailureTally,
 ) -> Result<RunResult, CliError> {
     let config = args.pipeline.config_from(path)?;
     let pipeline = args.pipeline.build(&config, None)?;
@@ -288,6 +293,8 @@ fn run_config(
     let annotations = rt.block_on(annotate_all(&pipeline, gold, args.chunk, label))?;
     let stats = pipeline.stats().since(&before);
     let wall = started.elapsed();
+    tally.add_run(&stats);
+    tally.add_backend(pipeline.llm_stats().as_ref());
     let scores = linkner::score_annotations(gold, &annotations)?;
     let local: Vec<Vec<WordSpan>> = annotations.iter().map(local_spans).collect();
     let linked: Vec<Vec<WordSpan>> = annotations.iter().map(Annotation::spans).collect();
@@ -337,6 +344,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
     let mut results = Vec::new();
     let mut skipped = Vec::new();
     let mut llm_name = String::new();
+    let mut tally = FailureTally::default();
     for set in SETS {
         if let Some(w) = &wanted
             && !w.iter().any(|n| n == set.name)
@@ -366,7 +374,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             config.display()
         );
         let (gold, total) = read_gold(&file, None, sample, args.seed)?;
-        let run = run_config(&args, &config, &gold, set.name, &mut llm_name)?;
+        let run = run_config(&args, &config, &gold, set.name, &mut llm_name, &mut tally)?;
         let plot = match &args.tune_json {
             Some(dir) => plot_tuning(&args, set, &dir.join(format!("{}.json", set.name)))?,
             None => None,
@@ -404,7 +412,14 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
                 "ablation {}",
                 c.file_stem().unwrap_or_default().to_string_lossy()
             );
-            ablation.push(run_config(&args, &c, &gold, &label, &mut llm_name)?);
+            ablation.push(run_config(
+                &args,
+                &c,
+                &gold,
+                &label,
+                &mut llm_name,
+                &mut tally,
+            )?);
         }
     }
     let report = Report {
@@ -430,7 +445,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     eprintln!("report written to {}", args.out.display());
-    Ok(())
+    tally.check(args.failures.llm_failure_limit)
 }
 
 /// The part of a `linkner tune --json` file the plots read.

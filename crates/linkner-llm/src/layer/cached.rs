@@ -1,0 +1,249 @@
+//! [`Cached`]: answers repeats from an [`AnswerCache`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use crate::cache::{AnswerCache, CacheKey, CachedAnswer};
+use crate::classifier::LlmClassifier;
+use crate::error::Result;
+use crate::request::{Answer, ClassifyRequest};
+use crate::stats::{CallMeter, Stats};
+
+/// Computes the cache key of a request: a hash of everything that determines the answer.
+pub trait CacheKeyer: Send + Sync {
+    /// The key of `request`; an error (e.g. an invalid request) is returned to the caller.
+    fn key(&self, request: &ClassifyRequest) -> Result<CacheKey>;
+}
+
+impl<F> CacheKeyer for F
+where
+    F: Fn(&ClassifyRequest) -> Result<CacheKey> + Send + Sync,
+{
+    fn key(&self, request: &ClassifyRequest) -> Result<CacheKey> {
+        self(request)
+    }
+}
+
+/// The default key: a namespace (the backend's name, or anything that identifies its settings)
+/// and every field of the request — sentence, span, entity, schema, local classes with their
+/// probabilities, few-shot examples. A backend whose answer depends on less (the OpenAI
+/// backend: only on the request body it sends) gives [`Cached`] its own [`CacheKeyer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKeyer {
+    /// Separates backends (and settings) that share one cache.
+    pub namespace: String,
+}
+
+impl CacheKeyer for RequestKeyer {
+    fn key(&self, r: &ClassifyRequest) -> Result<CacheKey> {
+        r.validate()?;
+        let schema = serde_json::to_vec(&*r.schema).unwrap_or_default();
+        let mut k = CacheKey::builder()
+            .str(&self.namespace)
+            .str(&r.sentence)
+            .u64(r.start as u64)
+            .u64(r.end as u64)
+            .str(&r.entity)
+            .bytes(&schema)
+            .u64(r.local_top.len() as u64);
+        for l in &r.local_top {
+            k = k.u64(l.class as u64).u64(u64::from(l.prob.to_bits()));
+        }
+        match &r.examples {
+            None => k = k.u64(0),
+            Some(ex) => {
+                k = k.u64(1).u64(ex.len() as u64);
+                for e in ex {
+                    k = k.str(&e.sentence).str(&e.entity).u64(e.class as u64);
+                }
+            }
+        }
+        Ok(k.finish())
+    }
+}
+
+/// Answers a request from the cache when its key is there; otherwise asks the inner
+/// classifier and stores its answer. Errors are never cached. A hit whose class does not fit
+/// the request's schema is ignored (asked again). A failed write to the cache file never fails
+/// the call: it is logged and counted (`cache_write_failures` in [`Stats`]).
+pub struct Cached<S> {
+    inner: S,
+    cache: Option<Arc<AnswerCache>>,
+    keyer: Arc<dyn CacheKeyer>,
+    hits: AtomicU64,
+    meter: CallMeter,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Cached<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached")
+            .field("inner", &self.inner)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: LlmClassifier> Cached<S> {
+    /// Wraps `inner` with `cache`, keyed by [`RequestKeyer`] with the backend's name.
+    pub fn new(inner: S, cache: Arc<AnswerCache>) -> Self {
+        Self::optional(inner, Some(cache))
+    }
+
+    /// Wraps `inner` with `cache`, or passes calls through when `None`.
+    pub fn optional(inner: S, cache: Option<Arc<AnswerCache>>) -> Self {
+        let namespace = inner.name();
+        Cached {
+            inner,
+            cache,
+            keyer: Arc::new(RequestKeyer { namespace }),
+            hits: AtomicU64::new(0),
+            meter: CallMeter::default(),
+        }
+    }
+}
+
+impl<S> Cached<S> {
+    /// Uses `keyer` for the keys.
+    pub fn with_keyer(mut self, keyer: Arc<dyn CacheKeyer>) -> Self {
+        self.keyer = keyer;
+        self
+    }
+
+    /// The cache, when there is one.
+    pub fn cache(&self) -> Option<&Arc<AnswerCache>> {
+        self.cache.as_ref()
+    }
+
+    /// The wrapped classifier.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: LlmClassifier> Cached<S> {
+    async fn call(&self, cache: &AnswerCache, request: &ClassifyRequest) -> Result<Answer> {
+        let started = Instant::now();
+        let key = self.keyer.key(request)?;
+        if let Some(hit) = cache.get(&key)
+            && hit.class < request.schema.num_classes()
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            let mut a = Answer::for_class(&request.schema, hit.class)?;
+            a.confidence = hit.confidence;
+            a.distribution = hit.distribution;
+            a.raw = hit.raw;
+            a.cached = true;
+            a.latency = started.elapsed();
+            return Ok(a);
+        }
+        let a = self.inner.classify(request).await?;
+        cache.put(
+            key,
+            CachedAnswer {
+                class: a.class,
+                confidence: a.confidence,
+                distribution: a.distribution.clone(),
+                raw: a.raw.clone(),
+            },
+        );
+        Ok(a)
+    }
+}
+
+#[async_trait]
+impl<S: LlmClassifier> LlmClassifier for Cached<S> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
+        let started = Instant::now();
+        let r = match &self.cache {
+            None => self.inner.classify(request).await,
+            Some(cache) => self.call(cache, request).await,
+        };
+        super::finish(&self.meter, started, r)
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        let mut s = self.inner.stats().unwrap_or_default();
+        s.cache_hits += self.hits.load(Ordering::Relaxed);
+        if let Some(c) = &self.cache {
+            s.cache_write_failures += c.write_failures();
+        }
+        self.meter.apply(&mut s);
+        Some(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use super::super::LlmClassifierExt;
+    use super::super::test_support::*;
+    use super::*;
+    use crate::request::LocalLabel;
+
+    #[tokio::test]
+    async fn repeats_are_answered_from_the_cache_and_errors_are_not_cached() {
+        let b = Scripted::new(vec![
+            Step::Err(timeout, Duration::ZERO),
+            Step::Ok(2, Duration::ZERO),
+            Step::Ok(3, Duration::ZERO),
+        ]);
+        let c = b.cached(Arc::new(AnswerCache::in_memory()));
+        assert!(c.classify(&req("Smith")).await.is_err());
+        let a = c.classify(&req("Smith")).await.unwrap();
+        let b2 = c.classify(&req("Smith")).await.unwrap();
+        assert!(!a.cached && b2.cached);
+        assert_eq!((a.class, b2.class), (2, 2));
+        assert_eq!(c.get_ref().calls.load(Ordering::SeqCst), 2);
+        // Another entity, or the same with other local probabilities, is another key.
+        assert_eq!(c.classify(&req("Jones")).await.unwrap().class, 3);
+        let other = req("Smith").with_local_top(vec![LocalLabel {
+            class: 1,
+            prob: 0.7,
+        }]);
+        assert!(!c.classify(&other).await.unwrap().cached);
+        let s = c.stats().unwrap();
+        assert_eq!((s.calls, s.cache_hits, s.failures), (5, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_custom_keyer_decides_what_is_the_same() {
+        let by_entity = |r: &ClassifyRequest| Ok(CacheKey::builder().str(&r.entity).finish());
+        let c = Scripted::new(vec![Step::Ok(2, Duration::ZERO)])
+            .cached(Arc::new(AnswerCache::in_memory()))
+            .with_keyer(Arc::new(by_entity));
+        let first = ClassifyRequest::find(
+            "Smith spoke .",
+            "Smith",
+            Arc::new(linkner_core::LabelSchema::conll03()),
+        )
+        .unwrap();
+        c.classify(&first).await.unwrap();
+        assert!(c.classify(&req("Smith")).await.unwrap().cached);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_failing_cache_file_never_fails_the_answer() {
+        // /dev/full opens for appending, but every write fails (no space left on device).
+        let cache = Arc::new(AnswerCache::with_file("/dev/full").unwrap());
+        let c = Scripted::new(vec![Step::Ok(2, Duration::ZERO)]).cached(cache.clone());
+        let a = c.classify(&req("Smith")).await.unwrap();
+        assert_eq!(a.class, 2);
+        assert!(c.classify(&req("Smith")).await.unwrap().cached);
+        tokio::task::spawn_blocking(move || cache.flush())
+            .await
+            .unwrap();
+        let s = c.stats().unwrap();
+        assert_eq!((s.failures, s.cache_hits), (0, 1));
+        assert!(s.cache_write_failures >= 1, "{s:?}");
+    }
+}
