@@ -95,7 +95,7 @@ async fn a_hung_server_ends_the_run_within_a_bound_and_reports_the_breaker() {
         for e in a.entities.iter().filter(|e| e.entity.text != "Alice") {
             assert_eq!(e.entity.label, e.local_label);
             match &e.provenance {
-                Provenance::LlmFailed { error } => {
+                Provenance::LlmFailed { error, .. } => {
                     assert!(error.contains("circuit breaker open"), "{error}")
                 }
                 other => panic!("{other:?}"),
@@ -136,7 +136,7 @@ async fn a_dead_server_fails_every_routed_entity_and_keeps_every_local_label() {
     assert!(ls.breaker_trips >= 1, "{ls:?}");
     for a in &out {
         for e in &a.entities {
-            if let Provenance::LlmFailed { error } = &e.provenance {
+            if let Provenance::LlmFailed { error, .. } = &e.provenance {
                 assert!(error.contains("connection failed"), "{error}");
             }
         }

@@ -75,7 +75,9 @@ async fn each_outcome_has_its_provenance() {
     assert_eq!(doc.entities[2].local_label, "LOC");
     assert_eq!(doc.entities[2].span.label, "ORG");
     match &doc.entities[3].provenance {
-        Provenance::LlmFailed { error } => assert!(error.contains("scripted failure"), "{error}"),
+        Provenance::LlmFailed { error, .. } => {
+            assert!(error.contains("scripted failure"), "{error}")
+        }
         other => panic!("expected a failure, got {other:?}"),
     }
     // Local and failed entities keep the local probability; LLM outcomes carry its confidence.
@@ -142,7 +144,7 @@ async fn a_dead_llm_keeps_every_entity_with_its_local_label() {
     assert_eq!(labels, ["PER", "PER", "LOC", "LOC", "MISC"]);
     for e in &doc.entities[1..] {
         assert!(
-            matches!(&e.provenance, Provenance::LlmFailed { error } if error.contains("went away")),
+            matches!(&e.provenance, Provenance::LlmFailed { error, .. } if error.contains("went away")),
             "{:?}",
             e.provenance
         );
@@ -198,7 +200,7 @@ async fn a_broken_backend_is_a_failure_not_a_loss() {
         assert!(doc.rejected.is_empty());
         assert_eq!(doc.entities[0].provenance, Provenance::Local);
         for e in &doc.entities[1..] {
-            let Provenance::LlmFailed { error } = &e.provenance else {
+            let Provenance::LlmFailed { error, .. } = &e.provenance else {
                 panic!("expected a failure, got {:?}", e.provenance);
             };
             let expected = if short_batch {
@@ -220,7 +222,7 @@ async fn a_panicking_backend_fails_its_requests_not_the_caller() {
         let doc = p.annotate(TEXT).await.unwrap();
         assert_eq!(doc.entities.len(), 5);
         for e in &doc.entities[1..] {
-            let Provenance::LlmFailed { error } = &e.provenance else {
+            let Provenance::LlmFailed { error, .. } = &e.provenance else {
                 panic!("expected a failure, got {:?}", e.provenance);
             };
             assert!(error.contains("panicked"), "{error}");

@@ -93,7 +93,9 @@ async fn real_llm_then_server_down() {
             );
             match &e.provenance {
                 Provenance::Local => assert!(e.uncertainty <= 0.4),
-                Provenance::LlmFailed { error } => panic!("LLM failed with the server up: {error}"),
+                Provenance::LlmFailed { error, .. } => {
+                    panic!("LLM failed with the server up: {error}")
+                }
                 _ => {
                     routed += 1;
                     assert!(schema.class_of(&e.entity.label).is_some_and(|c| c > 0));

@@ -1,6 +1,7 @@
 //! What the pipeline returns: entities with their [`Provenance`], per document.
 
 use linkner_core::{Entity, Sentence, WordSpan};
+use linkner_llm::FailureKind;
 use serde::{Deserialize, Serialize};
 
 use crate::merge::MergePolicy;
@@ -23,11 +24,19 @@ pub enum Provenance {
     /// Routed, and the merged decision is "not an entity": the entity is dropped from
     /// [`Annotation::entities`] and kept in [`Annotation::rejected`] with its local label.
     LlmRejected,
-    /// Routed, but the LLM call failed: the local label is kept and the error recorded.
+    /// Routed, but the LLM call failed: the local label is kept, and the failure recorded
+    /// as its kind (timeout, rate-limited, connection, out of schema, …) and its message.
     LlmFailed {
+        /// What kind of failure (`backend` for outputs written before kinds existed).
+        #[serde(default = "unknown_kind")]
+        kind: FailureKind,
         /// The backend's error, as text.
         error: String,
     },
+}
+
+fn unknown_kind() -> FailureKind {
+    FailureKind::Backend
 }
 
 impl Provenance {

@@ -58,7 +58,7 @@ pub use oracle::GoldOracle;
 pub use pipeline::{AnnotationStream, Pipeline, PipelineBuilder, StreamOptions};
 pub use policy::{DEFAULT_THRESHOLD, RouteInput, RoutingPolicy};
 pub use retrieve::ExampleRetriever;
-pub use stats::{RunStats, StatsSnapshot};
+pub use stats::{FailureCounts, RunStats, StatsSnapshot};
 
 /// Re-exported so LLM backends written outside linkner need no direct dependency on it.
 pub use linkner_llm::async_trait;

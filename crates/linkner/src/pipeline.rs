@@ -594,7 +594,7 @@ impl Pipeline {
 
         // account
         let first_error = decided.iter().find_map(|(s, m)| match &m.provenance {
-            Provenance::LlmFailed { error } => {
+            Provenance::LlmFailed { error, .. } => {
                 Some((s.candidate.entity.text.clone(), error.clone()))
             }
             _ => None,

@@ -298,26 +298,26 @@ pub(crate) fn merge(
         verdict: None,
         rejected: false,
     };
-    let failed = |error: String| Merged {
-        provenance: Provenance::LlmFailed { error },
+    let failed = |e: LlmError| Merged {
+        provenance: Provenance::LlmFailed {
+            kind: e.kind(),
+            error: e.to_string(),
+        },
         ..local()
     };
     let answer = match outcome {
         None => return local(),
-        Some(LlmOutcome::Failed(e)) => return failed(e.to_string()),
+        Some(LlmOutcome::Failed(e)) => return failed(e),
         Some(LlmOutcome::Answer(a)) => a,
     };
     if schema.class(answer.class).is_none() {
-        return failed(
-            LlmError::LabelOutsideSchema {
-                answer: format!(
-                    "class #{} ({}) outside schema `{}`",
-                    answer.class, answer.label, schema.name
-                ),
-                expected: schema.type_names().join(", "),
-            }
-            .to_string(),
-        );
+        return failed(LlmError::LabelOutsideSchema {
+            answer: format!(
+                "class #{} ({}) outside schema `{}`",
+                answer.class, answer.label, schema.name
+            ),
+            expected: schema.type_names().join(", "),
+        });
     }
     let local_probs: &[f32] = &scored.candidate.probs;
     let answer_dist = answer
@@ -403,7 +403,10 @@ pub(crate) fn account(
             Provenance::LlmConfirmed => delta.confirmed += 1,
             Provenance::LlmRelabelled { .. } => delta.relabelled += 1,
             Provenance::LlmRejected => delta.rejected += 1,
-            Provenance::LlmFailed { .. } => delta.failures += 1,
+            Provenance::LlmFailed { kind, .. } => {
+                delta.failures += 1;
+                delta.failures_by_kind.add(*kind, 1);
+            }
         }
         let ScoredCandidate {
             doc,

@@ -1,10 +1,71 @@
 //! Run statistics of a [`Pipeline`](crate::Pipeline): lock-free counters, read as a
 //! [`StatsSnapshot`].
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use linkner_llm::FailureKind;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Number of failure kinds counted (every [`FailureKind`]).
+const KINDS: usize = FailureKind::ALL.len();
+
+/// Failure counts per [`FailureKind`]: a fixed array, so a [`StatsSnapshot`] stays `Copy` and
+/// bounded. Serialised as a map from kind name to count (kinds with a zero count left out).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureCounts([u64; KINDS]);
+
+impl FailureCounts {
+    fn index(kind: FailureKind) -> usize {
+        FailureKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(KINDS - 1)
+    }
+
+    /// Adds `n` failures of `kind`.
+    pub fn add(&mut self, kind: FailureKind, n: u64) {
+        self.0[Self::index(kind)] += n;
+    }
+
+    /// The count of `kind`.
+    pub fn get(&self, kind: FailureKind) -> u64 {
+        self.0[Self::index(kind)]
+    }
+
+    /// The kinds with a non-zero count, in [`FailureKind::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (FailureKind, u64)> + '_ {
+        FailureKind::ALL
+            .iter()
+            .zip(self.0.iter())
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (*k, *n))
+    }
+
+    /// The sum over all kinds.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+impl Serialize for FailureCounts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let map: BTreeMap<&str, u64> = self.iter().map(|(k, n)| (k.name(), n)).collect();
+        map.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for FailureCounts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<FailureKind, u64>::deserialize(d)?;
+        let mut out = FailureCounts::default();
+        for (k, n) in map {
+            out.add(k, n);
+        }
+        Ok(out)
+    }
+}
 
 /// Counters shared by every task that uses one pipeline (atomics: no lock on the hot path).
 #[derive(Debug, Default)]
@@ -18,6 +79,7 @@ pub struct RunStats {
     relabelled: AtomicU64,
     rejected: AtomicU64,
     failures: AtomicU64,
+    failures_by_kind: [AtomicU64; KINDS],
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
     cached_prompt_tokens: AtomicU64,
@@ -47,6 +109,9 @@ impl RunStats {
         add(&self.relabelled, d.relabelled);
         add(&self.rejected, d.rejected);
         add(&self.failures, d.failures);
+        for (c, n) in self.failures_by_kind.iter().zip(d.failures_by_kind.0) {
+            add(c, n);
+        }
         add(&self.prompt_tokens, d.prompt_tokens);
         add(&self.completion_tokens, d.completion_tokens);
         add(&self.cached_prompt_tokens, d.cached_prompt_tokens);
@@ -69,6 +134,9 @@ impl RunStats {
             relabelled: get(&self.relabelled),
             rejected: get(&self.rejected),
             failures: get(&self.failures),
+            failures_by_kind: FailureCounts(std::array::from_fn(
+                |i| get(&self.failures_by_kind[i]),
+            )),
             prompt_tokens: get(&self.prompt_tokens),
             completion_tokens: get(&self.completion_tokens),
             cached_prompt_tokens: get(&self.cached_prompt_tokens),
@@ -99,6 +167,9 @@ impl RunStats {
         ] {
             c.store(0, Ordering::Relaxed);
         }
+        for c in &self.failures_by_kind {
+            c.store(0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -126,6 +197,9 @@ pub struct StatsSnapshot {
     pub rejected: u64,
     /// Routed entities whose LLM call failed (local label kept).
     pub failures: u64,
+    /// The same failures by kind (timeout, rate-limited, connection, out of schema, …).
+    #[serde(default)]
+    pub failures_by_kind: FailureCounts,
     /// Prompt tokens the server counted.
     pub prompt_tokens: u64,
     /// Completion tokens the server counted.
@@ -164,6 +238,9 @@ impl StatsSnapshot {
             relabelled: self.relabelled.saturating_sub(before.relabelled),
             rejected: self.rejected.saturating_sub(before.rejected),
             failures: self.failures.saturating_sub(before.failures),
+            failures_by_kind: FailureCounts(std::array::from_fn(|i| {
+                self.failures_by_kind.0[i].saturating_sub(before.failures_by_kind.0[i])
+            })),
             prompt_tokens: self.prompt_tokens.saturating_sub(before.prompt_tokens),
             completion_tokens: self
                 .completion_tokens

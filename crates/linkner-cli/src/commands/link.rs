@@ -223,7 +223,6 @@ pub fn run(args: LinkArgs) -> Result<(), CliError> {
     }
     let mut tally = FailureTally::default();
     tally.add_run(&report.stats);
-    tally.add_backend(report.llm_stats.as_ref());
     tally.check(args.failures.llm_failure_limit)
 }
 
@@ -394,7 +393,9 @@ fn annotation_text(a: &linkner::Annotation) -> String {
     for e in a.entities.iter().chain(&a.rejected) {
         let how = match &e.provenance {
             linkner::Provenance::LlmRelabelled { from } => format!("llm_relabelled from {from}"),
-            linkner::Provenance::LlmFailed { error } => format!("llm_failed ({error})"),
+            linkner::Provenance::LlmFailed { kind, error } => {
+                format!("llm_failed ({}: {error})", kind.name())
+            }
             linkner::Provenance::LlmRejected => format!("llm_rejected (was {})", e.local_label),
             p => p.name().to_string(),
         };
@@ -480,6 +481,5 @@ pub fn run_annotate(args: AnnotateArgs) -> Result<(), CliError> {
     }
     let mut tally = FailureTally::default();
     tally.add_run(&stats);
-    tally.add_backend(pipeline.llm_stats().as_ref());
     tally.check(args.failures.llm_failure_limit)
 }

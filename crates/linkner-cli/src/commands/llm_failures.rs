@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 
 use clap::Args;
 use linkner::StatsSnapshot;
-use linkner::llm::Stats;
 
 use super::CliError;
 
@@ -52,16 +51,12 @@ pub struct FailureTally {
 }
 
 impl FailureTally {
-    /// Adds one run's pipeline counters (routed entities and failures).
+    /// Adds one run's pipeline counters (routed entities, failures and their kinds).
     pub fn add_run(&mut self, s: &StatsSnapshot) {
         self.routed += s.routed;
         self.failed += s.failures;
-    }
-
-    /// Adds the failures by kind an LLM backend counted (once per backend, at the end).
-    pub fn add_backend(&mut self, stats: Option<&Stats>) {
-        for (kind, n) in stats.map(|s| &s.failures_by_kind).into_iter().flatten() {
-            *self.by_kind.entry(kind.to_string()).or_default() += n;
+        for (kind, n) in s.failures_by_kind.iter() {
+            *self.by_kind.entry(kind.name().to_string()).or_default() += n;
         }
     }
 
@@ -154,14 +149,12 @@ mod tests {
     }
 
     #[test]
-    fn counts_by_kind_come_from_the_backend_and_the_rest_is_other() {
+    fn counts_by_kind_come_from_the_pipeline_and_the_rest_is_other() {
         let mut t = FailureTally::default();
-        t.add_run(&run(5, 5));
-        let mut s = Stats::default();
-        s.failures_by_kind.insert(FailureKind::Timeout, 1);
-        s.failures_by_kind.insert(FailureKind::CircuitOpen, 3);
-        t.add_backend(Some(&s));
-        t.add_backend(None);
+        let mut r = run(5, 5);
+        r.failures_by_kind.add(FailureKind::Timeout, 1);
+        r.failures_by_kind.add(FailureKind::CircuitOpen, 3);
+        t.add_run(&r);
         let k = t.by_kind();
         assert_eq!(k.get("timeout"), Some(&1));
         assert_eq!(k.get("circuit_open"), Some(&3));

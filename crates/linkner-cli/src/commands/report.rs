@@ -294,7 +294,6 @@ fn run_config(
     let stats = pipeline.stats().since(&before);
     let wall = started.elapsed();
     tally.add_run(&stats);
-    tally.add_backend(pipeline.llm_stats().as_ref());
     let scores = linkner::score_annotations(gold, &annotations)?;
     let local: Vec<Vec<WordSpan>> = annotations.iter().map(local_spans).collect();
     let linked: Vec<Vec<WordSpan>> = annotations.iter().map(Annotation::spans).collect();
