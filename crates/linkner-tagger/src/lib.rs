@@ -13,6 +13,8 @@
 //! | [`span`] | span enumeration, word-shape features |
 //! | [`model`] | the SpanNER module |
 //! | [`tagger`] | [`LocalTagger`], [`SpanTagger`], decoding, checkpoints |
+//! | [`token_class`] | [`TokenClassTagger`]: Hugging Face `*ForTokenClassification` checkpoints as a [`LocalTagger`] |
+//! | [`checkpoint`] | [`TaggerKind`] of a folder, [`AnyTagger`] (either kind), [`checkpoint_schema`] |
 //! | [`loss`] | span cross-entropy and the evidential (E-NER) loss |
 //! | [`train`] | fine-tuning with AdamW, warm-up/decay, clipping, early stopping |
 //! | [`dropout`] | dropout with an explicit switch (Monte-Carlo dropout at inference) |
@@ -20,6 +22,7 @@
 //! Backend: LibTorch through `burn-tch` (CPU or CUDA, feature `tch`, on by default) or burn's
 //! pure-Rust `flex` backend; see [`DeviceSpec`].
 
+pub mod checkpoint;
 pub mod device;
 pub mod dropout;
 pub mod encoder;
@@ -30,10 +33,12 @@ pub mod model;
 pub mod prepare;
 pub mod span;
 pub mod tagger;
+pub mod token_class;
 pub mod tokenize;
 pub mod train;
 pub mod words;
 
+pub use checkpoint::{AnyTagger, TaggerKind, checkpoint_schema};
 pub use device::{DeviceSpec, set_threads};
 pub use error::{Result, TaggerError};
 pub use locate::{default_encoder_dir, default_model_dir};
@@ -42,5 +47,6 @@ pub use tagger::{
     Evidence, HeadOptions, LocalTagger, Precision, PredictOptions, ScoredSpan, SpanTagger,
     TaggerConfig,
 };
+pub use token_class::TokenClassTagger;
 pub use train::{EpochReport, TrainConfig, TrainObserver, TrainReport, evaluate, train};
 pub use words::{sentence_from_text, split_words};

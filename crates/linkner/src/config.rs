@@ -29,7 +29,7 @@ use std::sync::Arc;
 use linkner_core::LabelSchema;
 use linkner_core::io::{DataFormat, read_dataset, sentences};
 use linkner_llm::{ExamplePool, OpenAiBuilder, OpenAiConfig};
-use linkner_tagger::{DeviceSpec, Precision, PredictOptions, SpanTagger};
+use linkner_tagger::{AnyTagger, DeviceSpec, LocalTagger, Precision, PredictOptions, TaggerKind};
 use linkner_uncertainty::EstimatorConfig;
 use serde::{Deserialize, Serialize};
 
@@ -45,12 +45,23 @@ fn default_batch_size() -> usize {
     PredictOptions::default().batch_size
 }
 
-/// The local tagger: a checkpoint folder written by `linkner train` and where it runs.
+/// The local tagger: a checkpoint folder (written by `linkner train`, or a Hugging Face
+/// token-classification folder) and where it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaggerSection {
-    /// Checkpoint folder (`model.safetensors`, `tagger.json`, `tokenizer.json`).
+    /// Checkpoint folder: a SpanNER checkpoint (`model.safetensors`, `tagger.json`,
+    /// `tokenizer.json`) or a Hugging Face `*ForTokenClassification` folder (`config.json` with
+    /// `id2label`, `model.safetensors`, `tokenizer.json`).
     pub model: PathBuf,
+    /// `span` or `token_classification`; detected from the folder when absent.
+    #[serde(default)]
+    pub kind: Option<TaggerKind>,
+    /// A label schema (a built-in name or a JSON/TOML schema file) whose wording — LLM names,
+    /// descriptions — replaces the checkpoint's; it must have exactly the model's types. When
+    /// absent, the schema stored in the checkpoint is used.
+    #[serde(default)]
+    pub schema: Option<String>,
     /// `cpu` (LibTorch; default), `cuda`, `cuda:N`, or `flex` (pure Rust).
     #[serde(default = "default_device")]
     pub device: String,
@@ -80,6 +91,8 @@ impl TaggerSection {
     pub fn new(model: impl Into<PathBuf>) -> TaggerSection {
         TaggerSection {
             model: model.into(),
+            kind: None,
+            schema: None,
             device: default_device(),
             batch_size: default_batch_size(),
             overlapping: false,
@@ -96,13 +109,23 @@ impl TaggerSection {
             .map_err(|e: linkner_tagger::TaggerError| LinkError::Config(e.to_string()))
     }
 
-    /// Loads the checkpoint on the device, at the configured precision.
-    pub fn load(&self) -> Result<SpanTagger> {
-        let tagger = SpanTagger::load(&self.model, &self.device()?)?;
-        Ok(match self.precision {
-            Precision::F32 => tagger,
-            p => tagger.with_precision(p)?,
-        })
+    /// The `schema` field resolved ([`LabelSchema::resolve`]), if given.
+    pub fn label_schema(&self) -> Result<Option<LabelSchema>> {
+        self.schema
+            .as_deref()
+            .map(|s| LabelSchema::resolve(s).map_err(LinkError::from))
+            .transpose()
+    }
+
+    /// Loads the checkpoint (of the configured or detected kind) on the device, at the
+    /// configured precision, with the `schema` wording when one is given.
+    pub fn load(&self) -> Result<AnyTagger> {
+        let schema = self.label_schema()?;
+        let mut tagger = AnyTagger::load(&self.model, self.kind, &self.device()?)?;
+        if let Some(schema) = &schema {
+            tagger = tagger.with_schema(schema)?;
+        }
+        Ok(tagger.with_precision(self.precision)?)
     }
 
     /// The tagger options (`mc_samples` is set from the estimator by the pipeline).
@@ -350,7 +373,7 @@ impl LinkConfig {
     pub fn build(&self) -> Result<Pipeline> {
         self.validate()?;
         let tagger = self.tagger.load()?;
-        let schema = tagger.config.schema.clone();
+        let schema = tagger.schema().clone();
         let builder = self.builder(&schema)?;
         let builder = if self.tagger.concurrent {
             builder.tagger(Arc::new(tagger))

@@ -6,6 +6,7 @@ pub mod link;
 mod pipeline_args;
 pub mod predict;
 pub mod report;
+pub mod schema;
 pub mod score;
 mod tagger_common;
 pub mod train;
