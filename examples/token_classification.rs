@@ -24,11 +24,8 @@ async fn run(model: &str, url: &str, llm: &str, texts: &[String]) -> Result<Stat
     for doc in pipeline.annotate_batch(texts).await? {
         println!("{}", doc.text());
         for e in doc.entities.iter().chain(&doc.rejected) {
-            let (s, t) = (&e.entity, e.provenance.name());
-            println!(
-                "  [{}, {}) {:<20} {:<6} {:.2} {t}",
-                s.start, s.end, s.text, s.label, e.uncertainty
-            );
+            let (s, how) = (&e.entity, e.provenance.name());
+            println!("  {:<20} {:<6} {:.2} {how}", s.text, s.label, e.uncertainty);
         }
     }
     Ok(pipeline.stats())
@@ -39,7 +36,7 @@ async fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let model = args
         .next()
-        .ok_or("usage: token_classification CHECKPOINT_DIR [TEXT ...]")?;
+        .ok_or("usage: token_classification DIR [TEXT ...]")?;
     let mut texts: Vec<String> = args.collect();
     if texts.is_empty() {
         texts.push("Angela Merkel met Emmanuel Macron in Paris on Tuesday .".into());
@@ -48,8 +45,8 @@ async fn main() -> Result<(), Error> {
     let url = env("LINKNER_LLM_URL", "http://127.0.0.1:8080/v1");
     let stats = run(&model, &url, &env("LINKNER_LLM_MODEL", "default"), &texts).await?;
     println!(
-        "{} entities, {} routed, {} LLM failures",
-        stats.entities, stats.routed, stats.failures
+        "{} entities, {} routed to the LLM",
+        stats.entities, stats.routed
     );
     Ok(())
 }

@@ -163,10 +163,10 @@ impl LabelSchema {
             }
         };
         let schema = file.into_schema(default_name);
-        schema
-            .validate()
-            .map_err(|(field, message)| schema_error(path, field, message))?;
-        Ok(schema)
+        match schema.rule_violation() {
+            None => Ok(schema),
+            Some((field, message)) => Err(schema_error(path, field, message)),
+        }
     }
 
     /// The schema as a JSON schema file (pretty-printed).
@@ -327,7 +327,7 @@ description = "Nothing of the kind."
         let (field, _) = toml_err("[[types]]\nllm_name = \"a\"\n");
         assert_eq!(field, "types[0]");
         let (field, msg) = toml_err("[[types]]\nname = \"a\"\ncolour = \"red\"\n");
-        assert_eq!(field, "types[0]");
+        assert_eq!(field, "types[0].colour");
         assert!(msg.contains("colour"), "{msg}");
         let (field, msg) =
             json_err(r#"{"types": [{"name": "a"}, {"name": "b", "llm_name": ["x"]}]}"#);
