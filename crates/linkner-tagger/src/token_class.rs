@@ -785,7 +785,8 @@ impl TokenClassTagger {
             for (k, &(s, w)) in dest.iter().enumerate() {
                 logits[s][w] = Some(det[k * l..(k + 1) * l].to_vec());
             }
-            for sample in 0..options.mc_samples {
+            let mut passes: Vec<Vec<f32>> = Vec::with_capacity(options.mc_samples);
+            for _ in 0..options.mc_samples {
                 let h = if options.mc_encoder {
                     self.model
                         .encoder
@@ -793,9 +794,13 @@ impl TokenClassTagger {
                 } else {
                     hidden.clone()
                 };
-                let p: Vec<f32> = softmax(self.model.rows_logits(h, index.clone(), true), 1)
-                    .try_into_vec_as::<f32>()
-                    .map_err(TaggerError::tensor)?;
+                passes.push(
+                    softmax(self.model.rows_logits(h, index.clone(), true), 1)
+                        .try_into_vec_as::<f32>()
+                        .map_err(TaggerError::tensor)?,
+                );
+            }
+            for (sample, p) in passes.iter().enumerate() {
                 for (k, &(s, w)) in dest.iter().enumerate() {
                     mc[s][sample][w] = Some(p[k * l..(k + 1) * l].to_vec());
                 }
