@@ -109,6 +109,19 @@ impl TaggerSection {
             .map_err(|e: linkner_tagger::TaggerError| LinkError::Config(e.to_string()))
     }
 
+    /// Makes a relative `schema` file path relative to `base` (the config file's folder) when a
+    /// file is there; a built-in name is left as it is.
+    pub fn resolve_schema_path(&mut self, base: &Path) {
+        if let Some(spec) = &mut self.schema
+            && Path::new(spec.as_str()).is_relative()
+        {
+            let candidate = base.join(spec.as_str());
+            if candidate.is_file() {
+                *spec = candidate.to_string_lossy().into_owned();
+            }
+        }
+    }
+
     /// The `schema` field resolved ([`LabelSchema::resolve`]), if given.
     pub fn label_schema(&self) -> Result<Option<LabelSchema>> {
         self.schema
@@ -279,6 +292,7 @@ impl LinkConfig {
             }
         };
         fix(&mut self.tagger.model);
+        self.tagger.resolve_schema_path(base);
         if let Some(e) = &mut self.examples {
             fix(&mut e.from);
         }
@@ -387,6 +401,22 @@ impl LinkConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_schema_file_is_found_next_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.toml"), "[[types]]\nname = \"X\"\n").unwrap();
+        let path = dir.path().join("link.json");
+        std::fs::write(&path, r#"{"tagger": {"model": "m", "schema": "s.toml"}}"#).unwrap();
+        let c = LinkConfig::from_path(&path).unwrap();
+        assert_eq!(
+            c.tagger.label_schema().unwrap().unwrap().type_names(),
+            ["X"]
+        );
+        std::fs::write(&path, r#"{"tagger": {"model": "m", "schema": "wnut17"}}"#).unwrap();
+        let c = LinkConfig::from_path(&path).unwrap();
+        assert_eq!(c.tagger.schema.as_deref(), Some("wnut17"));
+    }
 
     #[test]
     fn new_equals_a_file_that_names_only_the_model() {
