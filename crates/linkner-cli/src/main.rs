@@ -38,6 +38,9 @@ enum Command {
     Link(commands::link::LinkArgs),
     /// Annotate plain text (one document per line) with the whole pipeline; JSONL out.
     Annotate(commands::link::AnnotateArgs),
+    /// Print a label schema as an editable TOML/JSON file: inferred from labelled data
+    /// (`--from-data FILE`), a built-in, a schema file (checked) or a tagger folder's.
+    Schema(commands::schema::SchemaArgs),
     /// Regenerate docs/results.md and its plots: local, linked and oracle F1 on six sets, and
     /// F1 against the routing threshold for every estimator.
     Report(commands::report::ReportArgs),
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Annotate(args) => commands::link::run_annotate(args),
         Command::Report(args) => commands::report::run(args),
         Command::Tune(args) => commands::tune::run(args),
+        Command::Schema(args) => commands::schema::run(args),
         Command::Bench(args) => commands::bench::run(args),
     };
     match result {

@@ -101,6 +101,18 @@ pub enum CoreError {
         /// What the scheme allows.
         expected: String,
     },
+    /// A label schema (a schema file, or one built in code) that cannot be used: a field of the
+    /// wrong shape, a missing field, or a broken rule of [`crate::LabelSchema::validate`].
+    #[error("{}: schema field `{field}`: {message}", path.display())]
+    Schema {
+        /// The schema file (`<schema NAME>` for a schema built in code).
+        path: PathBuf,
+        /// The field at fault, as a path into the file (`types[2].llm_name`; `(top level)`
+        /// for a syntax error or a missing top-level field).
+        field: String,
+        /// What is wrong, with the line and column when the file's syntax tells them.
+        message: String,
+    },
     /// A JSON (de)serialisation error outside a line-oriented reader.
     #[error("{}: JSON: {source}", path.display())]
     Json {

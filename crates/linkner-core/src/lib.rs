@@ -9,7 +9,8 @@
 //!   distribution (logits, probabilities, Monte-Carlo samples, Dirichlet parameters).
 //! - [`entity`]: [`Entity`] (char span, text, label, score) and its word-span form [`WordSpan`].
 //! - [`schema`]: [`LabelSchema`] — ordered entity types with human descriptions and the names an
-//!   LLM sees, plus the non-entity class; built-ins for CoNLL-03, WNUT-17, TwitterNER, OntoNotes 5.
+//!   LLM sees, plus the non-entity class; built-ins for CoNLL-03, WNUT-17, TwitterNER, OntoNotes 5,
+//!   JSON/TOML schema files, and schemas inferred from labelled data.
 //! - [`tagger`]: the [`LocalTagger`] trait every local model implements (the built-in ones live
 //!   in `linkner-tagger`), its [`PredictOptions`] and [`TaggerError`]; [`words`] splits raw text
 //!   into words with exact char offsets.

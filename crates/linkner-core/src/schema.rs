@@ -3,10 +3,23 @@
 //!
 //! Class indices used by models: `0` is the non-entity class, `1..=types.len()` are the entity
 //! types in schema order.
+//!
+//! A schema is one of the built-ins ([`LabelSchema::builtin`]), a JSON or TOML schema file
+//! ([`LabelSchema::from_path`], layout in [`file`]), inferred from labelled data
+//! ([`LabelSchema::infer`]), or either of the first two by one string
+//! ([`LabelSchema::resolve`]). Every schema obeys [`LabelSchema::validate`]'s rules.
+
+mod file;
+mod infer;
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
+
+pub use file::SchemaFormat;
+pub use infer::{generic_description, llm_name_of};
 
 /// One entity type of a [`LabelSchema`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +133,152 @@ impl LabelSchema {
         std::iter::once(&self.non_entity)
             .chain(self.types.iter())
             .position(|t| norm(&t.llm_name) == a || norm(&t.name) == a)
+    }
+
+    /// Checks the rules every schema obeys (built-in, from a file or inferred):
+    ///
+    /// - the schema's `name` is not empty, and it has at least one type;
+    /// - a type's data-file `name` is not empty, has no whitespace (data files separate columns
+    ///   with it), is not `O` and is unique;
+    /// - `llm_name`s and descriptions are not empty, and no two classes (the non-entity class
+    ///   included) can be confused by an LLM answer: every `name` and `llm_name`, compared the way
+    ///   [`LabelSchema::class_of_answer`] compares answers, belongs to one class only;
+    /// - the non-entity class is named `O`.
+    ///
+    /// A broken rule is a [`CoreError::Schema`] naming the field (`types[2].llm_name`).
+    pub fn validate(&self) -> Result<()> {
+        match self.rule_violation() {
+            None => Ok(()),
+            Some((field, message)) => Err(CoreError::Schema {
+                path: format!("<schema {}>", self.name).into(),
+                field,
+                message,
+            }),
+        }
+    }
+
+    /// The first rule of [`LabelSchema::validate`] the schema breaks: `(field, message)`.
+    pub(crate) fn rule_violation(&self) -> Option<(String, String)> {
+        let bad = |field: String, message: String| Some((field, message));
+        if self.name.trim().is_empty() {
+            return bad("name".into(), "the schema's name is empty".into());
+        }
+        if self.types.is_empty() {
+            return bad(
+                "types".into(),
+                "a schema needs at least one entity type (`[[types]]` entries with a `name`)"
+                    .into(),
+            );
+        }
+        if self.non_entity.name != "O" {
+            return bad(
+                "non_entity.name".into(),
+                format!(
+                    "`{}`: the non-entity class is the `O` tag of the data files; its name must                      be `O` (leave the field out)",
+                    self.non_entity.name
+                ),
+            );
+        }
+        let norm = |s: &str| {
+            s.trim()
+                .trim_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
+                .to_lowercase()
+        };
+        let field = |class: usize, what: &str| {
+            if class == 0 {
+                format!("non_entity.{what}")
+            } else {
+                format!("types[{}].{what}", class - 1)
+            }
+        };
+        let classes: Vec<&EntityType> = std::iter::once(&self.non_entity)
+            .chain(self.types.iter())
+            .collect();
+        // Data names first: they come from the data and cannot be chosen; LLM names can, so a
+        // clash between the two is blamed on the LLM name.
+        let mut owner: HashMap<String, usize> = HashMap::new();
+        for (c, t) in classes.iter().enumerate() {
+            if c > 0 {
+                let f = field(c, "name");
+                if t.name.is_empty() {
+                    return bad(f, "the type's data-file name is empty".into());
+                }
+                if t.name.chars().any(char::is_whitespace) {
+                    return bad(
+                        f,
+                        format!(
+                            "`{}` contains whitespace; data files separate columns with it, so a                              tag cannot hold any",
+                            t.name
+                        ),
+                    );
+                }
+                if t.name == "O" {
+                    return bad(
+                        f,
+                        "`O` is the non-entity tag; an entity type needs another name".into(),
+                    );
+                }
+            }
+            let key = norm(&t.name);
+            if let Some(&other) = owner.get(&key) {
+                let f = field(c, "name");
+                let what = if self.types.iter().filter(|x| x.name == t.name).count() > 1 {
+                    format!(
+                        "`{}` is listed twice (also {})",
+                        t.name,
+                        field(other, "name")
+                    )
+                } else {
+                    format!(
+                        "`{}` cannot be told apart from {} in an LLM answer (case and                          punctuation are ignored)",
+                        t.name,
+                        field(other, "name")
+                    )
+                };
+                return bad(f, what);
+            }
+            owner.insert(key, c);
+        }
+        for (c, t) in classes.iter().enumerate() {
+            let f = field(c, "llm_name");
+            let key = norm(&t.llm_name);
+            if key.is_empty() {
+                return bad(
+                    f,
+                    "the LLM name is empty (after trimming spaces and punctuation)".into(),
+                );
+            }
+            if t.llm_name.contains(['\n', '\r']) {
+                return bad(f, "the LLM name must fit on one line".into());
+            }
+            match owner.get(&key) {
+                Some(&other) if other != c => {
+                    let what = if norm(&classes[other].name) == key {
+                        field(other, "name")
+                    } else {
+                        field(other, "llm_name")
+                    };
+                    return bad(
+                        f,
+                        format!(
+                            "`{}` is also {what}: an LLM answer could not be mapped to one class",
+                            t.llm_name
+                        ),
+                    );
+                }
+                _ => {
+                    owner.insert(key, c);
+                }
+            }
+            if t.description.trim().is_empty() {
+                return bad(
+                    field(c, "description"),
+                    "the description is empty; write one or two sentences, or leave the field                      out for a generic one"
+                        .into(),
+                );
+            }
+        }
+        None
     }
 
     /// CoNLL-2003 (and WikiGold): PER, LOC, ORG, MISC.

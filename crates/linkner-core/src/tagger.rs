@@ -196,6 +196,15 @@ pub enum TaggerError {
         /// Allowed labels.
         expected: String,
     },
+    /// A checkpoint folder that cannot be used as it is (e.g. a token-classification
+    /// `config.json` whose `id2label` is not a BIO/IOBES label set).
+    #[error("{}: {message}", path.display())]
+    Checkpoint {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong and what was expected.
+        message: String,
+    },
     /// An argument is out of its valid range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -14,6 +14,8 @@
 //! | [`model`] | the SpanNER module |
 //! | [`tagger`] | [`LocalTagger`], [`SpanTagger`], decoding, checkpoints |
 //! | [`retrieval`] | span embeddings from the encoder and a nearest-neighbour index of labelled spans |
+//! | [`token_class`] | [`TokenClassTagger`]: Hugging Face `*ForTokenClassification` checkpoints as a [`LocalTagger`] |
+//! | [`checkpoint`] | [`TaggerKind`] of a folder, [`AnyTagger`] (either kind), [`checkpoint_schema`] |
 //! | [`loss`] | span cross-entropy and the evidential (E-NER) loss |
 //! | [`train`] | fine-tuning with AdamW, warm-up/decay, clipping, early stopping |
 //! | [`dropout`] | dropout with an explicit switch (Monte-Carlo dropout at inference) |
@@ -21,6 +23,7 @@
 //! Backend: LibTorch through `burn-tch` (CPU or CUDA, feature `tch`, on by default) or burn's
 //! pure-Rust `flex` backend; see [`DeviceSpec`].
 
+pub mod checkpoint;
 pub mod device;
 pub mod dropout;
 pub mod encoder;
@@ -32,6 +35,7 @@ pub mod prepare;
 pub mod retrieval;
 pub mod span;
 pub mod tagger;
+pub mod token_class;
 pub mod tokenize;
 pub mod train;
 
@@ -40,11 +44,13 @@ pub mod words {
     pub use linkner_core::words::*;
 }
 
+pub use checkpoint::{AnyTagger, TaggerKind, checkpoint_schema};
 pub use device::{DeviceSpec, set_threads};
 pub use error::{Result, TaggerError};
 pub use linkner_core::tagger::{LocalTagger, PredictOptions};
 pub use locate::{default_encoder_dir, default_model_dir};
 pub use loss::LossConfig;
 pub use tagger::{Evidence, HeadOptions, Precision, ScoredSpan, SpanTagger, TaggerConfig};
+pub use token_class::TokenClassTagger;
 pub use train::{EpochReport, TrainConfig, TrainObserver, TrainReport, evaluate, train};
 pub use words::{sentence_from_text, split_words};

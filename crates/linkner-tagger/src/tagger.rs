@@ -318,7 +318,7 @@ impl Precision {
 }
 
 /// Casts every float parameter of a module to one dtype.
-struct CastFloats(FloatDType);
+pub(crate) struct CastFloats(pub(crate) FloatDType);
 
 impl ModuleMapper for CastFloats {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {

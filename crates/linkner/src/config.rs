@@ -33,9 +33,9 @@ use std::sync::Arc;
 
 use linkner_core::LabelSchema;
 use linkner_core::io::{DataFormat, read_dataset, sentences};
-use linkner_core::tagger::PredictOptions;
+use linkner_core::tagger::{LocalTagger, PredictOptions};
 use linkner_llm::{ExamplePool, NegativeExamples, OpenAiBuilder, OpenAiConfig};
-use linkner_tagger::{DeviceSpec, Precision, SpanTagger};
+use linkner_tagger::{AnyTagger, DeviceSpec, Precision, TaggerKind};
 use linkner_uncertainty::EstimatorConfig;
 use serde::{Deserialize, Serialize};
 
@@ -53,12 +53,23 @@ fn default_batch_size() -> usize {
     PredictOptions::default().batch_size
 }
 
-/// The local tagger: a checkpoint folder written by `linkner train` and where it runs.
+/// The local tagger: a checkpoint folder (written by `linkner train`, or a Hugging Face
+/// token-classification folder) and where it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaggerSection {
-    /// Checkpoint folder (`model.safetensors`, `tagger.json`, `tokenizer.json`).
+    /// Checkpoint folder: a SpanNER checkpoint (`model.safetensors`, `tagger.json`,
+    /// `tokenizer.json`) or a Hugging Face `*ForTokenClassification` folder (`config.json` with
+    /// `id2label`, `model.safetensors`, `tokenizer.json`).
     pub model: PathBuf,
+    /// `span` or `token_classification`; detected from the folder when absent.
+    #[serde(default)]
+    pub kind: Option<TaggerKind>,
+    /// A label schema (a built-in name or a JSON/TOML schema file) whose wording — LLM names,
+    /// descriptions — replaces the checkpoint's; it must have exactly the model's types. When
+    /// absent, the schema stored in the checkpoint is used.
+    #[serde(default)]
+    pub schema: Option<String>,
     /// `cpu` (LibTorch; default), `cuda`, `cuda:N`, or `flex` (pure Rust).
     #[serde(default = "default_device")]
     pub device: String,
@@ -88,6 +99,8 @@ impl TaggerSection {
     pub fn new(model: impl Into<PathBuf>) -> TaggerSection {
         TaggerSection {
             model: model.into(),
+            kind: None,
+            schema: None,
             device: default_device(),
             batch_size: default_batch_size(),
             overlapping: false,
@@ -104,13 +117,36 @@ impl TaggerSection {
             .map_err(|e: linkner_core::TaggerError| LinkError::Config(e.to_string()))
     }
 
-    /// Loads the checkpoint on the device, at the configured precision.
-    pub fn load(&self) -> Result<SpanTagger> {
-        let tagger = SpanTagger::load(&self.model, &self.device()?)?;
-        Ok(match self.precision {
-            Precision::F32 => tagger,
-            p => tagger.with_precision(p)?,
-        })
+    /// Makes a relative `schema` file path relative to `base` (the config file's folder) when a
+    /// file is there; a built-in name is left as it is.
+    pub fn resolve_schema_path(&mut self, base: &Path) {
+        if let Some(spec) = &mut self.schema
+            && Path::new(spec.as_str()).is_relative()
+        {
+            let candidate = base.join(spec.as_str());
+            if candidate.is_file() {
+                *spec = candidate.to_string_lossy().into_owned();
+            }
+        }
+    }
+
+    /// The `schema` field resolved ([`LabelSchema::resolve`]), if given.
+    pub fn label_schema(&self) -> Result<Option<LabelSchema>> {
+        self.schema
+            .as_deref()
+            .map(|s| LabelSchema::resolve(s).map_err(LinkError::from))
+            .transpose()
+    }
+
+    /// Loads the checkpoint (of the configured or detected kind) on the device, at the
+    /// configured precision, with the `schema` wording when one is given.
+    pub fn load(&self) -> Result<AnyTagger> {
+        let schema = self.label_schema()?;
+        let mut tagger = AnyTagger::load(&self.model, self.kind, &self.device()?)?;
+        if let Some(schema) = &schema {
+            tagger = tagger.with_schema(schema)?;
+        }
+        Ok(tagger.with_precision(self.precision)?)
     }
 
     /// The tagger options (`mc_samples` is set from the estimator by the pipeline).
@@ -300,6 +336,7 @@ impl LinkConfig {
             Ok(())
         };
         fix(&mut self.tagger.model, "tagger.model")?;
+        self.tagger.resolve_schema_path(base);
         if let Some(e) = &mut self.examples {
             fix(&mut e.from, "examples.from")?;
         }
@@ -394,9 +431,16 @@ impl LinkConfig {
 
     /// The k-NN retriever of the `examples` section (`None` when it retrieves nothing), with
     /// its index cached next to the tagger checkpoint.
-    pub fn retriever(&self, tagger: &SpanTagger) -> Result<Option<KnnRetriever>> {
+    pub fn retriever(&self, tagger: &AnyTagger) -> Result<Option<KnnRetriever>> {
         let Some(ex) = self.examples.as_ref().filter(|e| e.retrieve > 0) else {
             return Ok(None);
+        };
+        let AnyTagger::Span(tagger) = tagger else {
+            return Err(LinkError::Config(
+                "examples.retrieve needs a span tagger (it embeds spans with the tagger's own \
+                 encoder); set it to 0 for a token-classification checkpoint"
+                    .into(),
+            ));
         };
         let schema = tagger.config.schema.clone();
         let docs = read_dataset(&ex.from, ex.format, Some(schema))?;
@@ -421,7 +465,7 @@ impl LinkConfig {
     pub fn build(&self) -> Result<Pipeline> {
         self.validate()?;
         let tagger = self.tagger.load()?;
-        let schema = tagger.config.schema.clone();
+        let schema = tagger.schema().clone();
         let mut builder = self.builder(&schema)?;
         if self.llm.is_some()
             && let Some(r) = self.retriever(&tagger)?
@@ -508,6 +552,22 @@ mod tests {
         std::fs::write(&file, cfg).unwrap();
         let c = LinkConfig::from_path(&file).unwrap();
         assert_eq!(c.examples.unwrap().from, dir.path().join("rel/train.txt"));
+    }
+
+    #[test]
+    fn a_relative_schema_file_is_found_next_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.toml"), "[[types]]\nname = \"X\"\n").unwrap();
+        let path = dir.path().join("link.json");
+        std::fs::write(&path, r#"{"tagger": {"model": "m", "schema": "s.toml"}}"#).unwrap();
+        let c = LinkConfig::from_path(&path).unwrap();
+        assert_eq!(
+            c.tagger.label_schema().unwrap().unwrap().type_names(),
+            ["X"]
+        );
+        std::fs::write(&path, r#"{"tagger": {"model": "m", "schema": "wnut17"}}"#).unwrap();
+        let c = LinkConfig::from_path(&path).unwrap();
+        assert_eq!(c.tagger.schema.as_deref(), Some("wnut17"));
     }
 
     #[test]

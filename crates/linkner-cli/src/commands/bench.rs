@@ -773,7 +773,7 @@ fn run_train(args: &TrainBenchArgs) -> Result<(), CliError> {
         .data
         .clone()
         .unwrap_or_else(|| data_root().join("conll03/conll/train.txt"));
-    let schema = LabelSchema::builtin(&args.schema)?;
+    let schema = LabelSchema::resolve(&args.schema)?;
     let mut data = sentences(read_docs(&data_path, None, Some(schema.clone()))?);
     data.truncate(args.limit);
     let n = data.len();

@@ -18,7 +18,7 @@ use clap::Args;
 use linkner::core::io::sentences;
 use linkner::core::score::{Mode, Scorer};
 use linkner::core::{Candidate, Sentence, WordSpan};
-use linkner::tagger::{DeviceSpec, LocalTagger, PredictOptions, SpanTagger, evaluate};
+use linkner::tagger::{AnyTagger, DeviceSpec, LocalTagger, PredictOptions, TaggerKind, evaluate};
 use linkner_uncertainty::report::{report_from_scores, score_all};
 use linkner_uncertainty::{
     EstimatorConfig, EstimatorReport, Outcome, Requirements, RiskCoverage, UncertaintyEstimator,
@@ -27,14 +27,22 @@ use linkner_uncertainty::{
 use serde::Serialize;
 
 use super::CliError;
-use super::tagger_common::read_docs;
+use super::tagger_common::{load_tagger, parse_kind, read_docs};
 
 /// Arguments of `linkner eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Trained tagger folder (from `linkner train`).
+    /// Tagger folder: a checkpoint from `linkner train`, or a Hugging Face token-classification
+    /// folder (`config.json` with `id2label`, `model.safetensors`, `tokenizer.json`).
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
+    /// The folder's kind (`span` or `token_classification`); detected by default.
+    #[arg(long, value_name = "KIND", value_parser = parse_kind)]
+    pub tagger_kind: Option<TaggerKind>,
+    /// A label schema (built-in name or JSON/TOML file) with the model's types, whose names and
+    /// descriptions replace the stored ones.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub schema: Option<String>,
     /// Labelled data (CoNLL, spanner JSON or JSONL).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
@@ -140,15 +148,18 @@ pub fn run(args: EvalArgs) -> Result<(), CliError> {
         Some(spec) => Some(parse_estimators(spec, args.mc_samples)?),
         None => None,
     };
-    let tagger = SpanTagger::load(&args.model, &device)?;
-    let tagger = match args.precision {
-        linkner::tagger::Precision::F32 => tagger,
-        p => tagger.with_precision(p)?,
-    };
+    let tagger = load_tagger(
+        &args.model,
+        args.tagger_kind,
+        args.schema.as_deref(),
+        &device,
+        args.precision,
+    )?;
+    // A label outside the model's schema is an error naming the file, the line and the label.
     let data = sentences(read_docs(
         &args.data,
         args.format.as_deref(),
-        Some(tagger.config.schema.clone()),
+        Some(tagger.schema().clone()),
     )?);
     match configs {
         None => plain(&args, &tagger, &data),
@@ -157,7 +168,7 @@ pub fn run(args: EvalArgs) -> Result<(), CliError> {
 }
 
 /// `linkner eval` without estimators: scores and speed.
-fn plain(args: &EvalArgs, tagger: &SpanTagger, data: &[Sentence]) -> Result<(), CliError> {
+fn plain(args: &EvalArgs, tagger: &AnyTagger, data: &[Sentence]) -> Result<(), CliError> {
     let started = Instant::now();
     let scores = evaluate(tagger, data, args.batch_size)?;
     let secs = started.elapsed().as_secs_f64();
@@ -176,8 +187,10 @@ fn plain(args: &EvalArgs, tagger: &SpanTagger, data: &[Sentence]) -> Result<(), 
     Ok(())
 }
 
-fn print_unreachable(tagger: &SpanTagger, data: &[Sentence]) {
-    let width = tagger.config.model.max_span_width;
+fn print_unreachable(tagger: &AnyTagger, data: &[Sentence]) {
+    let Some(width) = tagger.max_span_width() else {
+        return;
+    };
     let unreachable: usize = data
         .iter()
         .map(|s| linkner::tagger::span::out_of_reach(&s.spans, width))
@@ -187,7 +200,7 @@ fn print_unreachable(tagger: &SpanTagger, data: &[Sentence]) {
 
 /// Tags `data` and returns the candidates and the milliseconds per sentence.
 fn timed_pass(
-    tagger: &SpanTagger,
+    tagger: &AnyTagger,
     data: &[Sentence],
     options: &PredictOptions,
 ) -> Result<(Vec<Vec<Candidate>>, f64), CliError> {
@@ -200,11 +213,11 @@ fn timed_pass(
 /// `linkner eval --estimator …`.
 fn with_estimators(
     args: &EvalArgs,
-    tagger: &SpanTagger,
+    tagger: &AnyTagger,
     data: &[Sentence],
     configs: &[EstimatorConfig],
 ) -> Result<(), CliError> {
-    let evidential = tagger.config.evidential.is_some();
+    let evidential = tagger.is_evidential();
     let mut estimators: Vec<Box<dyn UncertaintyEstimator>> = Vec::new();
     let mut skipped = Vec::new();
     for config in configs {
@@ -212,7 +225,8 @@ fn with_estimators(
         if estimator.requirements().needs_alpha && !evidential {
             skipped.push(Skipped {
                 name: estimator.name().to_string(),
-                reason: "needs Dirichlet parameters (alpha); the model is not evidential-trained"
+                reason: "needs Dirichlet parameters (alpha); the model is not evidential-trained \
+                         (a token-classification checkpoint never is)"
                     .into(),
             });
         } else {

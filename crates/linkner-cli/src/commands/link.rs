@@ -184,22 +184,13 @@ pub fn run(args: LinkArgs) -> Result<(), CliError> {
         .oracle
         .then(|| Arc::new(GoldOracle::new(&gold)) as Arc<dyn linkner::llm::LlmClassifier>);
     let pipeline = args.pipeline.build(&config, oracle)?;
-    // The data's labels must be the tagger's.
-    let schema = pipeline.schema();
-    for s in &gold {
-        for span in &s.spans {
-            if schema.class_of(&span.label).is_none() {
-                return Err(format!(
-                    "{}: gold label `{}` is not a type of the tagger's schema `{}` ({})",
-                    args.data.display(),
-                    span.label,
-                    schema.name,
-                    schema.type_names().join(", ")
-                )
-                .into());
-            }
-        }
-    }
+    // The data's labels must be the tagger's: a label outside its schema is an error naming
+    // the file, the line and the label.
+    read_docs(
+        &args.data,
+        args.format.as_deref(),
+        Some(pipeline.schema().clone()),
+    )?;
     let label = if args.oracle { "link (ORACLE)" } else { "link" };
     let rt = runtime()?;
     let (scores, stats, wall) = rt.block_on(run_and_score(&pipeline, &gold, args.chunk, label))?;

@@ -8,6 +8,7 @@ pub mod llm_failures;
 mod pipeline_args;
 pub mod predict;
 pub mod report;
+pub mod schema;
 pub mod score;
 mod tagger_common;
 pub mod train;

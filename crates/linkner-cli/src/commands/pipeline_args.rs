@@ -18,9 +18,17 @@ pub struct PipelineArgs {
     /// Pipeline config file (JSON, see docs/configuration.md); the flags below override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Trained tagger folder (from `linkner train`); required without `--config`.
+    /// Tagger folder (from `linkner train`, or a Hugging Face token-classification folder);
+    /// required without `--config`.
     #[arg(long, value_name = "DIR", env = "LINKNER_MODEL")]
     pub model: Option<PathBuf>,
+    /// The tagger folder's kind (`span` or `token_classification`); detected by default.
+    #[arg(long, value_name = "KIND", value_parser = super::tagger_common::parse_kind)]
+    pub tagger_kind: Option<linkner::tagger::TaggerKind>,
+    /// A label schema (built-in name or JSON/TOML file) with the model's types: its LLM names
+    /// and descriptions are what the LLM sees (default: the schema stored in the checkpoint).
+    #[arg(long, value_name = "NAME|FILE")]
+    pub schema: Option<String>,
     /// Device of the tagger: cpu (LibTorch), cuda, cuda:N, flex.
     #[arg(long)]
     pub device: Option<String>,
@@ -103,6 +111,12 @@ impl PipelineArgs {
         if let Some(model) = &self.model {
             config.tagger.model = model.clone();
         }
+        if let Some(kind) = self.tagger_kind {
+            config.tagger.kind = Some(kind);
+        }
+        if let Some(schema) = non_empty(&self.schema) {
+            config.tagger.schema = Some(schema.to_string());
+        }
         if let Some(device) = &self.device {
             config.tagger.device = device.clone();
         }
@@ -178,7 +192,7 @@ impl PipelineArgs {
             linkner::tagger::set_threads(n)?;
         }
         let tagger = config.tagger.load()?;
-        let schema = tagger.config.schema.clone();
+        let schema = linkner::tagger::LocalTagger::schema(&tagger).clone();
         let builder = match oracle {
             Some(oracle) => config.builder_without_llm()?.llm(oracle),
             None => {

@@ -1,7 +1,8 @@
 //! `linkner predict`: runs a trained tagger on raw text or a dataset file.
 //!
 //! ```text
-//! linkner predict --model DIR [--input FILE] [--input-format text|conll|spanner|jsonl]
+//! linkner predict --model DIR [--tagger-kind span|token_classification] [--schema NAME|FILE]
+//!                 [--input FILE] [--input-format text|conll|spanner|jsonl]
 //!                 [--output FILE] [--output-format jsonl|conll] [--mc-samples N] [--overlapping]
 //! ```
 //!
@@ -15,11 +16,13 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use linkner::core::io::{ConllWriter, JsonlRecord};
 use linkner::core::{Candidate, Document, Sentence};
-use linkner::tagger::{DeviceSpec, LocalTagger, PredictOptions, SpanTagger, sentence_from_text};
+use linkner::tagger::{
+    DeviceSpec, LocalTagger, Precision, PredictOptions, TaggerKind, sentence_from_text,
+};
 use serde::Serialize;
 
 use super::CliError;
-use super::tagger_common::read_docs;
+use super::tagger_common::{load_tagger, parse_kind, read_docs};
 
 /// Input formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,9 +49,17 @@ pub enum OutputFormat {
 /// Arguments of `linkner predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// Trained tagger folder (from `linkner train`).
+    /// Tagger folder: a checkpoint from `linkner train`, or a Hugging Face token-classification
+    /// folder (`config.json` with `id2label`, `model.safetensors`, `tokenizer.json`).
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
+    /// The folder's kind (`span` or `token_classification`); detected by default.
+    #[arg(long, value_name = "KIND", value_parser = parse_kind)]
+    pub tagger_kind: Option<TaggerKind>,
+    /// A label schema (built-in name or JSON/TOML file) with the model's types, whose names and
+    /// descriptions replace the stored ones; the labels of `--input` are checked against it.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub schema: Option<String>,
     /// Input file; standard input when absent.
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
@@ -91,7 +102,13 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
     if let Some(n) = args.threads {
         linkner::tagger::set_threads(n)?;
     }
-    let tagger = SpanTagger::load(&args.model, &device)?;
+    let tagger = load_tagger(
+        &args.model,
+        args.tagger_kind,
+        args.schema.as_deref(),
+        &device,
+        Precision::F32,
+    )?;
     let docs: Vec<Document> = match args.input_format {
         InputFormat::Text => {
             let mut text = String::new();
@@ -120,7 +137,8 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
                 InputFormat::Spanner => "spanner",
                 _ => "jsonl",
             };
-            read_docs(&path, Some(name), None)?
+            // Gold labels, if the file has any, must be the model's.
+            read_docs(&path, Some(name), Some(tagger.schema().clone()))?
         }
     };
     let options = PredictOptions {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use linkner::core::io::{DataFormat, read_dataset};
 use linkner::core::score::{Mode, Scores, score_documents};
-use linkner::core::{Document, TagScheme};
+use linkner::core::{Document, LabelSchema, TagScheme};
 
 use super::CliError;
 
@@ -47,6 +47,10 @@ pub struct ScoreArgs {
     /// Tag scheme of `--mode strict`.
     #[arg(long, value_enum, default_value_t = SchemeArg::Iob2)]
     pub scheme: SchemeArg,
+    /// A label schema (built-in name or JSON/TOML file): a label of either file outside it is an
+    /// error naming the file, the line and the label. By default any label is scored.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub schema: Option<String>,
     /// Print one JSON object `{"precision","recall","f1","support","predicted","correct",
     /// "per_label":{...}}` instead of the table.
     #[arg(long)]
@@ -133,8 +137,13 @@ fn resolve_format(path: &Path, given: Option<FormatArg>) -> Result<DataFormat, C
 }
 
 /// Reads one side, with the file named in any error.
-fn read_side(what: &str, path: &Path, format: DataFormat) -> Result<Vec<Document>, CliError> {
-    read_dataset(path, Some(format), None)
+fn read_side(
+    what: &str,
+    path: &Path,
+    format: DataFormat,
+    schema: Option<&LabelSchema>,
+) -> Result<Vec<Document>, CliError> {
+    read_dataset(path, Some(format), schema.cloned())
         .map_err(|e| format!("cannot read the {what} file as {format}: {e}").into())
 }
 
@@ -143,8 +152,13 @@ pub fn run(args: ScoreArgs) -> Result<(), CliError> {
     let mode = args.score_mode();
     let gold_format = resolve_format(&args.gold, args.gold_format.or(args.format))?;
     let pred_format = resolve_format(&args.pred, args.pred_format.or(args.format))?;
-    let gold = read_side("gold", &args.gold, gold_format)?;
-    let pred = read_side("prediction", &args.pred, pred_format)?;
+    let schema = args
+        .schema
+        .as_deref()
+        .map(LabelSchema::resolve)
+        .transpose()?;
+    let gold = read_side("gold", &args.gold, gold_format, schema.as_ref())?;
+    let pred = read_side("prediction", &args.pred, pred_format, schema.as_ref())?;
     let scores = score_documents(&gold, &pred, mode).map_err(|e| -> CliError {
         format!(
             "cannot score {} against {}: {e}",

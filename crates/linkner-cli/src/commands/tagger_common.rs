@@ -1,9 +1,10 @@
-//! Helpers shared by the tagger subcommands (`train`, `predict`, `eval`).
+//! Helpers shared by the tagger subcommands (`train`, `predict`, `eval`, `schema`).
 
 use std::path::Path;
 
-use linkner::core::io::{DataFormat, read_dataset};
+use linkner::core::io::{DataFormat, read_dataset, sentences};
 use linkner::core::{Document, LabelSchema};
+use linkner::tagger::{AnyTagger, DeviceSpec, Precision, TaggerKind};
 
 use super::CliError;
 
@@ -23,4 +24,52 @@ pub fn read_docs(
         },
     };
     Ok(read_dataset(path, format, schema)?)
+}
+
+/// Parses `--tagger-kind`.
+pub fn parse_kind(s: &str) -> Result<TaggerKind, String> {
+    s.parse::<TaggerKind>().map_err(|e| e.to_string())
+}
+
+/// Loads the tagger folder `model` (SpanNER checkpoint or Hugging Face token-classification
+/// folder; `kind` detected when `None`), applies the wording of `schema` (a built-in name or a
+/// schema file) when given, and casts it to `precision`.
+pub fn load_tagger(
+    model: &Path,
+    kind: Option<TaggerKind>,
+    schema: Option<&str>,
+    device: &DeviceSpec,
+    precision: Precision,
+) -> Result<AnyTagger, CliError> {
+    let schema = schema.map(LabelSchema::resolve).transpose()?;
+    let mut tagger = AnyTagger::load(model, kind, device)?;
+    if let Some(schema) = &schema {
+        tagger = tagger
+            .with_schema(schema)
+            .map_err(|e| -> CliError { format!("--schema {}: {e}", schema.name).into() })?;
+    }
+    Ok(tagger.with_precision(precision)?)
+}
+
+/// The schema of a labelled file: the built-in schema whose types are exactly the file's, when
+/// there is one (its descriptions are written), else one inferred from the file's tags (types
+/// in order of first appearance, generic descriptions). Returns it and whether it is a built-in.
+pub fn schema_from_data(
+    path: &Path,
+    format: Option<&str>,
+) -> Result<(LabelSchema, bool), CliError> {
+    let data = sentences(read_docs(path, format, None)?);
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("data")
+        .to_string();
+    let inferred = LabelSchema::infer(stem, &data)
+        .map_err(|e| -> CliError { format!("{}: {e}", path.display()).into() })?;
+    Ok(
+        match LabelSchema::builtin_matching(&inferred.type_names()) {
+            Some(builtin) => (builtin, true),
+            None => (inferred, false),
+        },
+    )
 }

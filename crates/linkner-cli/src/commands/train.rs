@@ -6,6 +6,10 @@
 //!
 //! Shows a progress bar (loss, sentences/s, ETA), prints one line per epoch (dev P/R/F1), and
 //! saves the best-on-dev tagger (weights, config, label schema, tokenizer) into `--out`.
+//!
+//! The label schema is `--schema` (a built-in name or a schema file), else inferred from the
+//! training file; the checkpoint stores it and every later command reads it from there. A label
+//! of the dev file outside the schema is an error naming the file, the line and the label.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,7 +22,7 @@ use linkner::tagger::train::{EpochReport, TrainObserver, train};
 use linkner::tagger::{DeviceSpec, HeadOptions, LossConfig, SpanTagger, TrainConfig};
 
 use super::CliError;
-use super::tagger_common::read_docs;
+use super::tagger_common::{read_docs, schema_from_data};
 
 /// Training losses on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -45,9 +49,11 @@ pub struct TrainArgs {
     /// Output folder of the trained tagger.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Label schema (conll03, wnut17, twitterner, ontonotes5).
-    #[arg(long, default_value = "conll03")]
-    pub schema: String,
+    /// Label schema: a built-in name (conll03, wnut17, twitterner, ontonotes5) or a JSON/TOML
+    /// schema file (see `linkner schema`). Without it, the schema is inferred from the training
+    /// file's tags (a built-in one when the types are exactly its types).
+    #[arg(long, value_name = "NAME|FILE")]
+    pub schema: Option<String>,
     /// Data format of both files (conll, spanner, jsonl); guessed by default.
     #[arg(long)]
     pub format: Option<String>,
@@ -147,9 +153,39 @@ impl TrainObserver for Bar {
     }
 }
 
+/// The schema of the training file when no `--schema` is given, with a notice on stderr.
+fn inferred_schema(args: &TrainArgs) -> Result<LabelSchema, CliError> {
+    let (schema, builtin) = schema_from_data(&args.train, args.format.as_deref())?;
+    if builtin {
+        eprintln!(
+            "no --schema given: the types of {} ({}) are those of the built-in schema `{}`; \
+             using it",
+            args.train.display(),
+            schema.type_names().join(", "),
+            schema.name
+        );
+    } else {
+        eprintln!(
+            "no --schema given: inferred schema `{}` from {}: {} (in order of first appearance).\n\
+             The LLM will only see generic descriptions of these types. For better linking, \
+             write them in a schema file and train (or link) with it:\n  \
+             linkner schema --from-data {} > schema.toml   # edit llm_name and description\n  \
+             linkner train --schema schema.toml ...",
+            schema.name,
+            args.train.display(),
+            schema.type_names().join(", "),
+            args.train.display()
+        );
+    }
+    Ok(schema)
+}
+
 /// Runs `linkner train`.
 pub fn run(args: TrainArgs) -> Result<(), CliError> {
-    let schema = LabelSchema::builtin(&args.schema)?;
+    let schema = match &args.schema {
+        Some(spec) => LabelSchema::resolve(spec)?,
+        None => inferred_schema(&args)?,
+    };
     let device: DeviceSpec = args.device.parse()?;
     if let Some(n) = args.threads {
         linkner::tagger::set_threads(n)?;

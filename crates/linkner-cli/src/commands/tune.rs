@@ -313,7 +313,7 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
         return Err("give at least one prompt variant and one estimator".into());
     }
     let tagger = Arc::new(base.tagger.load()?);
-    let schema = tagger.config.schema.clone();
+    let schema = linkner::LocalTagger::schema(tagger.as_ref()).clone();
     let (gold, total) = read_gold(
         &args.dev,
         args.format.as_deref(),
