@@ -271,7 +271,7 @@ mod tests {
     fn policy() -> BreakerPolicy {
         BreakerPolicy::default()
             .threshold(5)
-            .cooldown(Duration::from_millis(100), Duration::from_millis(1000))
+            .cooldown(Duration::from_millis(300), Duration::from_millis(3000))
     }
 
     #[tokio::test]
@@ -295,21 +295,21 @@ mod tests {
         assert_eq!(e.kind(), FailureKind::CircuitOpen, "{e:?}");
         assert!(!e.is_retryable());
         assert_eq!(cb.get_ref().calls.load(Ordering::SeqCst), 3);
-        // After the cool-down: one probe, which fails: open again for twice as long.
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        // After the cool-down (300 ms): one probe, which fails: open again for 600 ms.
+        tokio::time::sleep(Duration::from_millis(350)).await;
         assert_eq!(cb.state(), BreakerState::HalfOpen);
         assert_eq!(
             cb.classify(&req("Smith")).await.unwrap_err().kind(),
             FailureKind::Timeout
         );
         assert_eq!(cb.state(), BreakerState::Open);
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        tokio::time::sleep(Duration::from_millis(350)).await;
         assert_eq!(
             cb.state(),
             BreakerState::Open,
             "the cool-down did not double"
         );
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         // The second probe succeeds and closes the breaker.
         assert_eq!(cb.classify(&req("Smith")).await.unwrap().class, 2);
         assert_eq!(cb.state(), BreakerState::Closed);
@@ -348,7 +348,7 @@ mod tests {
         ]);
         let cb = b.circuit_breaker(policy().threshold(1));
         assert!(cb.classify(&req("Smith")).await.is_err());
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        tokio::time::sleep(Duration::from_millis(350)).await;
         // The probe hangs and is cancelled by a timeout around it.
         let r = tokio::time::timeout(Duration::from_millis(50), cb.classify(&req("Smith"))).await;
         assert!(r.is_err());
