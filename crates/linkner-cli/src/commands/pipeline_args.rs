@@ -62,6 +62,10 @@ pub struct PipelineArgs {
     /// Most LLM requests in flight at once.
     #[arg(long, value_name = "N")]
     pub llm_in_flight: Option<usize>,
+    /// Per-attempt timeout of LLM requests, seconds (a slow server on a busy CPU needs more
+    /// than the default 60).
+    #[arg(long, value_name = "SECONDS")]
+    pub llm_timeout: Option<f64>,
     /// Keep the LLM answer cache in this JSONL file (reused across runs).
     #[arg(long, value_name = "FILE")]
     pub llm_cache: Option<PathBuf>,
@@ -134,6 +138,7 @@ impl PipelineArgs {
             || self.llm_mode.is_some()
             || self.llm_api_key_env.is_some()
             || self.llm_in_flight.is_some()
+            || self.llm_timeout.is_some()
             || self.llm_cache.is_some();
         if llm_flags {
             let llm = config.llm.get_or_insert_with(OpenAiConfig::default);
@@ -148,6 +153,9 @@ impl PipelineArgs {
             }
             if let Some(var) = non_empty(&self.llm_api_key_env) {
                 llm.api_key_env = Some(var.to_string());
+            }
+            if let Some(t) = self.llm_timeout {
+                llm.timeout_s = t;
             }
             if let Some(n) = self.llm_in_flight {
                 llm.max_in_flight = n;

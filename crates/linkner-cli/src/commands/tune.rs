@@ -79,6 +79,11 @@ pub struct TuneArgs {
     /// Do not search contextual calibration.
     #[arg(long)]
     pub no_calibration: bool,
+    /// Tune even when some LLM calls failed (they count as "local label kept", which biases
+    /// the search towards routing less); by default a failed call stops the run — rerun it
+    /// with `--llm-cache`, answers already received are not asked again.
+    #[arg(long)]
+    pub allow_failures: bool,
     /// Sentences per pipeline call.
     #[arg(long, default_value_t = 64)]
     pub chunk: usize,
@@ -374,7 +379,25 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
             }
             let pipeline = builder.build()?;
             let label = format!("{spec} · {}", pipeline.estimator_name());
+            let before = pipeline.stats();
             let annotations = rt.block_on(annotate_all(&pipeline, &gold, args.chunk, &label))?;
+            let run = pipeline.stats().since(&before);
+            if run.failures > 0 && !args.allow_failures {
+                let kinds: Vec<String> = run
+                    .failures_by_kind
+                    .iter()
+                    .map(|(k, n)| format!("{} {n}", k.name()))
+                    .collect();
+                return Err(format!(
+                    "{} of {} LLM calls failed ({}) with prompt `{spec}`: tuning on them would \
+                     be biased. Rerun (with --llm-cache the answers received are kept; \
+                     --llm-timeout for a slow server) or pass --allow-failures",
+                    run.failures,
+                    run.routed,
+                    kinds.join(", ")
+                )
+                .into());
+            }
             let estimator = pipeline.estimator_name().to_string();
             let mut versions = vec![(false, annotations.clone())];
             if let Some(b) = &baseline {
