@@ -34,13 +34,17 @@ pub mod tokenize;
 pub mod train;
 pub mod words;
 
-pub use device::{DeviceSpec, set_threads};
+pub use device::{DeviceSpec, cuda_device_count, default_threads, set_threads, threads};
 pub use error::{Result, TaggerError};
 pub use locate::{default_encoder_dir, default_model_dir};
 pub use loss::LossConfig;
+pub use prepare::DocumentContext;
 pub use tagger::{
     Evidence, HeadOptions, LocalTagger, Precision, PredictOptions, ScoredSpan, SpanTagger,
     TaggerConfig,
 };
-pub use train::{EpochReport, TrainConfig, TrainObserver, TrainReport, evaluate, train};
+pub use train::{
+    EpochReport, PhaseSeconds, TrainConfig, TrainObserver, TrainReport, evaluate,
+    evaluate_documents, train, train_documents,
+};
 pub use words::{sentence_from_text, split_words};

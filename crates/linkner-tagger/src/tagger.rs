@@ -6,14 +6,16 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, FloatDType, Tensor};
-use linkner_core::{Candidate, Entity, LabelSchema, Sentence, WordSpan};
+use linkner_core::{Candidate, Document, Entity, LabelSchema, Sentence, WordSpan};
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceSpec;
 use crate::encoder::{LoadReport, load_hf_encoder};
 use crate::error::{Result, TaggerError};
 use crate::model::{SpanBatch, SpanNer, SpanNerConfig};
-use crate::prepare::{PrepareOptions, WindowItem, build_batch, length_buckets, prepare_sentence};
+use crate::prepare::{
+    DocumentContext, PrepareOptions, WindowItem, build_batch, length_buckets, prepare_document,
+};
 use crate::tokenize::SubwordTokenizer;
 use crate::words::sentence_from_text;
 
@@ -29,7 +31,8 @@ pub struct PredictOptions {
     /// Return every span classified as an entity, overlaps included, instead of the greedy
     /// non-overlapping selection.
     pub overlapping: bool,
-    /// Windows per forward pass.
+    /// Sentences per forward pass (an encoder window counts the sentences whose spans it
+    /// owns: one, or several with document context).
     pub batch_size: usize,
 }
 
@@ -69,6 +72,21 @@ pub trait LocalTagger {
         let sentences: Vec<Sentence> = texts.iter().map(|t| sentence_from_text(t)).collect();
         let cands = self.tag_sentences(&sentences, options)?;
         Ok(sentences.into_iter().zip(cands).collect())
+    }
+
+    /// Candidates of each sentence of each document: the result answers `documents[d]
+    /// .sentences[i]` at `[d][i]`. A tagger that uses document context (see
+    /// [`crate::prepare::DocumentContext`]) reads the sentences of a document together; the
+    /// default tags each document's sentences with [`LocalTagger::tag_sentences`].
+    fn tag_documents(
+        &self,
+        documents: &[Document],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<Vec<Candidate>>>> {
+        documents
+            .iter()
+            .map(|d| self.tag_sentences(&d.sentences, options))
+            .collect()
     }
 }
 
@@ -113,6 +131,10 @@ pub struct TaggerConfig {
     /// `Some` when trained with the evidential loss: candidates then carry Dirichlet `alpha`.
     #[serde(default)]
     pub evidential: Option<Evidence>,
+    /// Context from the neighbouring sentences of a document (off in checkpoints written
+    /// before it existed, which were trained without it).
+    #[serde(default)]
+    pub document_context: DocumentContext,
 }
 
 /// Options of a new (untrained) span classifier on a pretrained encoder.
@@ -130,6 +152,8 @@ pub struct HeadOptions {
     pub max_tokens: usize,
     /// Context words kept around a window's core.
     pub window_context: usize,
+    /// Context from the neighbouring sentences of a document (default: on).
+    pub document_context: DocumentContext,
 }
 
 impl Default for HeadOptions {
@@ -141,6 +165,7 @@ impl Default for HeadOptions {
             head_dropout: 0.2,
             max_tokens: 512,
             window_context: 16,
+            document_context: DocumentContext::on(),
         }
     }
 }
@@ -183,11 +208,26 @@ pub mod files {
     pub const TOKENIZER: &str = "tokenizer.json";
 }
 
-fn softmax_host(logits: &[f32]) -> Vec<f32> {
+/// Softmax of `logits` into `out` (cleared first).
+fn softmax_into(logits: &[f32], out: &mut Vec<f32>) {
     let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = logits.iter().map(|l| (l - m).exp()).collect();
-    let s: f32 = e.iter().sum();
-    e.into_iter().map(|x| x / s).collect()
+    out.clear();
+    out.extend(logits.iter().map(|l| (l - m).exp()));
+    let s: f32 = out.iter().sum();
+    for x in out.iter_mut() {
+        *x /= s;
+    }
+}
+
+/// The most probable class and its probability (the first one on ties).
+fn best_class(probs: &[f32]) -> (usize, f32) {
+    probs
+        .iter()
+        .copied()
+        .enumerate()
+        .fold((0usize, f32::NEG_INFINITY), |a, (i, p)| {
+            if p > a.1 { (i, p) } else { a }
+        })
 }
 
 impl SpanTagger {
@@ -219,6 +259,7 @@ impl SpanTagger {
             max_tokens,
             window_context: head.window_context,
             evidential: None,
+            document_context: head.document_context,
         };
         Ok((
             SpanTagger {
@@ -303,6 +344,7 @@ impl SpanTagger {
             max_span_width: self.config.model.max_span_width,
             max_tokens: self.config.max_tokens,
             window_context: self.config.window_context,
+            document_context: self.config.document_context,
         }
     }
 
@@ -311,26 +353,66 @@ impl SpanTagger {
         self.config.model.encoder.pad_token_id as u32
     }
 
-    /// Windows and spans of `sentences`, without labels.
+    /// Windows and spans of `sentences`, each encoded alone, without labels.
     pub fn prepare(&self, sentences: &[Sentence]) -> Result<Vec<WindowItem>> {
+        let singles: Vec<&[Sentence]> = sentences.chunks(1).collect();
+        self.prepare_documents(&singles)
+    }
+
+    /// Windows and spans of documents given as their sentences, without labels; with document
+    /// context on, the sentences of a document share windows. Sentence indices in the items
+    /// count the sentences of all documents in order.
+    pub fn prepare_documents(&self, documents: &[&[Sentence]]) -> Result<Vec<WindowItem>> {
         let opts = self.prepare_options();
         let mut items = Vec::new();
-        for (i, s) in sentences.iter().enumerate() {
-            items.extend(prepare_sentence(i, s, &self.tokenizer, &opts, None)?);
+        let mut first = 0usize;
+        for doc in documents {
+            items.extend(prepare_document(first, doc, &self.tokenizer, &opts, None)?);
+            first += doc.len();
         }
         Ok(items)
     }
 
-    /// Scores every enumerated span of every sentence.
+    /// Scores every enumerated span of every sentence, each sentence encoded alone.
     pub fn score_spans(
         &self,
         sentences: &[Sentence],
         options: &PredictOptions,
     ) -> Result<Vec<Vec<ScoredSpan>>> {
-        let items = self.prepare(sentences)?;
+        let singles: Vec<&[Sentence]> = sentences.chunks(1).collect();
+        self.score_documents(&singles, options)
+    }
+
+    /// Scores every enumerated span of every sentence of the documents (given as their
+    /// sentences); the result has one entry per sentence, all documents in order.
+    pub fn score_documents(
+        &self,
+        documents: &[&[Sentence]],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<ScoredSpan>>> {
+        self.score_documents_kept(documents, options, true)
+    }
+
+    /// [`SpanTagger::score_documents`], keeping the spans whose most probable class is the
+    /// non-entity class only with `non_entities`.
+    fn score_documents_kept(
+        &self,
+        documents: &[&[Sentence]],
+        options: &PredictOptions,
+        non_entities: bool,
+    ) -> Result<Vec<Vec<ScoredSpan>>> {
+        let items = self.prepare_documents(documents)?;
         let order: Vec<usize> = (0..items.len()).collect();
         let batches = length_buckets(&items, &order, options.batch_size, usize::MAX);
-        self.score_windows(&items, &batches, sentences.len(), options)
+        let total = documents.iter().map(|d| d.len()).sum();
+        self.score_windows(&items, &batches, total, options, non_entities)
+    }
+
+    /// A copy of this tagger with document context set to `context` (e.g.
+    /// [`DocumentContext::off`] to tag the sentences of documents alone).
+    pub fn with_document_context(mut self, context: DocumentContext) -> SpanTagger {
+        self.config.document_context = context;
+        self
     }
 
     /// Turns the scored spans of one sentence into candidates (see [`decode_spans`]).
@@ -429,20 +511,30 @@ impl SpanTagger {
         batches: &[Vec<usize>],
         num_sentences: usize,
     ) -> Result<Vec<Vec<ScoredSpan>>> {
-        self.score_windows(items, batches, num_sentences, &PredictOptions::default())
+        self.score_windows(
+            items,
+            batches,
+            num_sentences,
+            &PredictOptions::default(),
+            true,
+        )
     }
 
     /// Scores prepared windows batch by batch in the order given, with `options.mc_samples`
-    /// stochastic passes per batch; spans of each sentence sorted by `(start, end)`.
+    /// stochastic passes per batch; spans of each sentence sorted by `(start, end)`. Without
+    /// `non_entities`, only the spans whose most probable class is an entity are returned (all
+    /// that decoding looks at), which spares building the others.
     fn score_windows(
         &self,
         items: &[WindowItem],
         batches: &[Vec<usize>],
         num_sentences: usize,
         options: &PredictOptions,
+        non_entities: bool,
     ) -> Result<Vec<Vec<ScoredSpan>>> {
         let classes = self.config.schema.num_classes();
         let mut out: Vec<Vec<ScoredSpan>> = vec![Vec::new(); num_sentences];
+        let mut probs = Vec::with_capacity(classes);
         for batch_idx in batches {
             let batch_items: Vec<&WindowItem> = batch_idx
                 .iter()
@@ -471,27 +563,27 @@ impl SpanTagger {
             }
             let mut k = 0usize;
             for item in &batch_items {
-                let spans = out.get_mut(item.sentence).ok_or_else(|| {
-                    TaggerError::InvalidArgument(format!(
-                        "sentence {} outside the {num_sentences} sentences",
-                        item.sentence
-                    ))
-                })?;
-                for &(s, e) in &item.spans {
-                    let l = logits[k * classes..(k + 1) * classes].to_vec();
-                    let probs = softmax_host(&l);
-                    let mc_probs = samples
-                        .iter()
-                        .map(|p| p[k * classes..(k + 1) * classes].to_vec())
-                        .collect();
+                for (&(s, e), &sentence) in item.spans.iter().zip(&item.span_sentence) {
+                    let spans = out.get_mut(sentence).ok_or_else(|| {
+                        TaggerError::InvalidArgument(format!(
+                            "sentence {sentence} outside the {num_sentences} sentences"
+                        ))
+                    })?;
+                    let row = k * classes..(k + 1) * classes;
+                    k += 1;
+                    let l = &logits[row.clone()];
+                    softmax_into(l, &mut probs);
+                    if !non_entities && best_class(&probs).0 == 0 {
+                        continue;
+                    }
+                    let mc_probs = samples.iter().map(|p| p[row.clone()].to_vec()).collect();
                     spans.push(ScoredSpan {
                         start: s,
                         end: e,
-                        logits: l,
-                        probs,
+                        logits: l.to_vec(),
+                        probs: probs.clone(),
                         mc_probs,
                     });
-                    k += 1;
                 }
             }
         }
@@ -515,12 +607,7 @@ pub fn decode_spans(
     let mut entities: Vec<(usize, f32, ScoredSpan)> = spans
         .into_iter()
         .filter_map(|s| {
-            let (class, p) = s.probs.iter().copied().enumerate().fold(
-                (0usize, f32::NEG_INFINITY),
-                |a, (i, p)| {
-                    if p > a.1 { (i, p) } else { a }
-                },
-            );
+            let (class, p) = best_class(&s.probs);
             (class != 0).then_some((class, p, s))
         })
         .collect();
@@ -569,11 +656,33 @@ impl LocalTagger for SpanTagger {
         sentences: &[Sentence],
         options: &PredictOptions,
     ) -> Result<Vec<Vec<Candidate>>> {
-        let scored = self.score_spans(sentences, options)?;
+        let singles: Vec<&[Sentence]> = sentences.chunks(1).collect();
+        let scored = self.score_documents_kept(&singles, options, false)?;
         sentences
             .iter()
             .zip(scored)
             .map(|(s, spans)| self.candidates(s, spans, options.overlapping))
+            .collect()
+    }
+
+    fn tag_documents(
+        &self,
+        documents: &[Document],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<Vec<Candidate>>>> {
+        let docs: Vec<&[Sentence]> = documents.iter().map(|d| d.sentences.as_slice()).collect();
+        let mut scored = self
+            .score_documents_kept(&docs, options, false)?
+            .into_iter();
+        documents
+            .iter()
+            .map(|d| {
+                d.sentences
+                    .iter()
+                    .zip(scored.by_ref())
+                    .map(|(s, spans)| self.candidates(s, spans, options.overlapping))
+                    .collect()
+            })
             .collect()
     }
 }

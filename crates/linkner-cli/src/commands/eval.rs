@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use linkner::core::io::sentences;
 use linkner::core::score::{Mode, Scorer};
-use linkner::core::{Candidate, Sentence, WordSpan};
-use linkner::tagger::{DeviceSpec, LocalTagger, PredictOptions, SpanTagger, evaluate};
+use linkner::core::{Candidate, Document, Sentence, WordSpan};
+use linkner::tagger::{
+    DeviceSpec, DocumentContext, LocalTagger, PredictOptions, SpanTagger, evaluate_documents,
+};
 use linkner_uncertainty::report::{report_from_scores, score_all};
 use linkner_uncertainty::{
     EstimatorConfig, EstimatorReport, Outcome, Requirements, RiskCoverage, UncertaintyEstimator,
@@ -27,7 +28,7 @@ use linkner_uncertainty::{
 use serde::Serialize;
 
 use super::CliError;
-use super::tagger_common::read_docs;
+use super::tagger_common::read_documents_of;
 
 /// Arguments of `linkner eval`.
 #[derive(Debug, Args)]
@@ -47,9 +48,14 @@ pub struct EvalArgs {
     /// Device: cpu (LibTorch), cuda, cuda:N, flex.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// LibTorch CPU threads (default: LibTorch's choice; 1 is often fastest on a busy machine).
+    /// LibTorch CPU threads (default: OMP_NUM_THREADS, else the cores available to the
+    /// process; 1 is often fastest on a busy machine, see docs/tagger.md).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Encode every sentence alone even if the model was trained with document context (for
+    /// comparisons; the model's own setting is the default).
+    #[arg(long)]
+    pub no_doc_context: bool,
     /// Float precision of the forward pass: f32 or bf16.
     #[arg(long, value_parser = super::pipeline_args::parse_precision, default_value = "f32")]
     pub precision: linkner::tagger::Precision,
@@ -145,21 +151,32 @@ pub fn run(args: EvalArgs) -> Result<(), CliError> {
         linkner::tagger::Precision::F32 => tagger,
         p => tagger.with_precision(p)?,
     };
-    let data = sentences(read_docs(
+    let tagger = if args.no_doc_context {
+        tagger.with_document_context(DocumentContext::off())
+    } else {
+        tagger
+    };
+    let docs = read_documents_of(
         &args.data,
         args.format.as_deref(),
         Some(tagger.config.schema.clone()),
-    )?);
+    )?;
+    let data: Vec<Sentence> = docs.iter().flat_map(|d| d.sentences.clone()).collect();
     match configs {
-        None => plain(&args, &tagger, &data),
-        Some(configs) => with_estimators(&args, &tagger, &data, &configs),
+        None => plain(&args, &tagger, &docs, &data),
+        Some(configs) => with_estimators(&args, &tagger, &docs, &data, &configs),
     }
 }
 
 /// `linkner eval` without estimators: scores and speed.
-fn plain(args: &EvalArgs, tagger: &SpanTagger, data: &[Sentence]) -> Result<(), CliError> {
+fn plain(
+    args: &EvalArgs,
+    tagger: &SpanTagger,
+    docs: &[Document],
+    data: &[Sentence],
+) -> Result<(), CliError> {
     let started = Instant::now();
-    let scores = evaluate(tagger, data, args.batch_size)?;
+    let scores = evaluate_documents(tagger, docs, args.batch_size)?;
     let secs = started.elapsed().as_secs_f64();
     if args.json {
         println!("{}", serde_json::to_string(&scores)?);
@@ -185,15 +202,20 @@ fn print_unreachable(tagger: &SpanTagger, data: &[Sentence]) {
     println!("{unreachable} gold entities are wider than the max span width ({width} words)");
 }
 
-/// Tags `data` and returns the candidates and the milliseconds per sentence.
+/// Tags the sentences of `docs` and returns the candidates of each sentence (all documents in
+/// order) and the milliseconds per sentence.
 fn timed_pass(
     tagger: &SpanTagger,
-    data: &[Sentence],
+    docs: &[Document],
     options: &PredictOptions,
 ) -> Result<(Vec<Vec<Candidate>>, f64), CliError> {
     let started = Instant::now();
-    let cands = tagger.tag_sentences(data, options)?;
-    let ms = started.elapsed().as_secs_f64() * 1e3 / data.len().max(1) as f64;
+    let cands: Vec<Vec<Candidate>> = tagger
+        .tag_documents(docs, options)?
+        .into_iter()
+        .flatten()
+        .collect();
+    let ms = started.elapsed().as_secs_f64() * 1e3 / cands.len().max(1) as f64;
     Ok((cands, ms))
 }
 
@@ -201,6 +223,7 @@ fn timed_pass(
 fn with_estimators(
     args: &EvalArgs,
     tagger: &SpanTagger,
+    docs: &[Document],
     data: &[Sentence],
     configs: &[EstimatorConfig],
 ) -> Result<(), CliError> {
@@ -228,13 +251,13 @@ fn with_estimators(
         mc_encoder: args.mc_encoder,
         ..PredictOptions::default()
     };
-    let (det_cands, det_ms) = timed_pass(tagger, data, &base)?;
+    let (det_cands, det_ms) = timed_pass(tagger, docs, &base)?;
     let (cands, mc_ms) = if needs.mc_samples > 0 {
         let options = PredictOptions {
             mc_samples: needs.mc_samples,
             ..base
         };
-        let (cands, ms) = timed_pass(tagger, data, &options)?;
+        let (cands, ms) = timed_pass(tagger, docs, &options)?;
         (cands, Some(ms))
     } else {
         (det_cands, None)
