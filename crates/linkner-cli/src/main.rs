@@ -5,6 +5,7 @@
 //! subcommand prints a human table by default and one JSON object with `--json`.
 
 mod commands;
+mod malloc;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    malloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LINKNER_LOG")

@@ -520,6 +520,55 @@ impl SpanTagger {
         )
     }
 
+    /// Candidates of `sentences` from their prepared windows (from [`SpanTagger::prepare`] or
+    /// [`SpanTagger::prepare_documents`] on the same sentences), fed to the model exactly in
+    /// `batches` — what [`LocalTagger::tag_sentences`] does after bucketing windows by length.
+    pub fn tag_batches(
+        &self,
+        sentences: &[Sentence],
+        items: &[WindowItem],
+        batches: &[Vec<usize>],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<Candidate>>> {
+        let scored = self.score_windows(items, batches, sentences.len(), options, false)?;
+        sentences
+            .iter()
+            .zip(scored)
+            .map(|(s, spans)| self.candidates(s, spans, options.overlapping))
+            .collect()
+    }
+
+    /// The batch tensors of prepared windows on the tagger's device, in the model's precision
+    /// (for timing the encoder alone: [`SpanTagger::encode_all`]).
+    pub fn build_batches(&self, items: &[WindowItem], batches: &[Vec<usize>]) -> Vec<SpanBatch> {
+        batches
+            .iter()
+            .map(|b| {
+                let batch_items: Vec<&WindowItem> =
+                    b.iter().filter_map(|&i| items.get(i)).collect();
+                self.cast_inputs(build_batch(&batch_items, self.pad_id(), &self.device))
+            })
+            .collect()
+    }
+
+    /// Runs the encoder alone over `batches` and waits until the device is done (reads one
+    /// value of the last output back); returns the number of batches run.
+    pub fn encode_all(&self, batches: &[SpanBatch]) -> Result<usize> {
+        let mut last = None;
+        for b in batches {
+            last = Some(self.model.encode(b, false));
+        }
+        if let Some(h) = last {
+            let [b, t, d] = h.dims();
+            if b * t * d > 0 {
+                h.slice([0..1, 0..1, 0..1])
+                    .try_into_vec_as::<f32>()
+                    .map_err(TaggerError::tensor)?;
+            }
+        }
+        Ok(batches.len())
+    }
+
     /// Scores prepared windows batch by batch in the order given, with `options.mc_samples`
     /// stochastic passes per batch; spans of each sentence sorted by `(start, end)`. Without
     /// `non_entities`, only the spans whose most probable class is an entity are returned (all
