@@ -6,8 +6,9 @@ sub-token of each word, the last CoNLL column as tag), AdamW (weight decay 0.01)
 clipping 1.0, dropout on, batch `--batch-size`, `torch.set_num_threads(--threads)`. Batches are
 length-bucketed like linkner's trainer: a shuffled order sorted by token length, cut into
 batches, the batches shuffled (seed 42). The timed region covers tokenization, forward, backward
-and optimizer steps (model loading excluded). `--device cuda` runs on the GPU (the clock stops
-after `torch.cuda.synchronize()`), `--bf16` under `torch.autocast(device, torch.bfloat16)`.
+and optimizer steps (model loading excluded); `cpu_seconds` is `time.process_time()` over it
+(all threads). `--device cuda` runs on the GPU (the clock stops after
+`torch.cuda.synchronize()`), `--bf16` under `torch.autocast(device, torch.bfloat16)`.
 Prints one JSON line:
 
   {"threads": N, "batch_size": B, "sentences": S, "steps": K, "seconds": ..,
@@ -84,6 +85,7 @@ def main():
     drop = torch.nn.Dropout(encoder.config.hidden_dropout_prob)
 
     t0 = time.perf_counter()
+    c0 = time.process_time()
     lengths = [
         len(ids)
         for ids in tokenizer(
@@ -130,6 +132,7 @@ def main():
     if cuda:
         torch.cuda.synchronize(device)
     secs = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     result = {
         "threads": torch.get_num_threads(),
         "device": str(device),
@@ -139,6 +142,7 @@ def main():
         "tokens": sum(lengths),
         "steps": len(batches),
         "seconds": secs,
+        "cpu_seconds": cpu,
         "sentences_per_s": len(data) / max(secs, 1e-9),
         "final_loss": loss_value,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,

@@ -869,11 +869,27 @@ fn print_table(r: &TaggerBench) {
     }
 }
 
+/// CPU seconds (user + system, all threads) this process has used so far, from
+/// `/proc/self/stat` (Linux; clock ticks of 1/100 s, the `USER_HZ` of Linux's ABI).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// One program's training pass.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct TrainSide {
     /// Seconds of the pass (tokenization, forward, backward, optimizer steps).
     pub seconds: Option<f64>,
+    /// CPU seconds (user + system, all threads) of the pass: the work done, which other
+    /// processes on a busy machine disturb less than the wall-clock time (busy-waiting OpenMP
+    /// threads count too).
+    pub cpu_seconds: Option<f64>,
     /// Sentences per second.
     pub sentences_per_s: Option<f64>,
     /// Seconds of a full epoch of `epoch_sentences`, extrapolated linearly from this pass.
@@ -947,11 +963,13 @@ fn run_train(args: &TrainBenchArgs) -> Result<(), CliError> {
     };
     reset_peak_rss();
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let linkner = match train(tagger, &data, &[], &config, &mut Silent) {
         Ok((_, report)) => {
             let secs = started.elapsed().as_secs_f64().max(1e-9);
             TrainSide {
                 seconds: Some(secs),
+                cpu_seconds: cpu_seconds().zip(cpu_before).map(|(a, b)| a - b),
                 sentences_per_s: Some(n as f64 / secs),
                 extrapolated_epoch_seconds: Some(extrapolate(secs)),
                 peak_rss_mb: peak_rss_mb(),
@@ -991,6 +1009,7 @@ fn run_train(args: &TrainBenchArgs) -> Result<(), CliError> {
             Ok(v) => match v["seconds"].as_f64() {
                 Some(secs) => TrainSide {
                     seconds: Some(secs),
+                    cpu_seconds: v["cpu_seconds"].as_f64(),
                     sentences_per_s: v["sentences_per_s"].as_f64(),
                     extrapolated_epoch_seconds: Some(extrapolate(secs)),
                     peak_rss_mb: v["peak_rss_mb"].as_f64(),
@@ -1038,16 +1057,17 @@ fn run_train(args: &TrainBenchArgs) -> Result<(), CliError> {
         report.batch_size
     );
     println!(
-        "{:<8} {:>9} {:>12} {:>22} {:>10} {:>8}",
-        "", "seconds", "sentences/s", "epoch s (extrapolated)", "RSS MB", "loss"
+        "{:<8} {:>9} {:>9} {:>12} {:>22} {:>10} {:>8}",
+        "", "seconds", "CPU s", "sentences/s", "epoch s (extrapolated)", "RSS MB", "loss"
     );
     for (name, side) in [("linkner", &report.linkner), ("python", &report.python)] {
         match &side.unavailable {
             Some(why) => println!("{name:<8} n/a ({why})"),
             None => println!(
-                "{:<8} {:>9} {:>12} {:>22} {:>10} {:>8}",
+                "{:<8} {:>9} {:>9} {:>12} {:>22} {:>10} {:>8}",
                 name,
                 num(side.seconds, 1),
+                num(side.cpu_seconds, 1),
                 num(side.sentences_per_s, 1),
                 num(side.extrapolated_epoch_seconds, 0),
                 num(side.peak_rss_mb, 0),
@@ -1063,6 +1083,11 @@ fn run_train(args: &TrainBenchArgs) -> Result<(), CliError> {
     }
     if let Some(r) = report.time_ratio {
         println!("time ratio linkner / python: {r:.2}× (≤ 1.0: linkner is as fast or faster)");
+    }
+    if let (Some(a), Some(b)) = (report.linkner.cpu_seconds, report.python.cpu_seconds)
+        && b > 0.0
+    {
+        println!("CPU-time ratio linkner / python: {:.2}×", a / b);
     }
     println!(
         "(full epoch = {} sentences, extrapolated linearly from this pass; linkner trains a span \
