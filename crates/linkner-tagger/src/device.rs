@@ -76,6 +76,13 @@ impl DeviceSpec {
     }
 }
 
+/// The default number of sentences per forward pass at inference on `device`: 32 on the CPU
+/// (the fastest in `docs/benchmarks.md`), 256 on CUDA, where small batches leave the GPU idle
+/// between kernel launches.
+pub fn default_batch_size(device: &DeviceSpec) -> usize {
+    if device.is_cuda() { 256 } else { 32 }
+}
+
 /// Number of CUDA devices LibTorch can use (0 without the `tch` feature).
 pub fn cuda_device_count() -> usize {
     #[cfg(feature = "tch")]

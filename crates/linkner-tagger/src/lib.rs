@@ -34,7 +34,9 @@ pub mod tokenize;
 pub mod train;
 pub mod words;
 
-pub use device::{DeviceSpec, cuda_device_count, default_threads, set_threads, threads};
+pub use device::{
+    DeviceSpec, cuda_device_count, default_batch_size, default_threads, set_threads, threads,
+};
 pub use error::{Result, TaggerError};
 pub use locate::{default_encoder_dir, default_model_dir};
 pub use loss::LossConfig;

@@ -154,7 +154,7 @@ impl SpanNer {
             2 * h + width_dim..2 * h + width_dim + SPAN_SHAPE_FEATURES,
             0..out,
         ]));
-        let mut x = first + last + widths + shape * 0.0;
+        let mut x = first + last + widths + shape;
         if let Some(bias) = &self.hidden.bias {
             x = x + bias.val().unsqueeze_dim(0);
         }
@@ -181,7 +181,12 @@ mod tests {
 
     #[test]
     fn projected_head_equals_the_span_representation_head() {
-        let device = Device::flex();
+        for device in [Device::flex(), crate::device::DeviceSpec::Cpu.device()] {
+            projected_head_on(device);
+        }
+    }
+
+    fn projected_head_on(device: Device) {
         device.seed(5);
         let encoder = EncoderConfig::new(EncoderKind::Bert, 50, 16, 1, 2, 32, 32);
         // No dropout, so the dropout path (span representation first) is deterministic too.

@@ -14,7 +14,8 @@ use crate::encoder::{LoadReport, load_hf_encoder};
 use crate::error::{Result, TaggerError};
 use crate::model::{SpanBatch, SpanNer, SpanNerConfig};
 use crate::prepare::{
-    DocumentContext, PrepareOptions, WindowItem, build_batch, length_buckets, prepare_document,
+    DocumentContext, HostBatch, PrepareOptions, WindowItem, build_batch, length_buckets,
+    prepare_document,
 };
 use crate::tokenize::SubwordTokenizer;
 use crate::words::sentence_from_text;
@@ -208,17 +209,6 @@ pub mod files {
     pub const TOKENIZER: &str = "tokenizer.json";
 }
 
-/// Softmax of `logits` into `out` (cleared first).
-fn softmax_into(logits: &[f32], out: &mut Vec<f32>) {
-    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    out.clear();
-    out.extend(logits.iter().map(|l| (l - m).exp()));
-    let s: f32 = out.iter().sum();
-    for x in out.iter_mut() {
-        *x /= s;
-    }
-}
-
 /// The most probable class and its probability (the first one on ties).
 fn best_class(probs: &[f32]) -> (usize, f32) {
     probs
@@ -401,6 +391,9 @@ impl SpanTagger {
         options: &PredictOptions,
         non_entities: bool,
     ) -> Result<Vec<Vec<ScoredSpan>>> {
+        if self.pipelines() {
+            return self.score_pipelined(documents, options, non_entities);
+        }
         let items = self.prepare_documents(documents)?;
         let order: Vec<usize> = (0..items.len()).collect();
         let batches = length_buckets(&items, &order, options.batch_size, usize::MAX);
@@ -569,6 +562,88 @@ impl SpanTagger {
         Ok(batches.len())
     }
 
+    /// Whether inference overlaps the host work with the device: on CUDA (the device runs
+    /// asynchronously), not on the CPU, where the host work would compete with LibTorch's
+    /// threads for the same cores.
+    fn pipelines(&self) -> bool {
+        self.device != DeviceSpec::Cpu.device() && self.device != DeviceSpec::Flex.device()
+    }
+
+    /// [`SpanTagger::score_documents`] with the host work overlapped with the device: a second
+    /// thread tokenizes, windows, buckets by length and builds the batch arrays of the next
+    /// chunk of documents (about eight batches) while this thread runs the current chunk on the
+    /// device and decodes its results. Length buckets are formed within each chunk. Used on
+    /// CUDA; gives the same spans as the sequential path (up to the batch composition).
+    pub fn score_pipelined(
+        &self,
+        documents: &[&[Sentence]],
+        options: &PredictOptions,
+        non_entities: bool,
+    ) -> Result<Vec<Vec<ScoredSpan>>> {
+        /// One chunk: its windows and its batches (indices into the windows, host arrays).
+        type Chunk = (Vec<WindowItem>, Vec<(Vec<usize>, HostBatch)>);
+        let total: usize = documents.iter().map(|d| d.len()).sum();
+        let per_chunk = options.batch_size.max(1) * 8;
+        let mut chunks: Vec<(usize, &[&[Sentence]])> = Vec::new();
+        let (mut start, mut first, mut count) = (0usize, 0usize, 0usize);
+        for (i, d) in documents.iter().enumerate() {
+            count += d.len();
+            if count >= per_chunk || i + 1 == documents.len() {
+                chunks.push((first, &documents[start..=i]));
+                first += count;
+                start = i + 1;
+                count = 0;
+            }
+        }
+        let opts = self.prepare_options();
+        let pad = self.pad_id();
+        let mut out: Vec<Vec<ScoredSpan>> = vec![Vec::new(); total];
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk>>(1);
+            let tokenizer = &self.tokenizer;
+            scope.spawn(move || {
+                for (first, docs) in chunks {
+                    let chunk = (|| -> Result<Chunk> {
+                        let mut items = Vec::new();
+                        let mut next = first;
+                        for d in docs {
+                            items.extend(prepare_document(next, d, tokenizer, &opts, None)?);
+                            next += d.len();
+                        }
+                        let order: Vec<usize> = (0..items.len()).collect();
+                        let batches =
+                            length_buckets(&items, &order, options.batch_size, usize::MAX)
+                                .into_iter()
+                                .map(|b| {
+                                    let refs: Vec<&WindowItem> =
+                                        b.iter().map(|&i| &items[i]).collect();
+                                    let host = HostBatch::new(&refs, pad);
+                                    (b, host)
+                                })
+                                .collect();
+                        Ok((items, batches))
+                    })();
+                    let failed = chunk.is_err();
+                    if tx.send(chunk).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            for chunk in rx {
+                let (items, batches) = chunk?;
+                for (b, host) in batches {
+                    let refs: Vec<&WindowItem> = b.iter().map(|&i| &items[i]).collect();
+                    self.score_batch(&refs, host, options, non_entities, &mut out)?;
+                }
+            }
+            Ok(())
+        })?;
+        for spans in &mut out {
+            spans.sort_by_key(|s| (s.start, s.end));
+        }
+        Ok(out)
+    }
+
     /// Scores prepared windows batch by batch in the order given, with `options.mc_samples`
     /// stochastic passes per batch; spans of each sentence sorted by `(start, end)`. Without
     /// `non_entities`, only the spans whose most probable class is an entity are returned (all
@@ -581,9 +656,7 @@ impl SpanTagger {
         options: &PredictOptions,
         non_entities: bool,
     ) -> Result<Vec<Vec<ScoredSpan>>> {
-        let classes = self.config.schema.num_classes();
         let mut out: Vec<Vec<ScoredSpan>> = vec![Vec::new(); num_sentences];
-        let mut probs = Vec::with_capacity(classes);
         for batch_idx in batches {
             let batch_items: Vec<&WindowItem> = batch_idx
                 .iter()
@@ -593,53 +666,89 @@ impl SpanTagger {
                     })
                 })
                 .collect::<Result<_>>()?;
-            let batch = self.cast_inputs(build_batch(&batch_items, self.pad_id(), &self.device));
+            let host = HostBatch::new(&batch_items, self.pad_id());
+            self.score_batch(&batch_items, host, options, non_entities, &mut out)?;
+        }
+        for spans in &mut out {
+            spans.sort_by_key(|s| (s.start, s.end));
+        }
+        Ok(out)
+    }
+
+    /// Runs one batch (its windows and their host arrays) and appends the scored spans to `out`
+    /// (one list per sentence).
+    fn score_batch(
+        &self,
+        batch_items: &[&WindowItem],
+        host: HostBatch,
+        options: &PredictOptions,
+        non_entities: bool,
+        out: &mut [Vec<ScoredSpan>],
+    ) -> Result<()> {
+        let num_sentences = out.len();
+        let classes = self.config.schema.num_classes();
+        // Per span, one row read back: logits, probabilities, the most probable class, then the
+        // probabilities of each stochastic pass.
+        let width = 2 * classes + 1 + options.mc_samples * classes;
+        {
+            let batch = self.cast_inputs(host.to_device(&self.device));
             let hidden = self.model.encode(&batch, false);
-            let logits: Vec<f32> = self
+            // Span gathering, scoring, softmax and argmax stay on the device; one transfer of
+            // the packed rows per batch.
+            let logits = self
                 .model
                 .span_logits(hidden.clone(), &batch, false)
-                .try_into_vec_as::<f32>()
-                .map_err(TaggerError::tensor)?;
-            let mut samples: Vec<Vec<f32>> = Vec::with_capacity(options.mc_samples);
+                .cast(FloatDType::F32);
+            let probs = softmax(logits.clone(), 1);
+            let best = probs.clone().argmax(1).float();
+            let mut parts = vec![logits, probs, best];
             for _ in 0..options.mc_samples {
                 let h = if options.mc_encoder {
                     self.model.encode(&batch, true)
                 } else {
                     hidden.clone()
                 };
-                let p = softmax(self.model.span_logits(h, &batch, true), 1);
-                samples.push(p.try_into_vec_as::<f32>().map_err(TaggerError::tensor)?);
+                let sample = self
+                    .model
+                    .span_logits(h, &batch, true)
+                    .cast(FloatDType::F32);
+                parts.push(softmax(sample, 1));
             }
+            let packed: Vec<f32> = Tensor::cat(parts, 1)
+                .try_into_vec_as::<f32>()
+                .map_err(TaggerError::tensor)?;
             let mut k = 0usize;
-            for item in &batch_items {
+            for item in batch_items {
                 for (&(s, e), &sentence) in item.spans.iter().zip(&item.span_sentence) {
                     let spans = out.get_mut(sentence).ok_or_else(|| {
                         TaggerError::InvalidArgument(format!(
                             "sentence {sentence} outside the {num_sentences} sentences"
                         ))
                     })?;
-                    let row = k * classes..(k + 1) * classes;
+                    let row = packed.get(k * width..(k + 1) * width).ok_or_else(|| {
+                        TaggerError::InvalidArgument(format!(
+                            "the model scored fewer spans than the batch holds ({k})"
+                        ))
+                    })?;
                     k += 1;
-                    let l = &logits[row.clone()];
-                    softmax_into(l, &mut probs);
-                    if !non_entities && best_class(&probs).0 == 0 {
+                    if !non_entities && row[2 * classes] < 0.5 {
                         continue;
                     }
-                    let mc_probs = samples.iter().map(|p| p[row.clone()].to_vec()).collect();
+                    let mc_probs = row[2 * classes + 1..]
+                        .chunks(classes)
+                        .map(<[f32]>::to_vec)
+                        .collect();
                     spans.push(ScoredSpan {
                         start: s,
                         end: e,
-                        logits: l.to_vec(),
-                        probs: probs.clone(),
+                        logits: row[..classes].to_vec(),
+                        probs: row[classes..2 * classes].to_vec(),
                         mc_probs,
                     });
                 }
             }
         }
-        for spans in &mut out {
-            spans.sort_by_key(|s| (s.start, s.end));
-        }
-        Ok(out)
+        Ok(())
     }
 }
 

@@ -276,6 +276,53 @@ fn document_context_fills_windows_with_neighbouring_sentences() {
 }
 
 #[test]
+fn pipelined_scoring_gives_the_sequential_scores() {
+    let _guard = serial();
+    let doc = toy_set();
+    // Chunks of 8 × batch 1 sentences: two chunks, so the second is prepared while the first runs.
+    let opts = PredictOptions {
+        batch_size: 1,
+        mc_samples: 0,
+        ..PredictOptions::default()
+    };
+    for context in [DocumentContext::off(), small_context()] {
+        let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64).with_document_context(context);
+        // 17 sentences: the last chunk is a partial one.
+        let docs: Vec<&[Sentence]> = vec![
+            &doc[..3],
+            &doc[3..5],
+            &doc[5..],
+            &doc[..4],
+            &doc[4..],
+            &doc[..1],
+        ];
+        let seq = tagger.score_documents(&docs, &opts).unwrap();
+        let piped = tagger.score_pipelined(&docs, &opts, true).unwrap();
+        assert_eq!(seq.len(), 2 * doc.len() + 1);
+        assert!(max_logit_diff(&seq, &piped) < 1e-5);
+        // Keeping only the entity-argmax spans keeps exactly those of the full list.
+        let kept = tagger.score_pipelined(&docs, &opts, false).unwrap();
+        for (all, some) in seq.iter().zip(&kept) {
+            let want: Vec<(usize, usize)> = all
+                .iter()
+                .filter(|s| {
+                    let best = s
+                        .probs
+                        .iter()
+                        .copied()
+                        .enumerate()
+                        .fold((0, f32::MIN), |a, (i, p)| if p > a.1 { (i, p) } else { a });
+                    best.0 != 0
+                })
+                .map(|s| (s.start, s.end))
+                .collect();
+            let got: Vec<(usize, usize)> = some.iter().map(|s| (s.start, s.end)).collect();
+            assert_eq!(got, want);
+        }
+    }
+}
+
+#[test]
 fn learns_a_toy_set_with_document_context() {
     let _guard = serial();
     let data = toy_set();

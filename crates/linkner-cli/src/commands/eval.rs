@@ -42,9 +42,9 @@ pub struct EvalArgs {
     /// Data format (conll, spanner, jsonl); guessed by default.
     #[arg(long)]
     pub format: Option<String>,
-    /// Windows per forward pass.
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
+    /// Sentences per forward pass (default: 32 on the CPU, 256 on CUDA).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Device: cpu (LibTorch), cuda, cuda:N, flex.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -136,6 +136,13 @@ fn parse_estimators(
 /// Runs `linkner eval`.
 pub fn run(args: EvalArgs) -> Result<(), CliError> {
     let device: DeviceSpec = args.device.parse()?;
+    let args = EvalArgs {
+        batch_size: Some(
+            args.batch_size
+                .unwrap_or_else(|| linkner::tagger::default_batch_size(&device)),
+        ),
+        ..args
+    };
     if let Some(n) = args.threads {
         linkner::tagger::set_threads(n)?;
     }
@@ -176,7 +183,7 @@ fn plain(
     data: &[Sentence],
 ) -> Result<(), CliError> {
     let started = Instant::now();
-    let scores = evaluate_documents(tagger, docs, args.batch_size)?;
+    let scores = evaluate_documents(tagger, docs, args.batch_size.unwrap_or(32))?;
     let secs = started.elapsed().as_secs_f64();
     if args.json {
         println!("{}", serde_json::to_string(&scores)?);
@@ -247,7 +254,7 @@ fn with_estimators(
         .fold(Requirements::none(), |acc, e| acc.union(e.requirements()));
 
     let base = PredictOptions {
-        batch_size: args.batch_size,
+        batch_size: args.batch_size.unwrap_or(32),
         mc_encoder: args.mc_encoder,
         ..PredictOptions::default()
     };
