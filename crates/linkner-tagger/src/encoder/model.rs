@@ -3,8 +3,8 @@
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, relu, softmax};
-use burn::tensor::module::attention;
-use burn::tensor::{Bool, Device, Int, Tensor};
+use burn::tensor::module::{attention, layer_norm};
+use burn::tensor::{Bool, DType, Device, Int, Tensor};
 
 use super::config::{EncoderConfig, HiddenAct};
 use crate::dropout::dropout;
@@ -59,6 +59,8 @@ pub struct Encoder {
     pub hidden_dropout: f64,
     /// Dropout on attention probabilities when dropout is on.
     pub attention_dropout: f64,
+    /// LayerNorm epsilon (the same as the LayerNorm modules').
+    pub layer_norm_eps: f64,
     /// Feed-forward activation.
     #[module(skip)]
     pub hidden_act: HiddenAct,
@@ -100,6 +102,7 @@ impl EncoderConfig {
             position_offset: self.position_offset(),
             hidden_dropout: self.hidden_dropout,
             attention_dropout: self.attention_dropout,
+            layer_norm_eps: self.layer_norm_eps,
             hidden_act: self.hidden_act,
         }
     }
@@ -109,6 +112,22 @@ impl EncoderConfig {
 const MASK_VALUE: f32 = -1.0e9;
 
 impl Encoder {
+    /// LayerNorm. burn's module widens bf16 input to f32 and narrows the result back (two
+    /// extra passes); LibTorch's kernel accumulates bf16 in f32 itself, so bf16 input goes to it
+    /// directly there.
+    fn norm(&self, ln: &LayerNorm, x: Tensor<3>) -> Tensor<3> {
+        if x.dtype() == DType::BF16 && x.device() != Device::flex() {
+            layer_norm(
+                x,
+                ln.gamma.val(),
+                ln.beta.as_ref().map(|b| b.val()),
+                self.layer_norm_eps,
+            )
+        } else {
+            ln.forward(x)
+        }
+    }
+
     /// Width of the hidden states.
     pub fn hidden_size(&self) -> usize {
         self.embeddings.word_embeddings.weight.shape()[1]
@@ -146,7 +165,7 @@ impl Encoder {
             .val()
             .slice([0..1, 0..hidden])
             .reshape([1, 1, hidden]);
-        let x = emb.layer_norm.forward(words + positions + token_type);
+        let x = self.norm(&emb.layer_norm, words + positions + token_type);
         let mut x = dropout(x, self.hidden_dropout, dropout_on);
 
         if !dropout_on {
@@ -199,7 +218,7 @@ impl Encoder {
             .swap_dims(1, 2)
             .reshape([batch, seq, hidden]);
         let attn = layer.attention_output.forward(context);
-        self.feed_forward(layer, layer.attention_norm.forward(attn + x), false)
+        self.feed_forward(layer, self.norm(&layer.attention_norm, attn + x), false)
     }
 
     fn layer_forward(
@@ -228,7 +247,7 @@ impl Encoder {
             .reshape([batch, seq, hidden]);
         let attn = layer.attention_output.forward(context);
         let attn = dropout(attn, self.hidden_dropout, dropout_on);
-        let x = layer.attention_norm.forward(attn + x);
+        let x = self.norm(&layer.attention_norm, attn + x);
         self.feed_forward(layer, x, dropout_on)
     }
 
@@ -242,7 +261,7 @@ impl Encoder {
         };
         let out = layer.output.forward(inner);
         let out = dropout(out, self.hidden_dropout, dropout_on);
-        layer.output_norm.forward(out + x)
+        self.norm(&layer.output_norm, out + x)
     }
 }
 
