@@ -8,7 +8,7 @@
 //!
 //! The whole pipeline is one JSON config (the same file `linkner link --config` takes):
 //! tagger folder, estimator, routing policy, LLM endpoint. Environment: `LINKNER_MODEL` (default
-//! `$LINKNER_CACHE/models/conll03-minilm-ce`), `LINKNER_LLM_URL` (default
+//! `$LINKNER_CACHE/models/conll03-minilm-doc`), `LINKNER_LLM_URL` (default
 //! `http://127.0.0.1:8080/v1`), `LINKNER_LLM_MODEL`.
 
 mod common;

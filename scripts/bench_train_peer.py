@@ -6,7 +6,10 @@ sub-token of each word, the last CoNLL column as tag), AdamW (weight decay 0.01)
 clipping 1.0, dropout on, batch `--batch-size`, `torch.set_num_threads(--threads)`. Batches are
 length-bucketed like linkner's trainer: a shuffled order sorted by token length, cut into
 batches, the batches shuffled (seed 42). The timed region covers tokenization, forward, backward
-and optimizer steps (model loading excluded). Prints one JSON line:
+and optimizer steps (model loading excluded); `cpu_seconds` is `time.process_time()` over it
+(all threads). `--device cuda` runs on the GPU (the clock stops after
+`torch.cuda.synchronize()`), `--bf16` under `torch.autocast(device, torch.bfloat16)`.
+Prints one JSON line:
 
   {"threads": N, "batch_size": B, "sentences": S, "steps": K, "seconds": ..,
    "sentences_per_s": .., "final_loss": .., "peak_rss_mb": .., "torch": "..", ...}
@@ -49,6 +52,8 @@ def main():
     ap.add_argument("--limit", type=int, default=640, help="first N sentences")
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast")
     args = ap.parse_args()
 
     import torch
@@ -57,17 +62,22 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        print(f"--device {args.device}: torch sees no CUDA device", file=sys.stderr)
+        return 2
     tokenizer = AutoTokenizer.from_pretrained(args.encoder)
     # The MiniLM tokenizer.json pads/truncates to 128: turn both off.
     if getattr(tokenizer, "_tokenizer", None) is not None:
         tokenizer._tokenizer.no_truncation()
         tokenizer._tokenizer.no_padding()
-    encoder = AutoModel.from_pretrained(args.encoder)
+    encoder = AutoModel.from_pretrained(args.encoder).to(device)
 
     data = read_conll(args.data)[: args.limit]
     tag_names = sorted({t for _, tags in data for t in tags})
     tag_id = {t: i for i, t in enumerate(tag_names)}
-    head = torch.nn.Linear(encoder.config.hidden_size, len(tag_names))
+    head = torch.nn.Linear(encoder.config.hidden_size, len(tag_names)).to(device)
     params = list(encoder.parameters()) + list(head.parameters())
     optim = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     encoder.train()
@@ -75,6 +85,7 @@ def main():
     drop = torch.nn.Dropout(encoder.config.hidden_dropout_prob)
 
     t0 = time.perf_counter()
+    c0 = time.process_time()
     lengths = [
         len(ids)
         for ids in tokenizer(
@@ -105,24 +116,33 @@ def main():
                 if w is not None and w not in seen:
                     seen.add(w)
                     labels[b, k] = tag_id[data[i][1][w]]
-        hidden = encoder(**enc).last_hidden_state
-        logits = head(drop(hidden))
+        enc = {k: v.to(device, non_blocking=True) for k, v in enc.items()}
+        labels = labels.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            hidden = encoder(**enc).last_hidden_state
+            logits = head(drop(hidden))
         loss = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
+            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
         )
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optim.step()
         loss_value = float(loss.detach())
+    if cuda:
+        torch.cuda.synchronize(device)
     secs = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     result = {
         "threads": torch.get_num_threads(),
+        "device": str(device),
+        "bf16": args.bf16,
         "batch_size": bs,
         "sentences": len(data),
         "tokens": sum(lengths),
         "steps": len(batches),
         "seconds": secs,
+        "cpu_seconds": cpu,
         "sentences_per_s": len(data) / max(secs, 1e-9),
         "final_loss": loss_value,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,

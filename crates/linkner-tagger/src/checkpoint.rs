@@ -11,13 +11,14 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use linkner_core::{Candidate, LabelSchema, Sentence};
+use linkner_core::{Candidate, Document, LabelSchema, Sentence};
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceSpec;
 use crate::error::{Result, TaggerError};
 use crate::tagger::{LocalTagger, Precision, PredictOptions, SpanTagger, TaggerConfig, files};
 use crate::token_class::{self, TokenClassConfig, TokenClassTagger};
+use crate::prepare::DocumentContext;
 
 /// The kinds of local tagger a folder can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -196,6 +197,15 @@ impl AnyTagger {
         }
     }
 
+    /// Sets how the sentences of a document are read together (SpanNER checkpoints; a
+    /// token-classification model reads each sentence alone and is returned unchanged).
+    pub fn with_document_context(self, context: DocumentContext) -> AnyTagger {
+        match self {
+            AnyTagger::Span(t) => AnyTagger::Span(t.with_document_context(context)),
+            other => other,
+        }
+    }
+
     /// The SpanNER tagger, if it is one.
     pub fn as_span(&self) -> Option<&SpanTagger> {
         match self {
@@ -233,6 +243,17 @@ impl LocalTagger for AnyTagger {
         match self {
             AnyTagger::Span(t) => t.tag_sentences(sentences, options),
             AnyTagger::TokenClassification(t) => t.tag_sentences(sentences, options),
+        }
+    }
+
+    fn tag_documents(
+        &self,
+        documents: &[Document],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<Vec<Candidate>>>> {
+        match self {
+            AnyTagger::Span(t) => t.tag_documents(documents, options),
+            AnyTagger::TokenClassification(t) => t.tag_documents(documents, options),
         }
     }
 }

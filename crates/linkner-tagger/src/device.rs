@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,7 @@ impl DeviceSpec {
     /// [`DeviceSpec::checked_device`]; this method then also returns `flex`.
     #[allow(deprecated)] // burn 0.22 marks the libtorch constructors deprecated.
     pub fn device(&self) -> burn::tensor::Device {
+        apply_default_threads();
         match self {
             #[cfg(feature = "tch")]
             DeviceSpec::Cpu => burn::tensor::Device::libtorch(),
@@ -39,32 +41,115 @@ impl DeviceSpec {
         }
     }
 
-    /// Like [`DeviceSpec::device`], but refuses CUDA in a build without LibTorch.
+    /// Like [`DeviceSpec::device`], but refuses CUDA in a build without LibTorch and a CUDA
+    /// device that LibTorch does not see (no GPU, no CUDA driver, a CPU-only LibTorch, or an
+    /// index past the last device).
     pub fn checked_device(&self) -> Result<burn::tensor::Device, TaggerError> {
-        if matches!(self, DeviceSpec::Cuda(_)) && !cfg!(feature = "tch") {
-            return Err(TaggerError::Device {
-                name: self.to_string(),
-                message: "CUDA needs the `tch` feature (LibTorch)".into(),
-            });
+        if let DeviceSpec::Cuda(n) = self {
+            if !cfg!(feature = "tch") {
+                return Err(TaggerError::Device {
+                    name: self.to_string(),
+                    message: "CUDA needs the `tch` feature (LibTorch)".into(),
+                });
+            }
+            let count = cuda_device_count();
+            if *n >= count {
+                return Err(TaggerError::Device {
+                    name: self.to_string(),
+                    message: format!(
+                        "LibTorch sees {count} CUDA device(s){}",
+                        if count == 0 {
+                            " (no GPU or driver, or a CPU-only LibTorch); use --device cpu"
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+            }
         }
         Ok(self.device())
+    }
+
+    /// Whether this is a CUDA device.
+    pub fn is_cuda(&self) -> bool {
+        matches!(self, DeviceSpec::Cuda(_))
+    }
+}
+
+/// The default number of sentences per forward pass at inference on `device`: 32 on the CPU
+/// (the fastest in `docs/benchmarks.md`), 256 on CUDA, where small batches leave the GPU idle
+/// between kernel launches.
+pub fn default_batch_size(device: &DeviceSpec) -> usize {
+    if device.is_cuda() { 256 } else { 32 }
+}
+
+/// Number of CUDA devices LibTorch can use (0 without the `tch` feature).
+pub fn cuda_device_count() -> usize {
+    #[cfg(feature = "tch")]
+    {
+        if tch::Cuda::is_available() {
+            return usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+        }
+    }
+    0
+}
+
+/// Set once the thread count has been chosen (by [`set_threads`] or by the default).
+static THREADS_CHOSEN: AtomicBool = AtomicBool::new(false);
+
+/// The default number of LibTorch CPU threads: `OMP_NUM_THREADS` when it is set to a positive
+/// integer, else the cores available to this process
+/// ([`std::thread::available_parallelism`], which follows the CPU affinity mask and cgroup
+/// quotas), else 1.
+pub fn default_threads() -> usize {
+    if let Some(n) = std::env::var("OMP_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n;
+    }
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Gives LibTorch [`default_threads`] threads the first time a device is made, unless
+/// [`set_threads`] chose a count before.
+fn apply_default_threads() {
+    if !THREADS_CHOSEN.swap(true, Ordering::SeqCst) {
+        #[cfg(feature = "tch")]
+        tch::set_num_threads(i32::try_from(default_threads()).unwrap_or(i32::MAX));
     }
 }
 
 /// Sets the number of intra-op CPU threads of LibTorch (the `cpu` device). `0` is refused.
 ///
-/// LibTorch's OpenMP workers busy-wait between the many small operations of a training step;
-/// on a machine where other processes compete for the cores, fewer threads (even 1) can be
-/// several times faster. Without the `tch` feature this does nothing.
+/// Without a call, the first device made gets [`default_threads`] (the cores available to the
+/// process, or `OMP_NUM_THREADS`). LibTorch's OpenMP workers busy-wait between the many small
+/// operations of a training step; on a machine where other processes compete for the cores,
+/// fewer threads (even 1) can be several times faster (see `docs/tagger.md`). Without the `tch`
+/// feature this does nothing.
 pub fn set_threads(n: usize) -> Result<(), TaggerError> {
     if n == 0 {
         return Err(TaggerError::InvalidArgument(
             "thread count must be > 0".into(),
         ));
     }
+    THREADS_CHOSEN.store(true, Ordering::SeqCst);
     #[cfg(feature = "tch")]
     tch::set_num_threads(i32::try_from(n).unwrap_or(i32::MAX));
     Ok(())
+}
+
+/// The number of intra-op CPU threads LibTorch uses now (1 without the `tch` feature).
+pub fn threads() -> usize {
+    #[cfg(feature = "tch")]
+    {
+        usize::try_from(tch::get_num_threads()).unwrap_or(1)
+    }
+    #[cfg(not(feature = "tch"))]
+    {
+        1
+    }
 }
 
 impl fmt::Display for DeviceSpec {

@@ -45,12 +45,18 @@ pub mod words {
 }
 
 pub use checkpoint::{AnyTagger, TaggerKind, checkpoint_schema};
-pub use device::{DeviceSpec, set_threads};
+pub use device::{
+    DeviceSpec, cuda_device_count, default_batch_size, default_threads, set_threads, threads,
+};
 pub use error::{Result, TaggerError};
 pub use linkner_core::tagger::{LocalTagger, PredictOptions};
 pub use locate::{default_encoder_dir, default_model_dir};
 pub use loss::LossConfig;
+pub use prepare::DocumentContext;
 pub use tagger::{Evidence, HeadOptions, Precision, ScoredSpan, SpanTagger, TaggerConfig};
 pub use token_class::TokenClassTagger;
-pub use train::{EpochReport, TrainConfig, TrainObserver, TrainReport, evaluate, train};
+pub use train::{
+    EpochReport, PhaseSeconds, TrainConfig, TrainObserver, TrainReport, evaluate,
+    evaluate_documents, train, train_documents,
+};
 pub use words::{sentence_from_text, split_words};

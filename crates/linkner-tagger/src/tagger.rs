@@ -7,14 +7,17 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, FloatDType, Tensor};
 pub use linkner_core::tagger::{LocalTagger, PredictOptions};
-use linkner_core::{Candidate, Entity, LabelSchema, Sentence, WordSpan};
+use linkner_core::{Candidate, Document, Entity, LabelSchema, Sentence, WordSpan};
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceSpec;
 use crate::encoder::{LoadReport, load_hf_encoder};
 use crate::error::{Result, TaggerError};
 use crate::model::{SpanBatch, SpanNer, SpanNerConfig};
-use crate::prepare::{PrepareOptions, WindowItem, build_batch, length_buckets, prepare_sentence};
+use crate::prepare::{
+    DocumentContext, HostBatch, PrepareOptions, WindowItem, build_batch, length_buckets,
+    prepare_document,
+};
 use crate::tokenize::SubwordTokenizer;
 
 /// How evidential models turn logits into Dirichlet evidence.
@@ -58,6 +61,10 @@ pub struct TaggerConfig {
     /// `Some` when trained with the evidential loss: candidates then carry Dirichlet `alpha`.
     #[serde(default)]
     pub evidential: Option<Evidence>,
+    /// Context from the neighbouring sentences of a document (off in checkpoints written
+    /// before it existed, which were trained without it).
+    #[serde(default)]
+    pub document_context: DocumentContext,
 }
 
 /// Options of a new (untrained) span classifier on a pretrained encoder.
@@ -75,6 +82,8 @@ pub struct HeadOptions {
     pub max_tokens: usize,
     /// Context words kept around a window's core.
     pub window_context: usize,
+    /// Context from the neighbouring sentences of a document (default: on).
+    pub document_context: DocumentContext,
 }
 
 impl Default for HeadOptions {
@@ -86,6 +95,7 @@ impl Default for HeadOptions {
             head_dropout: 0.2,
             max_tokens: 512,
             window_context: 16,
+            document_context: DocumentContext::on(),
         }
     }
 }
@@ -128,11 +138,15 @@ pub mod files {
     pub const TOKENIZER: &str = "tokenizer.json";
 }
 
-fn softmax_host(logits: &[f32]) -> Vec<f32> {
-    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = logits.iter().map(|l| (l - m).exp()).collect();
-    let s: f32 = e.iter().sum();
-    e.into_iter().map(|x| x / s).collect()
+/// The most probable class and its probability (the first one on ties).
+fn best_class(probs: &[f32]) -> (usize, f32) {
+    probs
+        .iter()
+        .copied()
+        .enumerate()
+        .fold((0usize, f32::NEG_INFINITY), |a, (i, p)| {
+            if p > a.1 { (i, p) } else { a }
+        })
 }
 
 impl SpanTagger {
@@ -164,6 +178,7 @@ impl SpanTagger {
             max_tokens,
             window_context: head.window_context,
             evidential: None,
+            document_context: head.document_context,
         };
         Ok((
             SpanTagger {
@@ -248,6 +263,7 @@ impl SpanTagger {
             max_span_width: self.config.model.max_span_width,
             max_tokens: self.config.max_tokens,
             window_context: self.config.window_context,
+            document_context: self.config.document_context,
         }
     }
 
@@ -256,26 +272,69 @@ impl SpanTagger {
         self.config.model.encoder.pad_token_id as u32
     }
 
-    /// Windows and spans of `sentences`, without labels.
+    /// Windows and spans of `sentences`, each encoded alone, without labels.
     pub fn prepare(&self, sentences: &[Sentence]) -> Result<Vec<WindowItem>> {
+        let singles: Vec<&[Sentence]> = sentences.chunks(1).collect();
+        self.prepare_documents(&singles)
+    }
+
+    /// Windows and spans of documents given as their sentences, without labels; with document
+    /// context on, the sentences of a document share windows. Sentence indices in the items
+    /// count the sentences of all documents in order.
+    pub fn prepare_documents(&self, documents: &[&[Sentence]]) -> Result<Vec<WindowItem>> {
         let opts = self.prepare_options();
         let mut items = Vec::new();
-        for (i, s) in sentences.iter().enumerate() {
-            items.extend(prepare_sentence(i, s, &self.tokenizer, &opts, None)?);
+        let mut first = 0usize;
+        for doc in documents {
+            items.extend(prepare_document(first, doc, &self.tokenizer, &opts, None)?);
+            first += doc.len();
         }
         Ok(items)
     }
 
-    /// Scores every enumerated span of every sentence.
+    /// Scores every enumerated span of every sentence, each sentence encoded alone.
     pub fn score_spans(
         &self,
         sentences: &[Sentence],
         options: &PredictOptions,
     ) -> Result<Vec<Vec<ScoredSpan>>> {
-        let items = self.prepare(sentences)?;
+        let singles: Vec<&[Sentence]> = sentences.chunks(1).collect();
+        self.score_documents(&singles, options)
+    }
+
+    /// Scores every enumerated span of every sentence of the documents (given as their
+    /// sentences); the result has one entry per sentence, all documents in order.
+    pub fn score_documents(
+        &self,
+        documents: &[&[Sentence]],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<ScoredSpan>>> {
+        self.score_documents_kept(documents, options, true)
+    }
+
+    /// [`SpanTagger::score_documents`], keeping the spans whose most probable class is the
+    /// non-entity class only with `non_entities`.
+    fn score_documents_kept(
+        &self,
+        documents: &[&[Sentence]],
+        options: &PredictOptions,
+        non_entities: bool,
+    ) -> Result<Vec<Vec<ScoredSpan>>> {
+        if self.pipelines() {
+            return self.score_pipelined(documents, options, non_entities);
+        }
+        let items = self.prepare_documents(documents)?;
         let order: Vec<usize> = (0..items.len()).collect();
         let batches = length_buckets(&items, &order, options.batch_size, usize::MAX);
-        self.score_windows(&items, &batches, sentences.len(), options)
+        let total = documents.iter().map(|d| d.len()).sum();
+        self.score_windows(&items, &batches, total, options, non_entities)
+    }
+
+    /// A copy of this tagger with document context set to `context` (e.g.
+    /// [`DocumentContext::off`] to tag the sentences of documents alone).
+    pub fn with_document_context(mut self, context: DocumentContext) -> SpanTagger {
+        self.config.document_context = context;
+        self
     }
 
     /// Turns the scored spans of one sentence into candidates (see [`decode_spans`]).
@@ -374,19 +433,158 @@ impl SpanTagger {
         batches: &[Vec<usize>],
         num_sentences: usize,
     ) -> Result<Vec<Vec<ScoredSpan>>> {
-        self.score_windows(items, batches, num_sentences, &PredictOptions::default())
+        self.score_windows(
+            items,
+            batches,
+            num_sentences,
+            &PredictOptions::default(),
+            true,
+        )
+    }
+
+    /// Candidates of `sentences` from their prepared windows (from [`SpanTagger::prepare`] or
+    /// [`SpanTagger::prepare_documents`] on the same sentences), fed to the model exactly in
+    /// `batches` — what [`LocalTagger::tag_sentences`] does after bucketing windows by length.
+    pub fn tag_batches(
+        &self,
+        sentences: &[Sentence],
+        items: &[WindowItem],
+        batches: &[Vec<usize>],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<Candidate>>> {
+        let scored = self.score_windows(items, batches, sentences.len(), options, false)?;
+        sentences
+            .iter()
+            .zip(scored)
+            .map(|(s, spans)| self.candidates(s, spans, options.overlapping))
+            .collect()
+    }
+
+    /// The batch tensors of prepared windows on the tagger's device, in the model's precision
+    /// (for timing the encoder alone: [`SpanTagger::encode_all`]).
+    pub fn build_batches(&self, items: &[WindowItem], batches: &[Vec<usize>]) -> Vec<SpanBatch> {
+        batches
+            .iter()
+            .map(|b| {
+                let batch_items: Vec<&WindowItem> =
+                    b.iter().filter_map(|&i| items.get(i)).collect();
+                self.cast_inputs(build_batch(&batch_items, self.pad_id(), &self.device))
+            })
+            .collect()
+    }
+
+    /// Runs the encoder alone over `batches` and waits until the device is done (reads one
+    /// value of the last output back); returns the number of batches run.
+    pub fn encode_all(&self, batches: &[SpanBatch]) -> Result<usize> {
+        let mut last = None;
+        for b in batches {
+            last = Some(self.model.encode(b, false));
+        }
+        if let Some(h) = last {
+            let [b, t, d] = h.dims();
+            if b * t * d > 0 {
+                h.slice([0..1, 0..1, 0..1])
+                    .try_into_vec_as::<f32>()
+                    .map_err(TaggerError::tensor)?;
+            }
+        }
+        Ok(batches.len())
+    }
+
+    /// Whether inference overlaps the host work with the device: on CUDA (the device runs
+    /// asynchronously), not on the CPU, where the host work would compete with LibTorch's
+    /// threads for the same cores.
+    fn pipelines(&self) -> bool {
+        self.device != DeviceSpec::Cpu.device() && self.device != DeviceSpec::Flex.device()
+    }
+
+    /// [`SpanTagger::score_documents`] with the host work overlapped with the device: a second
+    /// thread tokenizes, windows, buckets by length and builds the batch arrays of the next
+    /// chunk of documents (about eight batches) while this thread runs the current chunk on the
+    /// device and decodes its results. Length buckets are formed within each chunk. Used on
+    /// CUDA; gives the same spans as the sequential path (up to the batch composition).
+    pub fn score_pipelined(
+        &self,
+        documents: &[&[Sentence]],
+        options: &PredictOptions,
+        non_entities: bool,
+    ) -> Result<Vec<Vec<ScoredSpan>>> {
+        /// One chunk: its windows and its batches (indices into the windows, host arrays).
+        type Chunk = (Vec<WindowItem>, Vec<(Vec<usize>, HostBatch)>);
+        let total: usize = documents.iter().map(|d| d.len()).sum();
+        let per_chunk = options.batch_size.max(1) * 8;
+        let mut chunks: Vec<(usize, &[&[Sentence]])> = Vec::new();
+        let (mut start, mut first, mut count) = (0usize, 0usize, 0usize);
+        for (i, d) in documents.iter().enumerate() {
+            count += d.len();
+            if count >= per_chunk || i + 1 == documents.len() {
+                chunks.push((first, &documents[start..=i]));
+                first += count;
+                start = i + 1;
+                count = 0;
+            }
+        }
+        let opts = self.prepare_options();
+        let pad = self.pad_id();
+        let mut out: Vec<Vec<ScoredSpan>> = vec![Vec::new(); total];
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk>>(1);
+            let tokenizer = &self.tokenizer;
+            scope.spawn(move || {
+                for (first, docs) in chunks {
+                    let chunk = (|| -> Result<Chunk> {
+                        let mut items = Vec::new();
+                        let mut next = first;
+                        for d in docs {
+                            items.extend(prepare_document(next, d, tokenizer, &opts, None)?);
+                            next += d.len();
+                        }
+                        let order: Vec<usize> = (0..items.len()).collect();
+                        let batches =
+                            length_buckets(&items, &order, options.batch_size, usize::MAX)
+                                .into_iter()
+                                .map(|b| {
+                                    let refs: Vec<&WindowItem> =
+                                        b.iter().map(|&i| &items[i]).collect();
+                                    let host = HostBatch::new(&refs, pad);
+                                    (b, host)
+                                })
+                                .collect();
+                        Ok((items, batches))
+                    })();
+                    let failed = chunk.is_err();
+                    if tx.send(chunk).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            for chunk in rx {
+                let (items, batches) = chunk?;
+                for (b, host) in batches {
+                    let refs: Vec<&WindowItem> = b.iter().map(|&i| &items[i]).collect();
+                    self.score_batch(&refs, host, options, non_entities, &mut out)?;
+                }
+            }
+            Ok(())
+        })?;
+        for spans in &mut out {
+            spans.sort_by_key(|s| (s.start, s.end));
+        }
+        Ok(out)
     }
 
     /// Scores prepared windows batch by batch in the order given, with `options.mc_samples`
-    /// stochastic passes per batch; spans of each sentence sorted by `(start, end)`.
+    /// stochastic passes per batch; spans of each sentence sorted by `(start, end)`. Without
+    /// `non_entities`, only the spans whose most probable class is an entity are returned (all
+    /// that decoding looks at), which spares building the others.
     fn score_windows(
         &self,
         items: &[WindowItem],
         batches: &[Vec<usize>],
         num_sentences: usize,
         options: &PredictOptions,
+        non_entities: bool,
     ) -> Result<Vec<Vec<ScoredSpan>>> {
-        let classes = self.config.schema.num_classes();
         let mut out: Vec<Vec<ScoredSpan>> = vec![Vec::new(); num_sentences];
         for batch_idx in batches {
             let batch_items: Vec<&WindowItem> = batch_idx
@@ -397,53 +595,89 @@ impl SpanTagger {
                     })
                 })
                 .collect::<Result<_>>()?;
-            let batch = self.cast_inputs(build_batch(&batch_items, self.pad_id(), &self.device));
+            let host = HostBatch::new(&batch_items, self.pad_id());
+            self.score_batch(&batch_items, host, options, non_entities, &mut out)?;
+        }
+        for spans in &mut out {
+            spans.sort_by_key(|s| (s.start, s.end));
+        }
+        Ok(out)
+    }
+
+    /// Runs one batch (its windows and their host arrays) and appends the scored spans to `out`
+    /// (one list per sentence).
+    fn score_batch(
+        &self,
+        batch_items: &[&WindowItem],
+        host: HostBatch,
+        options: &PredictOptions,
+        non_entities: bool,
+        out: &mut [Vec<ScoredSpan>],
+    ) -> Result<()> {
+        let num_sentences = out.len();
+        let classes = self.config.schema.num_classes();
+        // Per span, one row read back: logits, probabilities, the most probable class, then the
+        // probabilities of each stochastic pass.
+        let width = 2 * classes + 1 + options.mc_samples * classes;
+        {
+            let batch = self.cast_inputs(host.to_device(&self.device));
             let hidden = self.model.encode(&batch, false);
-            let logits: Vec<f32> = self
+            // Span gathering, scoring, softmax and argmax stay on the device; one transfer of
+            // the packed rows per batch.
+            let logits = self
                 .model
                 .span_logits(hidden.clone(), &batch, false)
-                .try_into_vec_as::<f32>()
-                .map_err(TaggerError::tensor)?;
-            let mut samples: Vec<Vec<f32>> = Vec::with_capacity(options.mc_samples);
+                .cast(FloatDType::F32);
+            let probs = softmax(logits.clone(), 1);
+            let best = probs.clone().argmax(1).float();
+            let mut parts = vec![logits, probs, best];
             for _ in 0..options.mc_samples {
                 let h = if options.mc_encoder {
                     self.model.encode(&batch, true)
                 } else {
                     hidden.clone()
                 };
-                let p = softmax(self.model.span_logits(h, &batch, true), 1);
-                samples.push(p.try_into_vec_as::<f32>().map_err(TaggerError::tensor)?);
+                let sample = self
+                    .model
+                    .span_logits(h, &batch, true)
+                    .cast(FloatDType::F32);
+                parts.push(softmax(sample, 1));
             }
+            let packed: Vec<f32> = Tensor::cat(parts, 1)
+                .try_into_vec_as::<f32>()
+                .map_err(TaggerError::tensor)?;
             let mut k = 0usize;
-            for item in &batch_items {
-                let spans = out.get_mut(item.sentence).ok_or_else(|| {
-                    TaggerError::InvalidArgument(format!(
-                        "sentence {} outside the {num_sentences} sentences",
-                        item.sentence
-                    ))
-                })?;
-                for &(s, e) in &item.spans {
-                    let l = logits[k * classes..(k + 1) * classes].to_vec();
-                    let probs = softmax_host(&l);
-                    let mc_probs = samples
-                        .iter()
-                        .map(|p| p[k * classes..(k + 1) * classes].to_vec())
+            for item in batch_items {
+                for (&(s, e), &sentence) in item.spans.iter().zip(&item.span_sentence) {
+                    let spans = out.get_mut(sentence).ok_or_else(|| {
+                        TaggerError::InvalidArgument(format!(
+                            "sentence {sentence} outside the {num_sentences} sentences"
+                        ))
+                    })?;
+                    let row = packed.get(k * width..(k + 1) * width).ok_or_else(|| {
+                        TaggerError::InvalidArgument(format!(
+                            "the model scored fewer spans than the batch holds ({k})"
+                        ))
+                    })?;
+                    k += 1;
+                    if !non_entities && row[2 * classes] < 0.5 {
+                        continue;
+                    }
+                    let mc_probs = row[2 * classes + 1..]
+                        .chunks(classes)
+                        .map(<[f32]>::to_vec)
                         .collect();
                     spans.push(ScoredSpan {
                         start: s,
                         end: e,
-                        logits: l,
-                        probs,
+                        logits: row[..classes].to_vec(),
+                        probs: row[classes..2 * classes].to_vec(),
                         mc_probs,
                     });
-                    k += 1;
                 }
             }
         }
-        for spans in &mut out {
-            spans.sort_by_key(|s| (s.start, s.end));
-        }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -460,12 +694,7 @@ pub fn decode_spans(
     let mut entities: Vec<(usize, f32, ScoredSpan)> = spans
         .into_iter()
         .filter_map(|s| {
-            let (class, p) = s.probs.iter().copied().enumerate().fold(
-                (0usize, f32::NEG_INFINITY),
-                |a, (i, p)| {
-                    if p > a.1 { (i, p) } else { a }
-                },
-            );
+            let (class, p) = best_class(&s.probs);
             (class != 0).then_some((class, p, s))
         })
         .collect();
@@ -514,11 +743,33 @@ impl LocalTagger for SpanTagger {
         sentences: &[Sentence],
         options: &PredictOptions,
     ) -> Result<Vec<Vec<Candidate>>> {
-        let scored = self.score_spans(sentences, options)?;
+        let singles: Vec<&[Sentence]> = sentences.chunks(1).collect();
+        let scored = self.score_documents_kept(&singles, options, false)?;
         sentences
             .iter()
             .zip(scored)
             .map(|(s, spans)| self.candidates(s, spans, options.overlapping))
+            .collect()
+    }
+
+    fn tag_documents(
+        &self,
+        documents: &[Document],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<Vec<Candidate>>>> {
+        let docs: Vec<&[Sentence]> = documents.iter().map(|d| d.sentences.as_slice()).collect();
+        let mut scored = self
+            .score_documents_kept(&docs, options, false)?
+            .into_iter();
+        documents
+            .iter()
+            .map(|d| {
+                d.sentences
+                    .iter()
+                    .zip(scored.by_ref())
+                    .map(|(s, spans)| self.candidates(s, spans, options.overlapping))
+                    .collect()
+            })
             .collect()
     }
 }

@@ -240,6 +240,110 @@ pub fn plan_windows(
     }
 }
 
+/// How [`plan_document_windows`] fills windows with the sentences of one document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentPlan {
+    /// Most sub-tokens of a window, special tokens excluded.
+    pub budget: usize,
+    /// Consecutive sentences are packed into one window core while their sub-tokens stay within
+    /// this (a core always holds at least one sentence).
+    pub core_tokens: usize,
+    /// Sub-tokens of context taken from the neighbouring sentences on each side of a core.
+    pub margin_tokens: usize,
+    /// Longest span in words.
+    pub max_width: usize,
+    /// Words of context around a core when a sentence longer than `budget` is cut (see
+    /// [`plan_windows`]).
+    pub context: usize,
+}
+
+/// Plans the windows of a document whose sentences have `counts[i]` sub-tokens per word.
+///
+/// Word indices are flat: the words of all sentences in order. Consecutive sentences are packed
+/// into a window's core (up to `core_tokens` sub-tokens), and the window is filled with up to
+/// `margin_tokens` sub-tokens of the words just before and just after the core, taken from the
+/// neighbouring sentences of the same document. A sentence longer than `budget` is cut by
+/// [`plan_windows`] on its own, without context from other sentences. Cores partition the
+/// document's words and start and end on sentence boundaries (except inside a cut sentence);
+/// spans are enumerated per sentence, so none crosses a sentence boundary.
+///
+/// A document of one sentence that fits the budget gives the window [`plan_windows`] gives it.
+pub fn plan_document_windows(counts: &[Vec<usize>], plan: &DocumentPlan) -> Vec<Window> {
+    let budget = plan.budget.max(1);
+    let mut offsets = Vec::with_capacity(counts.len() + 1);
+    let mut n = 0usize;
+    for c in counts {
+        offsets.push(n);
+        n += c.len();
+    }
+    offsets.push(n);
+    let flat: Vec<usize> = counts
+        .iter()
+        .flatten()
+        .map(|c| (*c).clamp(1, budget))
+        .collect();
+    let tokens = |i: usize| -> usize { flat[offsets[i]..offsets[i + 1]].iter().sum() };
+    let mut windows = Vec::new();
+    let mut i = 0usize;
+    while i < counts.len() {
+        let (s0, e0) = (offsets[i], offsets[i + 1]);
+        if s0 == e0 {
+            i += 1;
+            continue;
+        }
+        let first = tokens(i);
+        if first > budget {
+            windows.extend(
+                plan_windows(&counts[i], budget, plan.max_width, plan.context)
+                    .into_iter()
+                    .map(|w| Window {
+                        word_start: w.word_start + s0,
+                        word_end: w.word_end + s0,
+                        core_start: w.core_start + s0,
+                        core_end: w.core_end + s0,
+                    }),
+            );
+            i += 1;
+            continue;
+        }
+        let mut total = first;
+        let mut j = i + 1;
+        while j < counts.len() {
+            let t = tokens(j);
+            if total + t <= plan.core_tokens.min(budget) {
+                total += t;
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        let (core_start, core_end) = (s0, offsets[j]);
+        let room = budget - total;
+        let left_max = plan.margin_tokens.min(room / 2);
+        let mut word_start = core_start;
+        let mut used = 0usize;
+        while word_start > 0 && used + flat[word_start - 1] <= left_max {
+            used += flat[word_start - 1];
+            word_start -= 1;
+        }
+        let right_max = plan.margin_tokens.min(room - used);
+        let mut word_end = core_end;
+        let mut used_right = 0usize;
+        while word_end < n && used_right + flat[word_end] <= right_max {
+            used_right += flat[word_end];
+            word_end += 1;
+        }
+        windows.push(Window {
+            word_start,
+            word_end,
+            core_start,
+            core_end,
+        });
+        i = j;
+    }
+    windows
+}
+
 /// The encoder input of one window: token ids with special tokens, and for each word of the
 /// window its first and last sub-token position in `ids`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,6 +433,86 @@ mod tests {
                         let owners: Vec<_> = windows.iter().filter(|w| w.core_start <= s && s < w.core_end).collect();
                         prop_assert_eq!(owners.len(), 1);
                         prop_assert!(e <= owners[0].word_end, "span {}..{} cut by {:?}", s, e, owners[0]);
+                    }
+                }
+            }
+        }
+    }
+
+    fn doc_plan(budget: usize, core: usize, margin: usize, width: usize) -> DocumentPlan {
+        DocumentPlan {
+            budget,
+            core_tokens: core,
+            margin_tokens: margin,
+            max_width: width,
+            context: 4,
+        }
+    }
+
+    #[test]
+    fn document_windows_pack_sentences_and_add_margins() {
+        // Five sentences of 3 words, 1 sub-token each; cores of up to 6 tokens, margins of 2.
+        let counts = vec![vec![1; 3]; 5];
+        let w = plan_document_windows(&counts, &doc_plan(100, 6, 2, 5));
+        let got: Vec<(usize, usize, usize, usize)> = w
+            .iter()
+            .map(|w| (w.word_start, w.core_start, w.core_end, w.word_end))
+            .collect();
+        assert_eq!(got, vec![(0, 0, 6, 8), (4, 6, 12, 14), (10, 12, 15, 15)]);
+        // A single sentence that fits is the window plan_windows gives it.
+        let one = vec![vec![1, 2, 3]];
+        assert_eq!(
+            plan_document_windows(&one, &doc_plan(10, 4, 2, 5)),
+            plan_windows(&one[0], 10, 5, 4)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn document_windows_cover_every_sentence_span_once(
+            counts in proptest::collection::vec(proptest::collection::vec(1usize..5, 0..30), 1..12),
+            budget in 8usize..120,
+            core in 1usize..80,
+            margin in 0usize..40,
+            max_width in 1usize..6,
+        ) {
+            let plan = doc_plan(budget, core, margin, max_width);
+            let windows = plan_document_windows(&counts, &plan);
+            let flat: Vec<usize> = counts.iter().flatten().copied().collect();
+            let n = flat.len();
+            let mut sentence_of = Vec::new();
+            let mut bounds = Vec::new();
+            for (k, c) in counts.iter().enumerate() {
+                let s0 = sentence_of.len();
+                sentence_of.extend(std::iter::repeat_n(k, c.len()));
+                bounds.push((s0, s0 + c.len()));
+            }
+            let mut next = 0;
+            for w in &windows {
+                prop_assert_eq!(w.core_start, next);
+                prop_assert!(w.core_end > w.core_start);
+                prop_assert!(w.word_start <= w.core_start && w.core_end <= w.word_end && w.word_end <= n);
+                let tokens: usize = flat[w.word_start..w.word_end].iter().map(|c| (*c).min(budget)).sum();
+                prop_assert!(tokens <= budget || w.word_end - w.word_start == 1);
+                // A core that spans several sentences holds whole sentences.
+                let (a, b) = (sentence_of[w.core_start], sentence_of[w.core_end - 1]);
+                if a != b {
+                    prop_assert_eq!(w.core_start, bounds[a].0);
+                    prop_assert_eq!(w.core_end, bounds[b].1);
+                }
+                next = w.core_end;
+            }
+            prop_assert_eq!(next, n);
+            // Every span inside a sentence lies in the window that owns its first word, when the
+            // budget leaves room for cutting long sentences with their span reach.
+            if budget >= 4 * (2 * max_width + 2 * 4 + 2) {
+                for &(s0, e0) in &bounds {
+                    for s in s0..e0 {
+                        let owners: Vec<_> = windows.iter().filter(|w| w.core_start <= s && s < w.core_end).collect();
+                        prop_assert_eq!(owners.len(), 1);
+                        for e in s + 1..=(s + max_width).min(e0) {
+                            prop_assert!(e <= owners[0].word_end, "span {}..{} cut by {:?}", s, e, owners[0]);
+                        }
                     }
                 }
             }

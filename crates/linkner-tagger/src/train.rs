@@ -9,7 +9,7 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use linkner_core::score::{Mode, Scorer};
-use linkner_core::{Sentence, WordSpan};
+use linkner_core::{Document, Sentence, WordSpan};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TaggerError};
 use crate::loss::{LossConfig, evidential_loss, weighted_cross_entropy};
-use crate::prepare::{WindowItem, build_batch, length_buckets, prepare_sentence};
+use crate::prepare::{WindowItem, build_batch, length_buckets, prepare_document};
 use crate::span::out_of_reach;
 use crate::tagger::{LocalTagger, PredictOptions, SpanTagger};
 
@@ -66,6 +66,22 @@ impl Default for TrainConfig {
     }
 }
 
+/// Where the training time of an epoch went, in seconds. LibTorch on the CPU runs each
+/// operation when it is called, so the phases are exact there; on CUDA the forward phase ends
+/// with the loss read back to the host (a sync), and kernels queued by the later phases may be
+/// counted in the next one.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct PhaseSeconds {
+    /// Building the batch tensors (ids, mask, span indices, features, labels) on the host.
+    pub batch: f64,
+    /// Forward pass (encoder, span classifier) and loss, until the loss is read back.
+    pub forward: f64,
+    /// Backward pass.
+    pub backward: f64,
+    /// Gradient clipping and the AdamW steps.
+    pub optimizer: f64,
+}
+
 /// Scores of one epoch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochReport {
@@ -83,6 +99,9 @@ pub struct EpochReport {
     pub train_seconds: f64,
     /// Training sentences per second.
     pub sentences_per_second: f64,
+    /// Where the training time went.
+    #[serde(default)]
+    pub phases: PhaseSeconds,
 }
 
 /// What a training run did.
@@ -134,6 +153,39 @@ pub fn evaluate(
     Ok(scorer.finish())
 }
 
+/// Like [`evaluate`], for the sentences of documents: a tagger with document context reads
+/// each document's sentences together ([`LocalTagger::tag_documents`]).
+pub fn evaluate_documents(
+    tagger: &dyn LocalTagger,
+    documents: &[Document],
+    batch_size: usize,
+) -> Result<linkner_core::score::Scores> {
+    let options = PredictOptions {
+        batch_size,
+        ..PredictOptions::default()
+    };
+    let cands = tagger.tag_documents(documents, &options)?;
+    let mut scorer = Scorer::new(Mode::Conlleval);
+    for (d, c) in documents.iter().zip(cands) {
+        for (s, c) in d.sentences.iter().zip(c) {
+            let pred: Vec<WordSpan> = c.into_iter().map(|c| c.span).collect();
+            scorer.add_spans(&s.spans, &pred)?;
+        }
+    }
+    Ok(scorer.finish())
+}
+
+/// Each sentence as a document of its own (no document context).
+pub fn single_sentence_documents(sentences: &[Sentence]) -> Vec<Document> {
+    sentences
+        .iter()
+        .map(|s| Document {
+            id: None,
+            sentences: vec![s.clone()],
+        })
+        .collect()
+}
+
 struct IdCollector(Vec<ParamId>);
 
 impl ModuleVisitor for IdCollector {
@@ -158,11 +210,33 @@ fn lr_at(step: usize, total: usize, warmup: usize, peak: f64) -> f64 {
 }
 
 /// Fine-tunes `tagger` on `train`, evaluating on `dev` after each epoch; returns the tagger of
-/// the best dev epoch (or of the last epoch without dev data).
+/// the best dev epoch (or of the last epoch without dev data). Every sentence is encoded alone;
+/// [`train_documents`] gives the sentences of documents their neighbours as context.
 pub fn train(
     tagger: SpanTagger,
     train: &[Sentence],
     dev: &[Sentence],
+    config: &TrainConfig,
+    observer: &mut dyn TrainObserver,
+) -> Result<(SpanTagger, TrainReport)> {
+    train_documents(
+        tagger,
+        &single_sentence_documents(train),
+        &single_sentence_documents(dev),
+        config,
+        observer,
+    )
+}
+
+/// Fine-tunes `tagger` on the sentences of the `train` documents, evaluating on the `dev`
+/// documents after each epoch; with the tagger's document context on
+/// ([`crate::prepare::DocumentContext`]), windows are filled with the neighbouring sentences of
+/// each document, in training and in the evaluation. Returns the tagger of the best dev epoch
+/// (or of the last epoch without dev data).
+pub fn train_documents(
+    tagger: SpanTagger,
+    train: &[Document],
+    dev: &[Document],
     config: &TrainConfig,
     observer: &mut dyn TrainObserver,
 ) -> Result<(SpanTagger, TrainReport)> {
@@ -206,17 +280,22 @@ pub fn train(
     let mut items: Vec<WindowItem> = Vec::new();
     let mut train_entities = 0usize;
     let mut unreachable = 0usize;
-    for (i, s) in train.iter().enumerate() {
-        train_entities += s.spans.len();
-        unreachable += out_of_reach(&s.spans, opts.max_span_width);
-        items.extend(prepare_sentence(
-            i,
-            s,
+    let mut first = 0usize;
+    for doc in train {
+        for s in &doc.sentences {
+            train_entities += s.spans.len();
+            unreachable += out_of_reach(&s.spans, opts.max_span_width);
+        }
+        items.extend(prepare_document(
+            first,
+            &doc.sentences,
             &tagger.tokenizer,
             &opts,
             Some(&schema),
         )?);
+        first += doc.sentences.len();
     }
+    let num_train_sentences = first;
     items.retain(|it| !it.spans.is_empty());
     if items.is_empty() {
         return Err(TaggerError::InvalidArgument(
@@ -236,7 +315,7 @@ pub fn train(
     let steps_per_epoch = length_buckets(&items, &order, config.batch_size, usize::MAX).len();
     let total_steps = steps_per_epoch * config.epochs;
     let warmup = (config.warmup_ratio * total_steps as f64).round() as usize;
-    observer.on_start(config.epochs, steps_per_epoch, train.len());
+    observer.on_start(config.epochs, steps_per_epoch, num_train_sentences);
 
     let ad_device = device.clone().autodiff();
     let mut model = tagger.model.clone().fork(&ad_device).train();
@@ -269,7 +348,9 @@ pub fn train(
         batches.shuffle(&mut rng);
         let mut loss_sum = 0.0f64;
         let mut seen = 0usize;
+        let mut phases = PhaseSeconds::default();
         for (bi, batch_idx) in batches.iter().enumerate() {
+            let t_batch = Instant::now();
             let batch_items: Vec<&WindowItem> = batch_idx.iter().map(|&i| &items[i]).collect();
             let batch = build_batch(&batch_items, pad, &ad_device);
             let labels: Vec<i64> = batch_items
@@ -288,6 +369,8 @@ pub fn train(
                 })
                 .collect();
             let weights_t = Tensor::<1>::from_data(TensorData::new(weights, [n]), &ad_device);
+            let t_forward = Instant::now();
+            phases.batch += (t_forward - t_batch).as_secs_f64();
             let logits = model.forward(&batch, true, true);
             let loss = match config.loss {
                 LossConfig::Ce => {
@@ -331,15 +414,20 @@ pub fn train(
                     "training diverged: loss {loss_value} at epoch {epoch}, step {bi}"
                 )));
             }
+            let t_backward = Instant::now();
+            phases.forward += (t_backward - t_forward).as_secs_f64();
             let mut grads = loss.backward();
+            let t_optimizer = Instant::now();
+            phases.backward += (t_optimizer - t_backward).as_secs_f64();
             let grads_encoder = GradientsParams::from_params(&mut grads, &model, &encoder_ids);
             let grads_head = GradientsParams::from_params(&mut grads, &model, &head_ids);
             let lr = lr_at(step, total_steps, warmup, config.learning_rate);
             model = optim_encoder.step(lr, model, grads_encoder);
             model = optim_head.step(lr * config.head_lr_multiplier, model, grads_head);
+            phases.optimizer += t_optimizer.elapsed().as_secs_f64();
             step += 1;
             loss_sum += loss_value;
-            let sentences = batch_items.len();
+            let sentences: usize = batch_items.iter().map(|it| it.sentences).sum();
             seen += sentences;
             observer.on_step(epoch, bi + 1, loss_value, sentences);
         }
@@ -348,7 +436,7 @@ pub fn train(
         let (p, r, f) = if dev.is_empty() {
             (None, None, None)
         } else {
-            let s = evaluate(&tagger, dev, 64)?;
+            let s = evaluate_documents(&tagger, dev, 64)?;
             (Some(s.precision), Some(s.recall), Some(s.f1))
         };
         let report = EpochReport {
@@ -359,6 +447,7 @@ pub fn train(
             dev_f1: f,
             train_seconds,
             sentences_per_second: seen as f64 / train_seconds.max(1e-9),
+            phases,
         };
         observer.on_epoch(&report);
         reports.push(report);

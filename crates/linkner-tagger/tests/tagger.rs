@@ -12,8 +12,8 @@ use linkner_tagger::encoder::{EncoderConfig, EncoderKind};
 use linkner_tagger::model::SpanNerConfig;
 use linkner_tagger::tokenize::SubwordTokenizer;
 use linkner_tagger::{
-    DeviceSpec, LocalTagger, LossConfig, PredictOptions, SpanTagger, TaggerConfig, TrainConfig,
-    evaluate, train,
+    DeviceSpec, DocumentContext, LocalTagger, LossConfig, PredictOptions, SpanTagger, TaggerConfig,
+    TrainConfig, evaluate, train,
 };
 
 /// The tests share LibTorch's global random generator (initialisation, dropout): they run one
@@ -48,6 +48,7 @@ fn tiny_tagger(device: Device, max_tokens: usize) -> SpanTagger {
             max_tokens,
             window_context: 2,
             evidential: None,
+            document_context: DocumentContext::off(),
         },
         tokenizer,
         device,
@@ -166,6 +167,192 @@ fn long_sentences_are_windowed_without_losing_or_duplicating_spans() {
     assert_eq!(got, want);
 }
 
+/// Document context packing cores of up to 12 sub-tokens with 6 of context on each side.
+fn small_context() -> DocumentContext {
+    DocumentContext {
+        enabled: true,
+        core_tokens: 12,
+        margin_tokens: 6,
+    }
+}
+
+fn max_logit_diff(
+    a: &[Vec<linkner_tagger::ScoredSpan>],
+    b: &[Vec<linkner_tagger::ScoredSpan>],
+) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let mut worst = 0f32;
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x.len(), y.len());
+        for (p, q) in x.iter().zip(y) {
+            assert_eq!((p.start, p.end), (q.start, q.end));
+            for (l, m) in p.logits.iter().zip(&q.logits) {
+                worst = worst.max((l - m).abs());
+            }
+        }
+    }
+    worst
+}
+
+#[test]
+fn document_context_fills_windows_with_neighbouring_sentences() {
+    let _guard = serial();
+    let doc = toy_set();
+    let docs: Vec<&[Sentence]> = vec![&doc[..5], &doc[5..]];
+    let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64).with_document_context(small_context());
+    let items = tagger.prepare_documents(&docs).unwrap();
+    assert!(
+        items.len() < doc.len(),
+        "{} windows for {} sentences",
+        items.len(),
+        doc.len()
+    );
+    assert!(items.iter().any(|i| i.sentences > 1));
+    assert!(items.iter().all(|i| i.enc.ids.len() <= 64));
+    let w = |i: &linkner_tagger::prepare::WindowItem| i.enc.window;
+    assert!(
+        items
+            .iter()
+            .any(|i| w(i).word_start < w(i).core_start || w(i).word_end > w(i).core_end),
+        "no window carries context words"
+    );
+    // Spans never cross a sentence nor a document: every span of every sentence, once.
+    let with = tagger
+        .score_documents(&docs, &PredictOptions::default())
+        .unwrap();
+    assert_eq!(with.len(), doc.len());
+    for (k, s) in doc.iter().enumerate() {
+        let got: Vec<(usize, usize)> = with[k].iter().map(|x| (x.start, x.end)).collect();
+        let n = s.len();
+        let want: Vec<(usize, usize)> = (0..n)
+            .flat_map(|a| (a + 1..=(a + 5).min(n)).map(move |b| (a, b)))
+            .collect();
+        assert_eq!(got, want, "sentence {k}");
+    }
+    // The context changes the scores; switched off, the documents' sentences are scored exactly
+    // as sentences alone.
+    let alone = tagger
+        .score_spans(&doc, &PredictOptions::default())
+        .unwrap();
+    assert!(
+        max_logit_diff(&with, &alone) > 1e-3,
+        "context made no difference"
+    );
+    let off = tagger.clone().with_document_context(DocumentContext::off());
+    let off_docs = off
+        .score_documents(&docs, &PredictOptions::default())
+        .unwrap();
+    assert!(max_logit_diff(&off_docs, &alone) < 1e-5);
+    // tag_documents answers each sentence of each document.
+    let documents: Vec<linkner_core::Document> = docs
+        .iter()
+        .map(|d| linkner_core::Document {
+            id: None,
+            sentences: d.to_vec(),
+        })
+        .collect();
+    let tagged = tagger
+        .tag_documents(
+            &documents,
+            &PredictOptions {
+                overlapping: true,
+                ..PredictOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(tagged.len(), 2);
+    assert_eq!((tagged[0].len(), tagged[1].len()), (5, doc.len() - 5));
+    for (d, sentences) in tagged.iter().zip(&documents) {
+        for (cands, s) in d.iter().zip(&sentences.sentences) {
+            for c in cands {
+                assert!(c.span.end <= s.len());
+                assert_eq!(
+                    c.entity.text,
+                    s.char_slice(c.entity.start, c.entity.end).unwrap()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn pipelined_scoring_gives_the_sequential_scores() {
+    let _guard = serial();
+    let doc = toy_set();
+    // Chunks of 8 × batch 1 sentences: two chunks, so the second is prepared while the first runs.
+    let opts = PredictOptions {
+        batch_size: 1,
+        mc_samples: 0,
+        ..PredictOptions::default()
+    };
+    for context in [DocumentContext::off(), small_context()] {
+        let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64).with_document_context(context);
+        // 17 sentences: the last chunk is a partial one.
+        let docs: Vec<&[Sentence]> = vec![
+            &doc[..3],
+            &doc[3..5],
+            &doc[5..],
+            &doc[..4],
+            &doc[4..],
+            &doc[..1],
+        ];
+        let seq = tagger.score_documents(&docs, &opts).unwrap();
+        let piped = tagger.score_pipelined(&docs, &opts, true).unwrap();
+        assert_eq!(seq.len(), 2 * doc.len() + 1);
+        assert!(max_logit_diff(&seq, &piped) < 1e-5);
+        // Keeping only the entity-argmax spans keeps exactly those of the full list.
+        let kept = tagger.score_pipelined(&docs, &opts, false).unwrap();
+        for (all, some) in seq.iter().zip(&kept) {
+            let want: Vec<(usize, usize)> = all
+                .iter()
+                .filter(|s| {
+                    let best = s
+                        .probs
+                        .iter()
+                        .copied()
+                        .enumerate()
+                        .fold((0, f32::MIN), |a, (i, p)| if p > a.1 { (i, p) } else { a });
+                    best.0 != 0
+                })
+                .map(|s| (s.start, s.end))
+                .collect();
+            let got: Vec<(usize, usize)> = some.iter().map(|s| (s.start, s.end)).collect();
+            assert_eq!(got, want);
+        }
+    }
+}
+
+#[test]
+fn learns_a_toy_set_with_document_context() {
+    let _guard = serial();
+    let data = toy_set();
+    let docs = vec![
+        linkner_core::Document {
+            id: None,
+            sentences: data[..4].to_vec(),
+        },
+        linkner_core::Document {
+            id: None,
+            sentences: data[4..].to_vec(),
+        },
+    ];
+    let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64).with_document_context(small_context());
+    let (tagger, report) = linkner_tagger::train_documents(
+        tagger,
+        &docs,
+        &docs,
+        &quick_config(LossConfig::Ce),
+        &mut linkner_tagger::train::Silent,
+    )
+    .unwrap();
+    assert_eq!(tagger.config.document_context, small_context());
+    let f1 = linkner_tagger::evaluate_documents(&tagger, &docs, 8)
+        .unwrap()
+        .f1;
+    assert!(f1 >= 0.9, "toy F1 with document context {f1}");
+    assert!(report.epochs.iter().all(|e| e.dev_f1.is_some()));
+}
+
 #[test]
 fn raw_text_candidates_point_into_the_original_string() {
     let _guard = serial();
@@ -196,10 +383,11 @@ fn raw_text_candidates_point_into_the_original_string() {
 #[test]
 fn checkpoints_round_trip() {
     let _guard = serial();
-    let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64);
+    let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64).with_document_context(small_context());
     let dir = tempfile::tempdir().unwrap();
     tagger.save(dir.path()).unwrap();
     let loaded = SpanTagger::load(dir.path(), &DeviceSpec::Cpu).unwrap();
+    assert_eq!(loaded.config.document_context, small_context());
     let s = &toy_set()[..2];
     let a = tagger.score_spans(s, &PredictOptions::default()).unwrap();
     let b = loaded.score_spans(s, &PredictOptions::default()).unwrap();
@@ -209,6 +397,14 @@ fn checkpoints_round_trip() {
         }
     }
     assert_eq!(loaded.config.schema, tagger.config.schema);
+    // A checkpoint written before document context existed was trained without it.
+    let cfg = dir.path().join("tagger.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    json.as_object_mut().unwrap().remove("document_context");
+    std::fs::write(&cfg, json.to_string()).unwrap();
+    let old = SpanTagger::load(dir.path(), &DeviceSpec::Cpu).unwrap();
+    assert_eq!(old.config.document_context, DocumentContext::off());
     // A folder without weights is a typed error.
     std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
     assert!(SpanTagger::load(dir.path(), &DeviceSpec::Cpu).is_err());

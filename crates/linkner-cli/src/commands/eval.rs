@@ -15,10 +15,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use linkner::core::io::sentences;
 use linkner::core::score::{Mode, Scorer};
-use linkner::core::{Candidate, Sentence, WordSpan};
-use linkner::tagger::{AnyTagger, DeviceSpec, LocalTagger, PredictOptions, TaggerKind, evaluate};
+use linkner::core::{Candidate, Document, Sentence, WordSpan};
+use linkner::tagger::{
+    AnyTagger, DeviceSpec, DocumentContext, LocalTagger, PredictOptions, TaggerKind,
+    evaluate_documents,
+};
 use linkner_uncertainty::report::{report_from_scores, score_all};
 use linkner_uncertainty::{
     EstimatorConfig, EstimatorReport, Outcome, Requirements, RiskCoverage, UncertaintyEstimator,
@@ -27,7 +29,7 @@ use linkner_uncertainty::{
 use serde::Serialize;
 
 use super::CliError;
-use super::tagger_common::{load_tagger, parse_kind, read_docs};
+use super::tagger_common::{load_tagger, parse_kind, read_documents_of};
 
 /// Arguments of `linkner eval`.
 #[derive(Debug, Args)]
@@ -49,15 +51,20 @@ pub struct EvalArgs {
     /// Data format (conll, spanner, jsonl); guessed by default.
     #[arg(long)]
     pub format: Option<String>,
-    /// Windows per forward pass.
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
+    /// Sentences per forward pass (default: 32 on the CPU, 256 on CUDA).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Device: cpu (LibTorch), cuda, cuda:N, flex.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// LibTorch CPU threads (default: LibTorch's choice; 1 is often fastest on a busy machine).
+    /// LibTorch CPU threads (default: OMP_NUM_THREADS, else the cores available to the
+    /// process; 1 is often fastest on a busy machine, see docs/tagger.md).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Encode every sentence alone even if the model was trained with document context (for
+    /// comparisons; the model's own setting is the default).
+    #[arg(long)]
+    pub no_doc_context: bool,
     /// Float precision of the forward pass: f32 or bf16.
     #[arg(long, value_parser = super::pipeline_args::parse_precision, default_value = "f32")]
     pub precision: linkner::tagger::Precision,
@@ -138,6 +145,13 @@ fn parse_estimators(
 /// Runs `linkner eval`.
 pub fn run(args: EvalArgs) -> Result<(), CliError> {
     let device: DeviceSpec = args.device.parse()?;
+    let args = EvalArgs {
+        batch_size: Some(
+            args.batch_size
+                .unwrap_or_else(|| linkner::tagger::default_batch_size(&device)),
+        ),
+        ..args
+    };
     if let Some(n) = args.threads {
         linkner::tagger::set_threads(n)?;
     }
@@ -155,22 +169,33 @@ pub fn run(args: EvalArgs) -> Result<(), CliError> {
         &device,
         args.precision,
     )?;
+    let tagger = if args.no_doc_context {
+        tagger.with_document_context(DocumentContext::off())
+    } else {
+        tagger
+    };
     // A label outside the model's schema is an error naming the file, the line and the label.
-    let data = sentences(read_docs(
+    let docs = read_documents_of(
         &args.data,
         args.format.as_deref(),
         Some(tagger.schema().clone()),
-    )?);
+    )?;
+    let data: Vec<Sentence> = docs.iter().flat_map(|d| d.sentences.clone()).collect();
     match configs {
-        None => plain(&args, &tagger, &data),
-        Some(configs) => with_estimators(&args, &tagger, &data, &configs),
+        None => plain(&args, &tagger, &docs, &data),
+        Some(configs) => with_estimators(&args, &tagger, &docs, &data, &configs),
     }
 }
 
 /// `linkner eval` without estimators: scores and speed.
-fn plain(args: &EvalArgs, tagger: &AnyTagger, data: &[Sentence]) -> Result<(), CliError> {
+fn plain(
+    args: &EvalArgs,
+    tagger: &AnyTagger,
+    docs: &[Document],
+    data: &[Sentence],
+) -> Result<(), CliError> {
     let started = Instant::now();
-    let scores = evaluate(tagger, data, args.batch_size)?;
+    let scores = evaluate_documents(tagger, docs, args.batch_size.unwrap_or(32))?;
     let secs = started.elapsed().as_secs_f64();
     if args.json {
         println!("{}", serde_json::to_string(&scores)?);
@@ -198,15 +223,20 @@ fn print_unreachable(tagger: &AnyTagger, data: &[Sentence]) {
     println!("{unreachable} gold entities are wider than the max span width ({width} words)");
 }
 
-/// Tags `data` and returns the candidates and the milliseconds per sentence.
+/// Tags the sentences of `docs` and returns the candidates of each sentence (all documents in
+/// order) and the milliseconds per sentence.
 fn timed_pass(
     tagger: &AnyTagger,
-    data: &[Sentence],
+    docs: &[Document],
     options: &PredictOptions,
 ) -> Result<(Vec<Vec<Candidate>>, f64), CliError> {
     let started = Instant::now();
-    let cands = tagger.tag_sentences(data, options)?;
-    let ms = started.elapsed().as_secs_f64() * 1e3 / data.len().max(1) as f64;
+    let cands: Vec<Vec<Candidate>> = tagger
+        .tag_documents(docs, options)?
+        .into_iter()
+        .flatten()
+        .collect();
+    let ms = started.elapsed().as_secs_f64() * 1e3 / cands.len().max(1) as f64;
     Ok((cands, ms))
 }
 
@@ -214,6 +244,7 @@ fn timed_pass(
 fn with_estimators(
     args: &EvalArgs,
     tagger: &AnyTagger,
+    docs: &[Document],
     data: &[Sentence],
     configs: &[EstimatorConfig],
 ) -> Result<(), CliError> {
@@ -238,17 +269,17 @@ fn with_estimators(
         .fold(Requirements::none(), |acc, e| acc.union(e.requirements()));
 
     let base = PredictOptions {
-        batch_size: args.batch_size,
+        batch_size: args.batch_size.unwrap_or(32),
         mc_encoder: args.mc_encoder,
         ..PredictOptions::default()
     };
-    let (det_cands, det_ms) = timed_pass(tagger, data, &base)?;
+    let (det_cands, det_ms) = timed_pass(tagger, docs, &base)?;
     let (cands, mc_ms) = if needs.mc_samples > 0 {
         let options = PredictOptions {
             mc_samples: needs.mc_samples,
             ..base
         };
-        let (cands, ms) = timed_pass(tagger, data, &options)?;
+        let (cands, ms) = timed_pass(tagger, docs, &options)?;
         (cands, Some(ms))
     } else {
         (det_cands, None)

@@ -14,7 +14,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use linkner::core::io::{ConllWriter, JsonlRecord};
+use linkner::core::io::{ConllWriter, DataFormat, JsonlRecord, marks_documents};
 use linkner::core::{Candidate, Document, Sentence};
 use linkner::tagger::{
     DeviceSpec, LocalTagger, Precision, PredictOptions, TaggerKind, sentence_from_text,
@@ -78,10 +78,11 @@ pub struct PredictArgs {
     /// Return overlapping candidates too (no greedy non-overlap selection).
     #[arg(long)]
     pub overlapping: bool,
-    /// Windows per forward pass.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// LibTorch CPU threads (default: LibTorch's choice; 1 is often fastest on a busy machine).
+    /// Sentences per forward pass (default: 32 on the CPU, 256 on CUDA).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// LibTorch CPU threads (default: OMP_NUM_THREADS, else the cores available to the
+    /// process; 1 is often fastest on a busy machine, see docs/tagger.md).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Device: cpu (LibTorch), cuda, cuda:N, flex.
@@ -109,6 +110,9 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
         &device,
         Precision::F32,
     )?;
+    // Whether the sentences of a document are read together (document context): only for a
+    // file that marks its documents; raw text lines are tagged one by one.
+    let mut marked = false;
     let docs: Vec<Document> = match args.input_format {
         InputFormat::Text => {
             let mut text = String::new();
@@ -137,6 +141,7 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
                 InputFormat::Spanner => "spanner",
                 _ => "jsonl",
             };
+            marked = marks_documents(&path, Some(name.parse::<DataFormat>()?))?;
             // Gold labels, if the file has any, must be the model's.
             read_docs(&path, Some(name), Some(tagger.schema().clone()))?
         }
@@ -144,13 +149,21 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
     let options = PredictOptions {
         mc_samples: args.mc_samples,
         overlapping: args.overlapping,
-        batch_size: args.batch_size,
+        batch_size: args
+            .batch_size
+            .unwrap_or_else(|| linkner::tagger::default_batch_size(&device)),
         ..PredictOptions::default()
     };
     let mut out_docs = Vec::with_capacity(docs.len());
     let mut lines: Vec<(usize, Sentence, Vec<Candidate>)> = Vec::new();
-    for (d, doc) in docs.into_iter().enumerate() {
-        let cands = tagger.tag_sentences(&doc.sentences, &options)?;
+    let tagged: Vec<Vec<Vec<Candidate>>> = if marked {
+        tagger.tag_documents(&docs, &options)?
+    } else {
+        docs.iter()
+            .map(|d| tagger.tag_sentences(&d.sentences, &options))
+            .collect::<Result<_, _>>()?
+    };
+    for ((d, doc), cands) in docs.into_iter().enumerate().zip(tagged) {
         let mut sentences = Vec::with_capacity(doc.sentences.len());
         for (mut s, c) in doc.sentences.into_iter().zip(cands) {
             s.spans = c.iter().map(|c| c.span.clone()).collect();

@@ -17,12 +17,15 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use linkner::core::LabelSchema;
-use linkner::core::io::sentences;
-use linkner::tagger::train::{EpochReport, TrainObserver, train};
-use linkner::tagger::{DeviceSpec, HeadOptions, LossConfig, SpanTagger, TrainConfig};
+use linkner::tagger::train::{EpochReport, TrainObserver, train_documents};
+use linkner::tagger::{
+    DeviceSpec, DocumentContext, HeadOptions, LossConfig, SpanTagger, TrainConfig,
+};
 
 use super::CliError;
-use super::tagger_common::{read_docs, schema_from_data};
+use super::tagger_common::{
+    count_sentences, read_documents_of, schema_from_data, truncate_sentences,
+};
 
 /// Training losses on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,10 +90,21 @@ pub struct TrainArgs {
     /// Seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Encode every sentence alone: no context from the neighbouring sentences of a document
+    /// (stored in the checkpoint, so inference does the same).
+    #[arg(long)]
+    pub no_doc_context: bool,
+    /// Document context: most sub-tokens of the sentences packed into one window core.
+    #[arg(long, value_name = "N", default_value_t = DocumentContext::on().core_tokens)]
+    pub doc_core_tokens: usize,
+    /// Document context: sub-tokens of context from the neighbouring sentences on each side.
+    #[arg(long, value_name = "N", default_value_t = DocumentContext::on().margin_tokens)]
+    pub doc_margin_tokens: usize,
     /// Device: cpu (LibTorch), cuda, cuda:N, flex.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// LibTorch CPU threads (default: LibTorch's choice; 1 is often fastest on a busy machine).
+    /// LibTorch CPU threads (default: OMP_NUM_THREADS, else the cores available to the
+    /// process; 1 is often fastest on a busy machine, see docs/tagger.md).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Use only the first N training sentences (quick runs).
@@ -190,20 +204,46 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     if let Some(n) = args.threads {
         linkner::tagger::set_threads(n)?;
     }
-    let mut train_set = sentences(read_docs(
-        &args.train,
-        args.format.as_deref(),
-        Some(schema.clone()),
-    )?);
+    let mut train_set =
+        read_documents_of(&args.train, args.format.as_deref(), Some(schema.clone()))?;
     if let Some(n) = args.limit {
-        train_set.truncate(n);
+        truncate_sentences(&mut train_set, n);
     }
     let dev_set = match &args.dev {
-        Some(p) => sentences(read_docs(p, args.format.as_deref(), Some(schema.clone()))?),
+        Some(p) => read_documents_of(p, args.format.as_deref(), Some(schema.clone()))?,
         None => Vec::new(),
     };
+    let document_context = DocumentContext {
+        enabled: !args.no_doc_context,
+        core_tokens: args.doc_core_tokens,
+        margin_tokens: args.doc_margin_tokens,
+    };
+    if document_context.enabled && document_context.core_tokens == 0 {
+        return Err("--doc-core-tokens must be > 0".into());
+    }
+    let multi =
+        |docs: &[linkner::core::Document]| docs.iter().filter(|d| d.sentences.len() > 1).count();
+    eprintln!(
+        "{} training sentences in {} documents{}; document context {}",
+        count_sentences(&train_set),
+        train_set.len(),
+        if multi(&train_set) == 0 {
+            " (the file marks none: every sentence is read alone)"
+        } else {
+            ""
+        },
+        if document_context.enabled {
+            format!(
+                "on (cores of up to {} sub-tokens, {} of context on each side)",
+                document_context.core_tokens, document_context.margin_tokens
+            )
+        } else {
+            "off".to_string()
+        }
+    );
     let head = HeadOptions {
         max_span_width: args.max_span_width,
+        document_context,
         ..HeadOptions::default()
     };
     let encoder = match &args.encoder {
@@ -250,7 +290,7 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         sentences: 0,
         loss: 0.0,
     };
-    let (best, report) = train(tagger, &train_set, &dev_set, &config, &mut observer)?;
+    let (best, report) = train_documents(tagger, &train_set, &dev_set, &config, &mut observer)?;
     observer.bar.finish_and_clear();
     best.save(&args.out)?;
     eprintln!(

@@ -142,6 +142,79 @@ pub fn read_dataset(
     }
 }
 
+/// Whether a dataset file marks where its documents begin: a `-DOCSTART-` line (CoNLL) or
+/// record (spanner), or for JSONL a `doc_id` or more than one `doc` value.
+///
+/// A file that marks none is read as one [`Document`] holding every sentence, which says
+/// nothing about where documents begin; [`read_documents`] then gives each sentence a
+/// document of its own.
+pub fn marks_documents(path: impl AsRef<Path>, format: Option<DataFormat>) -> Result<bool> {
+    let path = path.as_ref();
+    let format = match format {
+        Some(f) => f,
+        None => DataFormat::detect(path)?,
+    };
+    match format {
+        DataFormat::Conll => {
+            let mut found = false;
+            for_each_line(open(path)?, path, |_, line| {
+                found |= line.split([' ', '\t']).find(|c| !c.is_empty()) == Some(conll::DOCSTART);
+                Ok(())
+            })?;
+            Ok(found)
+        }
+        DataFormat::Spanner => {
+            let docs = SpannerReader::new().read_path(path)?;
+            if docs.len() > 1 {
+                return Ok(true);
+            }
+            let mut bytes = Vec::new();
+            open(path)?
+                .read_to_end(&mut bytes)
+                .map_err(|e| io_error(path, e))?;
+            let text = decode_all(&bytes, path)?;
+            #[derive(Deserialize)]
+            struct Context {
+                context: String,
+            }
+            let records: Vec<Context> = serde_json::from_str(text)
+                .map_err(|e| CoreError::parse(path, e.line(), e.to_string()))?;
+            Ok(records.iter().any(|r| r.context == conll::DOCSTART))
+        }
+        DataFormat::Jsonl => {
+            let docs = JsonlReader::new().read_path(path)?;
+            Ok(docs.len() > 1 || docs.iter().any(|d| d.id.is_some()))
+        }
+    }
+}
+
+/// Reads a dataset as documents for a tagger that reads the sentences of a document together
+/// (document context): like [`read_dataset`], but when the file does not mark its documents
+/// ([`marks_documents`]) every sentence becomes a document of its own, so that no sentence is
+/// given unrelated neighbours as context.
+pub fn read_documents(
+    path: impl AsRef<Path>,
+    format: Option<DataFormat>,
+    schema: Option<LabelSchema>,
+) -> Result<Vec<Document>> {
+    let path = path.as_ref();
+    let format = match format {
+        Some(f) => f,
+        None => DataFormat::detect(path)?,
+    };
+    let docs = read_dataset(path, Some(format), schema)?;
+    if marks_documents(path, Some(format))? {
+        return Ok(docs);
+    }
+    Ok(sentences(docs)
+        .into_iter()
+        .map(|s| Document {
+            id: None,
+            sentences: vec![s],
+        })
+        .collect())
+}
+
 /// All sentences of `docs`, in order (document boundaries dropped).
 pub fn sentences(docs: Vec<Document>) -> Vec<Sentence> {
     docs.into_iter().flat_map(|d| d.sentences).collect()

@@ -3,7 +3,8 @@
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, relu, softmax};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::module::{attention, layer_norm};
+use burn::tensor::{Bool, DType, Device, Int, Tensor};
 
 use super::config::{EncoderConfig, HiddenAct};
 use crate::dropout::dropout;
@@ -58,6 +59,8 @@ pub struct Encoder {
     pub hidden_dropout: f64,
     /// Dropout on attention probabilities when dropout is on.
     pub attention_dropout: f64,
+    /// LayerNorm epsilon (the same as the LayerNorm modules').
+    pub layer_norm_eps: f64,
     /// Feed-forward activation.
     #[module(skip)]
     pub hidden_act: HiddenAct,
@@ -99,6 +102,7 @@ impl EncoderConfig {
             position_offset: self.position_offset(),
             hidden_dropout: self.hidden_dropout,
             attention_dropout: self.attention_dropout,
+            layer_norm_eps: self.layer_norm_eps,
             hidden_act: self.hidden_act,
         }
     }
@@ -108,6 +112,22 @@ impl EncoderConfig {
 const MASK_VALUE: f32 = -1.0e9;
 
 impl Encoder {
+    /// LayerNorm. burn's module widens bf16 input to f32 and narrows the result back (two
+    /// extra passes); LibTorch's kernel accumulates bf16 in f32 itself, so bf16 input goes to it
+    /// directly there.
+    fn norm(&self, ln: &LayerNorm, x: Tensor<3>) -> Tensor<3> {
+        if x.dtype() == DType::BF16 && x.device() != Device::flex() {
+            layer_norm(
+                x,
+                ln.gamma.val(),
+                ln.beta.as_ref().map(|b| b.val()),
+                self.layer_norm_eps,
+            )
+        } else {
+            ln.forward(x)
+        }
+    }
+
     /// Width of the hidden states.
     pub fn hidden_size(&self) -> usize {
         self.embeddings.word_embeddings.weight.shape()[1]
@@ -145,9 +165,31 @@ impl Encoder {
             .val()
             .slice([0..1, 0..hidden])
             .reshape([1, 1, hidden]);
-        let x = emb.layer_norm.forward(words + positions + token_type);
+        let x = self.norm(&emb.layer_norm, words + positions + token_type);
         let mut x = dropout(x, self.hidden_dropout, dropout_on);
 
+        if !dropout_on {
+            // Without dropout: fused scaled-dot-product attention (LibTorch's SDPA kernel), with
+            // a boolean mask over the keys.
+            let heads = self.num_heads;
+            let padding = attention_mask.lower_elem(0.5);
+            // burn-tch 0.22 hands the mask to `scaled_dot_product_attention` unchanged, whose
+            // convention is "true = attend", while burn's (and its fallback's, used by `flex`) is
+            // "true = masked": give each backend the mask it reads the right way
+            // (`tests::sdpa_path_matches_the_explicit_attention`, on both backends).
+            let mask = if device == Device::flex() {
+                padding
+            } else {
+                padding.bool_not()
+            };
+            let mask = mask
+                .reshape([batch, 1, 1, seq])
+                .expand([batch, heads, seq, seq]);
+            for layer in &self.layers {
+                x = self.layer_forward_fused(layer, x, mask.clone());
+            }
+            return x;
+        }
         // Additive mask [batch, 1, 1, seq]: 0 for tokens, MASK_VALUE for padding.
         let mask = (attention_mask.neg() + 1.0)
             .mul_scalar(MASK_VALUE)
@@ -156,6 +198,27 @@ impl Encoder {
             x = self.layer_forward(layer, x, mask.clone(), dropout_on);
         }
         x
+    }
+
+    /// A layer without dropout, attention through the fused kernel.
+    fn layer_forward_fused(
+        &self,
+        layer: &EncoderLayer,
+        x: Tensor<3>,
+        mask: Tensor<4, Bool>,
+    ) -> Tensor<3> {
+        let [batch, seq, hidden] = x.dims();
+        let heads = self.num_heads;
+        let head_dim = hidden / heads;
+        let split = |t: Tensor<3>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2);
+        let q = split(layer.query.forward(x.clone()));
+        let k = split(layer.key.forward(x.clone()));
+        let v = split(layer.value.forward(x.clone()));
+        let context = attention(q, k, v, Some(mask), None, Default::default())
+            .swap_dims(1, 2)
+            .reshape([batch, seq, hidden]);
+        let attn = layer.attention_output.forward(context);
+        self.feed_forward(layer, self.norm(&layer.attention_norm, attn + x), false)
     }
 
     fn layer_forward(
@@ -184,8 +247,12 @@ impl Encoder {
             .reshape([batch, seq, hidden]);
         let attn = layer.attention_output.forward(context);
         let attn = dropout(attn, self.hidden_dropout, dropout_on);
-        let x = layer.attention_norm.forward(attn + x);
+        let x = self.norm(&layer.attention_norm, attn + x);
+        self.feed_forward(layer, x, dropout_on)
+    }
 
+    /// The feed-forward block after the attention LayerNorm.
+    fn feed_forward(&self, layer: &EncoderLayer, x: Tensor<3>, dropout_on: bool) -> Tensor<3> {
         let inner = layer.intermediate.forward(x.clone());
         let inner = match self.hidden_act {
             HiddenAct::Gelu => gelu(inner),
@@ -194,6 +261,53 @@ impl Encoder {
         };
         let out = layer.output.forward(inner);
         let out = dropout(out, self.hidden_dropout, dropout_on);
-        layer.output_norm.forward(out + x)
+        self.norm(&layer.output_norm, out + x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoder::EncoderKind;
+    use burn::tensor::TensorData;
+
+    /// The fused attention (no dropout) and the explicit one (dropout on, at rate 0, so nothing
+    /// is dropped) give the same states for the real tokens of a padded batch, on both backends.
+    #[test]
+    fn sdpa_path_matches_the_explicit_attention() {
+        for device in [crate::device::DeviceSpec::Cpu.device(), Device::flex()] {
+            device.seed(9);
+            let encoder = EncoderConfig::new(EncoderKind::Bert, 60, 32, 2, 4, 48, 16)
+                .with_hidden_dropout(0.0)
+                .with_attention_dropout(0.0)
+                .init(&device);
+            let ids: Vec<i64> = (0..18).map(|i| (i * 13 % 60) as i64).collect();
+            let mut mask = vec![1f32; 18];
+            for m in &mut mask[6 + 3..9] {
+                *m = 0.0;
+            }
+            for m in &mut mask[12 + 2..18] {
+                *m = 0.0;
+            }
+            let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [3, 6]), &device);
+            let mask_t = Tensor::<2>::from_data(TensorData::new(mask.clone(), [3, 6]), &device);
+            let explicit: Vec<f32> = encoder
+                .forward(ids.clone(), mask_t.clone(), true)
+                .try_into_vec_as::<f32>()
+                .unwrap();
+            let fused: Vec<f32> = encoder
+                .forward(ids, mask_t, false)
+                .try_into_vec_as::<f32>()
+                .unwrap();
+            for (pos, keep) in mask.iter().enumerate() {
+                if *keep < 0.5 {
+                    continue;
+                }
+                for d in 0..32 {
+                    let (a, b) = (explicit[pos * 32 + d], fused[pos * 32 + d]);
+                    assert!((a - b).abs() < 1e-4, "{device:?} token {pos}: {a} vs {b}");
+                }
+            }
+        }
     }
 }
