@@ -22,8 +22,7 @@ use std::sync::{Arc, OnceLock};
 use linkner::core::{LabelSchema, Sentence, WordSpan};
 use linkner::tagger::train::Silent;
 use linkner::tagger::{
-    DeviceSpec, HeadOptions, LocalTagger, PredictOptions, SpanTagger, TrainConfig,
-    sentence_from_text, train,
+    DeviceSpec, HeadOptions, PredictOptions, SpanTagger, TrainConfig, sentence_from_text, train,
 };
 use linkner::uncertainty::builtins::Confidence;
 use linkner::{Pipeline, RoutingPolicy};
@@ -113,42 +112,38 @@ impl Rng {
     }
 }
 
-/// One labelled sentence from pieces `(text, label)`: joined by single spaces except where a
-/// piece is `glued` to the previous one; the labels become word spans of the tagger's own word
-/// split (training data only: the tests' expectations are written by hand).
-fn labelled(pieces: &[(String, Option<&str>, bool)]) -> Sentence {
-    let mut text = String::new();
-    let mut marks = Vec::new();
-    for (i, (piece, label, glued)) in pieces.iter().enumerate() {
-        if i > 0 && !glued {
-            text.push(' ');
+/// One labelled sentence from pieces `(text, label)`, built from words directly (not through the
+/// tagger's own word splitter, which the tests check): a piece is one word, except that spaces
+/// separate words and every CJK ideograph is a word of its own, as in `linkner::tagger::words`.
+fn labelled(pieces: &[(String, Option<&str>)]) -> Sentence {
+    let mut words: Vec<String> = Vec::new();
+    let mut spans = Vec::new();
+    for (piece, label) in pieces {
+        let first = words.len();
+        for w in piece.split(' ') {
+            if w.chars().all(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c)) {
+                words.extend(w.chars().map(String::from));
+            } else {
+                words.push(w.to_string());
+            }
         }
-        let start = text.chars().count();
-        text.push_str(piece);
         if let Some(label) = label {
-            marks.push((start, text.chars().count(), *label));
+            spans.push(WordSpan::new(first, words.len(), *label));
         }
     }
-    let mut s = sentence_from_text(&text);
-    for (start, end, label) in marks {
-        let first = s.tokens.iter().position(|t| t.start == start);
-        let last = s.tokens.iter().position(|t| t.end == end);
-        let (Some(first), Some(last)) = (first, last) else {
-            panic!("entity {start}..{end} of {text:?} is not on word boundaries");
-        };
-        s.spans.push(WordSpan::new(first, last + 1, label));
-    }
+    let mut s = Sentence::from_words(&words);
+    s.spans = spans;
     s
 }
 
 /// `n` synthetic sentences: fillers with 1-3 entities planted, sometimes wrapped in bidi
-/// controls or glued to an emoji, sometimes after a capitalised opener.
+/// controls or next to an emoji, sometimes after a capitalised opener.
 fn training_set(n: usize, rng: &mut Rng) -> Vec<Sentence> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let mut pieces: Vec<(String, Option<&str>, bool)> = Vec::new();
+        let mut pieces: Vec<(String, Option<&str>)> = Vec::new();
         if rng.chance(25) {
-            pieces.push((rng.pick(OPENERS).to_string(), None, false));
+            pieces.push((rng.pick(OPENERS).to_string(), None));
         }
         let entities = 1 + rng.below(3);
         for _ in 0..entities {
@@ -158,28 +153,28 @@ fn training_set(n: usize, rng: &mut Rng) -> Vec<Sentence> {
                 } else {
                     rng.pick(FILLER)
                 };
-                pieces.push((w.to_string(), None, false));
+                pieces.push((w.to_string(), None));
             }
             let (surface, label) = ENTITIES[rng.below(ENTITIES.len())];
             if rng.chance(15) {
                 let (open, close) = BIDI[rng.below(BIDI.len())];
-                pieces.push((open.to_string(), None, false));
-                pieces.push((surface.to_string(), Some(label), true));
-                pieces.push((close.to_string(), None, true));
+                pieces.push((open.to_string(), None));
+                pieces.push((surface.to_string(), Some(label)));
+                pieces.push((close.to_string(), None));
             } else if rng.chance(15) {
-                pieces.push((rng.pick(&DECOR[..6]).to_string(), None, false));
-                pieces.push((surface.to_string(), Some(label), true));
+                pieces.push((rng.pick(&DECOR[..6]).to_string(), None));
+                pieces.push((surface.to_string(), Some(label)));
             } else {
-                pieces.push((surface.to_string(), Some(label), false));
+                pieces.push((surface.to_string(), Some(label)));
                 if rng.chance(15) {
-                    pieces.push((rng.pick(&DECOR[..6]).to_string(), None, true));
+                    pieces.push((rng.pick(&DECOR[..6]).to_string(), None));
                 }
             }
         }
         for _ in 0..rng.below(3) {
-            pieces.push((rng.pick(FILLER).to_string(), None, false));
+            pieces.push((rng.pick(FILLER).to_string(), None));
         }
-        pieces.push((".".to_string(), None, false));
+        pieces.push((".".to_string(), None));
         out.push(labelled(&pieces));
     }
     out
@@ -205,9 +200,9 @@ fn tagger() -> &'static SpanTagger {
         let mut rng = Rng(0x5EED_1234_ABCD_0001);
         let data = training_set(96, &mut rng);
         let config = TrainConfig {
-            epochs: 6,
+            epochs: 4,
             batch_size: 8,
-            learning_rate: 2e-4,
+            learning_rate: 3e-4,
             patience: 0,
             seed: 7,
             ..TrainConfig::default()
@@ -332,7 +327,8 @@ async fn unicode_offsets_of_a_real_tagger_match_hand_written_ones() {
     for ((text, expected), doc) in CASES.iter().zip(&docs) {
         assert_eq!(doc.text(), *text);
         let got = found(doc);
-        eprintln!("{text:?}: {got:?}");
+        let scores: Vec<f32> = doc.entities.iter().filter_map(|e| e.entity.score).collect();
+        eprintln!("{text:?}: {got:?} (scores {scores:?})");
         for &(etext, start, end, label) in *expected {
             let want = (etext.to_string(), start, end, label.to_string());
             if got.contains(&want) {
@@ -414,13 +410,14 @@ async fn long_text_entities_at_window_edges_are_found_with_exact_offsets() {
     for k in 0..before.len() - 1 {
         let (_, word_end, _, core_end) = before[k];
         let (next_start, _, _, _) = before[k + 1];
+        // The first word the next window encodes (left context there, core here).
+        plant(next_start, vec!["Siemens"], "ORG");
         // A two-word entity starting on the last word a window owns: it crosses the core edge.
         plant(core_end - 1, vec!["Peter", "Blackburn"], "PER");
-        plant(next_start, vec!["Siemens"], "ORG");
-        plant(next_start + 1, vec!["Berlin"], "LOC");
+        // Just inside the next core, and the last words this window encodes.
+        plant(core_end + 5, vec!["Berlin"], "LOC");
         plant(word_end - 1, vec!["Japan"], "LOC");
-        plant(word_end - 2, vec!["Toyota"], "ORG");
-        plant(core_end + 3, vec!["Berlin"], "LOC");
+        plant(word_end - 6, vec!["Toyota"], "ORG");
     }
     plant(n - 6, vec!["Anna", "Smith"], "PER");
     plant(n - 2, vec!["Japan"], "LOC");
@@ -431,7 +428,7 @@ async fn long_text_entities_at_window_edges_are_found_with_exact_offsets() {
     }
     let edges = before.len() - 1;
     assert!(
-        planted.len() >= 4 + 3 * edges,
+        planted.len() >= 2 + 3 * edges,
         "too few entities planted: {planted:?} for windows {before:?}"
     );
 
@@ -465,6 +462,15 @@ async fn long_text_entities_at_window_edges_are_found_with_exact_offsets() {
     let p = pipeline(tagger);
     let doc = p.annotate(&text).await.unwrap();
     let got = found(&doc);
+    let lowest = doc
+        .entities
+        .iter()
+        .filter_map(|e| e.entity.score)
+        .fold(1f32, f32::min);
+    eprintln!(
+        "{} entities found in the long text, lowest score {lowest}",
+        got.len()
+    );
     let missing: Vec<_> = expected.iter().filter(|e| !got.contains(e)).collect();
     assert!(
         missing.is_empty(),

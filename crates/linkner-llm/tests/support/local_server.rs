@@ -152,6 +152,7 @@ fn cache() -> PathBuf {
 /// Finds or starts the server for `test` (named in the SKIP message and the record);
 /// `port_var` names the environment variable that overrides `default_port`. An exported
 /// `LINKNER_LLM_URL` is used as it is.
+#[allow(dead_code)] // the test that stops its server mid-run uses `own_server` only
 pub fn server(test: &str, port_var: &str, default_port: &str) -> Option<Server> {
     if let Some(url) = std::env::var("LINKNER_LLM_URL")
         .ok()
