@@ -575,7 +575,8 @@ fn scorer_matches_seqeval_on_noisy_predictions() {
     assert!(rejected >= 10, "only {rejected} strict rejections");
     assert!(entities > 100_000, "only {entities} gold entities compared");
     eprintln!(
-        "{} samples: {compared} score comparisons and {rejected} agreed rejections, {entities} \
+        "{} samples: {compared} score comparisons ({compared_iob1} strict IOB1) and {rejected} \
+         agreed rejections, {entities} \
          gold entities; {orphans} orphan I- and {type_changes} type changes in predictions",
         samples.len()
     );
