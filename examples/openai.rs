@@ -118,24 +118,24 @@ async fn example_runs() {
         &server.model,
         "LINKNER_EXAMPLE_UNSET_KEY",
         &texts,
-        // Every entity goes to the server, so that the LLM path really runs.
-        RoutingPolicy::Always,
+        // The more uncertain half of the entities goes to the server: the LLM path really runs.
+        RoutingPolicy::budget(0.5),
     )
     .await
     .unwrap();
     assert_eq!(annotations.len(), 2);
     let s = pipeline.stats();
-    assert!(s.entities > 0, "the tiny tagger found nothing: {s:?}");
-    assert_eq!(s.routed, s.entities, "{s:?}");
+    assert!(s.entities >= 2, "too few entities: {s:?}");
+    assert_eq!(s.routed, s.entities / 2, "{s:?}");
     assert_eq!(s.failures, 0, "{s:?}");
     assert_eq!(s.confirmed + s.relabelled + s.rejected, s.routed, "{s:?}");
     assert!(s.prompt_tokens > 0, "no token reached the server: {s:?}");
-    // Every routed entity says that the LLM decided it.
-    for e in annotations
+    // Exactly the routed entities say that the LLM decided them.
+    let decided = annotations
         .iter()
         .flat_map(|a| a.entities.iter().chain(&a.rejected))
-    {
-        assert_ne!(e.provenance.name(), "local", "{:?}", e.provenance);
-    }
+        .filter(|e| e.provenance.name() != "local")
+        .count();
+    assert_eq!(decided as u64, s.routed);
     server.record_answer();
 }
