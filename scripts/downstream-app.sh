@@ -18,13 +18,19 @@ log() { echo "[linkner downstream-app] $*" >&2; }
 
 cp "$root/Cargo.lock" "$app/Cargo.lock"
 export CARGO_TARGET_DIR="$root/target/downstream-app"
-t0=$(date +%s)
-cargo build --manifest-path "$app/Cargo.toml" --offline
-log "built in $(( $(date +%s) - t0 ))s"
-bin="$CARGO_TARGET_DIR/debug/linkner-downstream-app"
-
 work="$(mktemp -d "${TMPDIR:-/tmp}/linkner-downstream.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
+t0=$(date +%s)
+cargo build --manifest-path "$app/Cargo.toml" --offline 2>&1 | tee "$work/build.log" >&2
+[ "${PIPESTATUS[0]}" = 0 ] || exit 1
+log "built in $(( $(date +%s) - t0 ))s"
+if grep -q "Compiling burn v" "$work/build.log"; then
+  # Not an error, but CI time: the features this build resolves for burn's dependencies differ
+  # from the workspace's. Compare `cargo tree -e normal,build -f '{p} {f}' --prefix none` of the
+  # workspace and of the app, and update the feature-matching entries of the app's Cargo.toml.
+  log "WARNING: burn was compiled again instead of reused from the workspace build"
+fi
+bin="$CARGO_TARGET_DIR/debug/linkner-downstream-app"
 # A tiny tagger that has memorised four sentences (the workspace's CLI, built by the tests).
 linkner="$root/target/debug/linkner"
 [ -x "$linkner" ] || cargo test --workspace --locked --no-run

@@ -111,15 +111,15 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo doc -D warnings" env RUSTDOCFLAGS="-D warnings" \
   cargo doc --workspace --no-deps --locked
-step "pure-Rust build (flex backend, no LibTorch, no Python on PATH)" \
-  pure_rust cargo check -p linkner-tagger --no-default-features --all-targets --locked
 if cargo tree -p linkner-tagger --no-default-features -e normal,build --locked | grep -q torch-sys; then
   log "the pure-Rust build of linkner-tagger depends on torch-sys"
   exit 1
 fi
-# The tagger's tests on the flex backend. Their reference outputs come from the venv's Python,
-# which the tests find by its path (LINKNER_VENV), not on PATH.
-step "pure-Rust tagger tests (flex backend)" \
+# The pure-Rust build, tested: all the tagger's tests on burn's flex backend, without LibTorch
+# and without Python on PATH (their reference outputs come from the venv's Python, which the
+# tests find by its path, LINKNER_VENV). Compiling burn a second time without LibTorch is most
+# of its cost (docs/benchmarks.md); the tests themselves take under a minute.
+step "pure-Rust tagger tests (flex backend, no LibTorch, no Python on PATH)" \
   pure_rust cargo test -p linkner-tagger --no-default-features --locked
 step "building tests" cargo test --workspace --locked --no-run
 step "running tests" cargo test --workspace --locked
