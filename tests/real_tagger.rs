@@ -400,7 +400,7 @@ async fn long_text_entities_at_window_edges_are_found_with_exact_offsets() {
     let mut taken = BTreeSet::new();
     let mut plant = |at: usize, ws: Vec<&'static str>, label: &'static str| {
         let span = at.saturating_sub(2)..(at + ws.len() + 2).min(n);
-        if at + ws.len() <= n - 1 && span.clone().all(|i| !taken.contains(&i)) {
+        if at + ws.len() < n && span.clone().all(|i| !taken.contains(&i)) {
             taken.extend(span);
             planted.push((at, ws, label));
         }
