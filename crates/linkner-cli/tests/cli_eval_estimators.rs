@@ -123,7 +123,11 @@ fn eval_estimators_json_and_plot() {
             "mc_dropout:variance",
         ]
     );
-    assert!(!reports.is_empty(), "{skipped:?}");
+    // An evidential-trained model that predicts entities: every estimator is evaluated, none
+    // is skipped (all of them skipped would leave nothing checked below).
+    assert!(skipped.is_empty(), "estimators skipped: {skipped:?}");
+    assert_eq!(reports.len(), 7, "{reports:?}");
+    assert!(v["predicted"].as_u64().unwrap() > 0, "{v}");
     for r in reports {
         check_report(r);
     }

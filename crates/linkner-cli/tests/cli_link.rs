@@ -266,4 +266,5 @@ fn link_against_the_real_local_llm_server() {
     assert!(f(&v, &["stats", "prompt_tokens"]) > 0.0);
     assert!(v["llm"].as_str().unwrap().starts_with("openai:"));
     assert_eq!(v["oracle_mode"], false);
+    server.record_answer();
 }

@@ -4,7 +4,7 @@
 //! seeded RNG makes many prediction sets: dropped, shifted, relabelled and spurious entities,
 //! IOB1 and BIOES renderings, and broken BIO (orphan `I-`, type changes inside a chunk, random
 //! tags, swapped tags). All of them go to ONE Python process running seqeval from the project
-//! venv in its default mode and in `mode="strict"` (IOB2, and IOBES for BIOES data); the micro and
+//! venv in its default mode and in `mode="strict"` (IOB1, IOB2, and IOBES for BIOES data); the micro and
 //! per-type precision / recall / F1 / support must equal the Rust scorer's to 1e-9, and where
 //! strict seqeval rejects a tag the Rust scorer must reject it too.
 
@@ -215,9 +215,14 @@ fn mode_name(mode: Mode) -> &'static str {
 fn make_samples() -> Vec<Sample> {
     let mut rng = StdRng::seed_from_u64(0x5EC0_E7A1);
     let mut samples = Vec::new();
-    let iob = vec![Mode::Conlleval, Mode::Strict(TagScheme::Iob2)];
+    let iob = vec![
+        Mode::Conlleval,
+        Mode::Strict(TagScheme::Iob1),
+        Mode::Strict(TagScheme::Iob2),
+    ];
     let all = vec![
         Mode::Conlleval,
+        Mode::Strict(TagScheme::Iob1),
         Mode::Strict(TagScheme::Iob2),
         Mode::Strict(TagScheme::Bioes),
     ];
@@ -277,6 +282,36 @@ fn make_samples() -> Vec<Sample> {
                 &mut rng,
                 format!("{rel}: subset {k}"),
                 subset,
+                noise,
+            ));
+        }
+        // IOB1 gold (B- only between two adjacent entities of one type) and IOB1 predictions:
+        // what strict IOB1 is for.
+        for k in 0..3 {
+            let start = rng.random_range(0..gold.len() - 300);
+            let subset: Vec<Vec<String>> = gold[start..start + 300]
+                .iter()
+                .map(|g| spans_to_tags(&chunks(g), g.len(), TagScheme::Iob1))
+                .collect();
+            let noise = Noise {
+                entity: 0.2 * (k + 1) as f64,
+                spurious: 0.2 * (k + 1) as f64,
+                breaks: 0.03 * k as f64,
+                scheme: TagScheme::Iob1,
+                bioes_tags: false,
+            };
+            if k == 0 {
+                samples.push(Sample {
+                    name: format!("{rel}: iob1 gold, perfect"),
+                    gold: subset.clone(),
+                    pred: subset.clone(),
+                    modes: iob.clone(),
+                });
+            }
+            samples.push(corpus(
+                &mut rng,
+                format!("{rel}: iob1 gold {k}"),
+                &subset,
                 noise,
             ));
         }
@@ -354,7 +389,11 @@ fn make_samples() -> Vec<Sample> {
 
 const PYTHON: &str = r#"
 import json, sys, warnings
+from importlib.metadata import version
 warnings.filterwarnings("ignore")
+if version("seqeval") != "1.2.2":
+    sys.exit("seqeval %s is installed; the reference is seqeval==1.2.2 (pinned in "
+             "scripts/setup-python.sh)" % version("seqeval"))
 from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.metrics.sequence_labeling import precision_recall_fscore_support as prfs_default
 from seqeval.metrics.v1 import precision_recall_fscore_support as prfs_strict
@@ -471,6 +510,7 @@ fn scorer_matches_seqeval_on_noisy_predictions() {
 
     let mut failures = Vec::new();
     let (mut compared, mut rejected, mut entities) = (0usize, 0usize, 0u64);
+    let mut compared_iob1 = 0usize;
     for (sample, reference) in samples.iter().zip(&reference) {
         for &mode in &sample.modes {
             let want = &reference[mode_name(mode)];
@@ -486,6 +526,9 @@ fn scorer_matches_seqeval_on_noisy_predictions() {
                 }
                 (None, Ok(got)) => {
                     compared += 1;
+                    if mode == Mode::Strict(TagScheme::Iob1) {
+                        compared_iob1 += 1;
+                    }
                     entities += want["micro"][3].as_u64().unwrap();
                     if !close(&got["micro"], &want["micro"]) {
                         failures.push(format!(
@@ -525,10 +568,15 @@ fn scorer_matches_seqeval_on_noisy_predictions() {
     );
     // Enough real comparisons happened, and strict mode did reject some BIOES input.
     assert!(compared >= 400, "only {compared} comparisons");
+    assert!(
+        compared_iob1 >= 150,
+        "only {compared_iob1} strict IOB1 comparisons"
+    );
     assert!(rejected >= 10, "only {rejected} strict rejections");
     assert!(entities > 100_000, "only {entities} gold entities compared");
     eprintln!(
-        "{} samples: {compared} score comparisons and {rejected} agreed rejections, {entities} \
+        "{} samples: {compared} score comparisons ({compared_iob1} strict IOB1) and {rejected} \
+         agreed rejections, {entities} \
          gold entities; {orphans} orphan I- and {type_changes} type changes in predictions",
         samples.len()
     );

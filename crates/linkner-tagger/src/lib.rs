@@ -17,7 +17,7 @@
 //! | [`token_class`] | [`TokenClassTagger`]: Hugging Face `*ForTokenClassification` checkpoints as a [`LocalTagger`] |
 //! | [`checkpoint`] | [`TaggerKind`] of a folder, [`AnyTagger`] (either kind), [`checkpoint_schema`] |
 //! | [`loss`] | span cross-entropy and the evidential (E-NER) loss |
-//! | [`train`] | fine-tuning with AdamW, warm-up/decay, clipping, early stopping |
+//! | [`train`](mod@train) | fine-tuning with AdamW, warm-up/decay, clipping, early stopping |
 //! | [`dropout`] | dropout with an explicit switch (Monte-Carlo dropout at inference) |
 //!
 //! Backend: LibTorch through `burn-tch` (CPU or CUDA, feature `tch`, on by default) or burn's

@@ -38,7 +38,7 @@ pub struct PipelineArgs {
     /// Float precision of the tagger: f32 or bf16.
     #[arg(long, value_parser = parse_precision)]
     pub precision: Option<Precision>,
-    /// Uncertainty estimator: confidence, entropy (default), mc_dropout[@N], evidential, or
+    /// Uncertainty estimator: confidence, entropy (default), `mc_dropout[@N]`, evidential, or
     /// JSON.
     #[arg(long, value_name = "NAME")]
     pub estimator: Option<String>,

@@ -1,0 +1,372 @@
+//! Smoke tests of the commands that produce the published figures, on tiny data with a tiny
+//! tagger trained on four CoNLL sentences: `linkner bench tagger` and `linkner bench train`
+//! (with `--no-python`, and with the Python/PyTorch peer of the venv), and `linkner report`
+//! against the real local llama.cpp server (the report needs an LLM; there is no oracle mode).
+//! They check what the outputs say, not only that the commands exit 0.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+#[path = "../../linkner-llm/tests/support/local_server.rs"]
+mod local_server;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::{TRAIN, linkner, minilm, train_tiny};
+use serde_json::Value;
+
+/// The data file and a tagger trained on it (once for the whole file).
+fn fixture() -> &'static (PathBuf, PathBuf) {
+    static FIXTURE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let data = dir.join("data.txt");
+        std::fs::write(&data, TRAIN).unwrap();
+        let model = dir.join("model");
+        train_tiny(
+            &data,
+            &model,
+            &["--epochs", "20", "--lr", "2e-4", "--patience", "0"],
+        );
+        (data, model)
+    })
+}
+
+fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("LINKNER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("LINKNER_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/linkner")
+                });
+            cache.join("venv")
+        });
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "{} missing: run scripts/setup-python.sh",
+        python.display()
+    );
+    python
+}
+
+fn run_json(args: &[&str], paths: &[(&str, &Path)]) -> Value {
+    let mut cmd = linkner();
+    cmd.args(args);
+    for (flag, path) in paths {
+        cmd.arg(flag).arg(path);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// The linkner side of every setting: timed, positive throughput, F1 of the labelled data (the
+/// tagger memorised it), the same predictions whatever the batching.
+fn check_linkner_side(v: &Value) -> Vec<Value> {
+    assert_eq!(v["sentences"], 4);
+    assert!(num(&v["tokens"]) > 4.0 * 3.0, "{v}");
+    assert!(
+        num(&v["spans"]) > 0.0 && num(&v["encoder_gflop"]) > 0.0,
+        "{v}"
+    );
+    let settings = v["settings"].as_array().unwrap().clone();
+    let keys: Vec<&str> = settings
+        .iter()
+        .map(|s| s["setting"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["as_given", "length_sorted", "bf16"]);
+    for s in &settings[..2] {
+        let l = &s["linkner"];
+        assert!(
+            num(&l["seconds"]) > 0.0 && num(&l["sentences_per_s"]) > 0.0,
+            "{s}"
+        );
+        assert!(num(&l["peak_rss_mb"]) > 10.0, "{s}");
+        assert!(
+            num(&l["f1"]) >= 0.5,
+            "the memorised data is tagged badly: {s}"
+        );
+    }
+    // Batch order changes nothing in what is predicted.
+    assert_eq!(settings[0]["linkner"]["f1"], settings[1]["linkner"]["f1"]);
+    // bf16 either ran (with an F1) or says why not.
+    let bf16 = &settings[2]["linkner"];
+    assert!(
+        bf16["f1"].is_number() || bf16["unavailable"].is_string(),
+        "{bf16}"
+    );
+    settings
+}
+
+#[test]
+fn bench_tagger_without_and_with_the_python_peer() {
+    let (data, model) = fixture();
+    let base = [
+        "bench",
+        "tagger",
+        "--json",
+        "--threads",
+        "1",
+        "--batch-size",
+        "2",
+    ];
+
+    let mut args = base.to_vec();
+    args.push("--no-python");
+    let v = run_json(&args, &[("--model", model), ("--data", data)]);
+    let settings = check_linkner_side(&v);
+    assert_eq!(v["python_skipped"], "--no-python");
+    for s in &settings {
+        assert_eq!(s["python"]["unavailable"], "--no-python", "{s}");
+        assert!(s["ratio"].is_null(), "{s}");
+    }
+
+    // With the peer: it must really run (a failing peer is reported, not an error, so check).
+    let python = venv_python();
+    let encoder = minilm();
+    let v = run_json(
+        &base,
+        &[
+            ("--model", model),
+            ("--data", data),
+            ("--python", &python),
+            ("--encoder", &encoder),
+        ],
+    );
+    let settings = check_linkner_side(&v);
+    assert!(v["python_skipped"].is_null(), "the peer did not run: {v}");
+    assert!(
+        v["python_versions"]
+            .as_str()
+            .is_some_and(|s| s.contains("torch 2.9")),
+        "{v}"
+    );
+    // Both programs tokenized the same words into the same number of tokens.
+    assert_eq!(v["python_tokens"], v["tokens"], "{v}");
+    for s in &settings[..2] {
+        let p = &s["python"];
+        assert!(num(&p["sentences_per_s"]) > 0.0, "{s}");
+        let ratio = num(&s["ratio"]);
+        let expect = num(&s["linkner"]["sentences_per_s"]) / num(&p["sentences_per_s"]);
+        assert!((ratio - expect).abs() <= 1e-9 * expect.max(1.0), "{s}");
+    }
+    assert!(
+        num(&v["target_ratio"]) > 0.0 && num(&v["goal_ratio"]) > 0.0,
+        "{v}"
+    );
+}
+
+#[test]
+fn bench_train_without_and_with_the_python_peer() {
+    let (data, _) = fixture();
+    let encoder = minilm();
+    let base = [
+        "bench",
+        "train",
+        "--json",
+        "--threads",
+        "1",
+        "--batch-size",
+        "2",
+        "--limit",
+        "4",
+        "--epoch-sentences",
+        "400",
+    ];
+    let mut args = base.to_vec();
+    args.push("--no-python");
+    let v = run_json(&args, &[("--data", data), ("--encoder", &encoder)]);
+    assert_eq!(v["sentences"], 4);
+    let l = &v["linkner"];
+    let secs = num(&l["seconds"]);
+    assert!(secs > 0.0 && num(&l["loss"]) > 0.0, "{v}");
+    // The extrapolation is linear: 400 sentences = 100 × the 4 timed.
+    assert!((num(&l["extrapolated_epoch_seconds"]) - 100.0 * secs).abs() < 1e-6 * secs.max(1.0));
+    assert_eq!(v["python"]["unavailable"], "--no-python");
+    assert!(v["ratio"].is_null());
+
+    let python = venv_python();
+    let v = run_json(
+        &base,
+        &[
+            ("--data", data),
+            ("--encoder", &encoder),
+            ("--python", &python),
+        ],
+    );
+    let p = &v["python"];
+    assert!(p["unavailable"].is_null(), "the peer did not run: {v}");
+    assert!(
+        num(&p["seconds"]) > 0.0 && num(&p["sentences_per_s"]) > 0.0,
+        "{v}"
+    );
+    assert!(num(&p["loss"]).is_finite(), "{v}");
+    assert!(num(&v["ratio"]) > 0.0, "{v}");
+}
+
+/// PNG width and height.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    (
+        u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+        u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+    )
+}
+
+#[test]
+fn report_on_tiny_data_with_the_real_local_llm() {
+    let Some(server) = local_server::server(
+        "cli_bench_report::report_on_tiny_data_with_the_real_local_llm",
+        "LINKNER_REPORT_TEST_PORT",
+        "18186",
+    ) else {
+        return;
+    };
+    let (data, model) = fixture();
+    // A datasets folder with the CoNLL-03 test set only (its training file gives the prompt's
+    // examples); every other set is reported as skipped.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(root.join("conll03/conll")).unwrap();
+    std::fs::copy(data, root.join("conll03/conll/test.txt")).unwrap();
+    std::fs::copy(data, root.join("conll03/conll/train.txt")).unwrap();
+    let out_md = dir.path().join("docs/results.md");
+    let plots = dir.path().join("docs/plots");
+    let json = dir.path().join("report.json");
+    let cache = dir.path().join("answers.jsonl");
+    let out = linkner()
+        .args([
+            "report",
+            "--threads",
+            "1",
+            "--sample",
+            "0",
+            "--step",
+            "0.25",
+        ])
+        // Threshold 0: the headline run routes every entity, so the LLM's answers count.
+        .args(["--policy", "0", "--estimator", "entropy"])
+        .args(["--llm-url", &server.url, "--llm-model", &server.model])
+        .arg("--llm-cache")
+        .arg(&cache)
+        .arg("--model")
+        .arg(model)
+        .arg("--data-dir")
+        .arg(&root)
+        .arg("--out")
+        .arg(&out_md)
+        .arg("--plots")
+        .arg(&plots)
+        .arg("--json")
+        .arg(&json)
+        .env_remove("LINKNER_LLM_URL")
+        .env_remove("LINKNER_MODEL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let sets = v["sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 1, "{v}");
+    let s = &sets[0];
+    assert_eq!(s["name"], "conll03");
+    assert_eq!(
+        (&s["sentences"], &s["sentences_in_file"]),
+        (&4.into(), &4.into())
+    );
+    // The sample is the whole file: its local F1 is the full-set local F1.
+    assert_eq!(s["local_f1_full"], s["scores"]["local"]["f1"], "{s}");
+    let st = &s["stats"];
+    let entities = num(&st["entities"]);
+    assert!(entities > 0.0, "{st}");
+    assert_eq!(num(&st["routed"]), entities, "threshold 0 routes all: {st}");
+    assert_eq!(num(&st["failures"]), 0.0, "{st}");
+    assert!(num(&st["prompt_tokens"]) > 0.0, "{st}");
+    // Five thresholds (0, .25, .5, .75, 1) per estimator curve; nothing is routed at 1, so
+    // the linked F1 there is the local F1, and the oracle is never below the linked F1 at 0.
+    let curves = s["curves"].as_array().unwrap();
+    let names: Vec<&str> = curves
+        .iter()
+        .map(|c| c["estimator"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"confidence") && names.contains(&"entropy"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("mc_dropout")),
+        "{names:?}"
+    );
+    for c in curves {
+        let points = c["points"].as_array().unwrap();
+        assert_eq!(points.len(), 5, "{c}");
+        let last = &points[4];
+        assert_eq!(num(&last["threshold"]), 1.0);
+        assert_eq!(num(&last["routed_fraction"]), 0.0, "{c}");
+        assert_eq!(last["linked_f1"], s["scores"]["local"]["f1"], "{c}");
+        assert!(num(&points[0]["routed_fraction"]) > 0.9, "{c}");
+        assert!(
+            num(&points[0]["oracle_f1"]) >= num(&points[0]["linked_f1"]) - 1e-12,
+            "{c}"
+        );
+    }
+    // The replay of the all-routed entropy run at threshold 0 reproduces the headline run.
+    assert_eq!(s["replay_f1"], s["scores"]["linked"]["f1"], "{s}");
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 5, "{v}");
+
+    // The Markdown: the headline row with these figures, the skipped sets, the plot link.
+    let md = std::fs::read_to_string(&out_md).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| CoNLL-03 test |"))
+        .unwrap_or_else(|| panic!("no CoNLL-03 row:\n{md}"));
+    assert!(row.contains("| 4 / 4 |"), "{row}");
+    let routed = format!("{} of {}", entities, entities);
+    assert!(row.contains(&routed), "{row} lacks {routed}");
+    for title in [
+        "CoNLL-03 Typos",
+        "CoNLL-03 OOV",
+        "WikiGold",
+        "WNUT-17",
+        "TwitterNER",
+    ] {
+        assert!(
+            md.lines()
+                .any(|l| l.starts_with(&format!("| {title}")) && l.contains("skipped")),
+            "{title} not listed as skipped:\n{md}"
+        );
+    }
+    let plot = s["plot"].as_str().unwrap();
+    assert!(md.contains(&format!("]({plot})")), "plot not linked:\n{md}");
+    let png = std::fs::read(out_md.parent().unwrap().join(plot)).unwrap();
+    assert_eq!(png_size(&png), (900, 600));
+    // The LLM really answered: its answers are in the cache file.
+    let answers = std::fs::read_to_string(&cache).unwrap_or_default();
+    assert!(
+        answers.lines().count() as f64 >= entities,
+        "{} cached answers for {entities} entities",
+        answers.lines().count()
+    );
+    server.record_answer();
+}

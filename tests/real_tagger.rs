@@ -1,0 +1,553 @@
+//! Offsets and windowing with the REAL tagger: the MiniLM encoder with a SpanNER head, trained in
+//! the test (seeded) on synthetic sentences until it finds the planted entities, then run
+//! through the public API (`Pipeline::annotate*`, `SpanTagger::score_spans`).
+//!
+//! 1. Unicode: hand-written sentences with precomposed and combining accents, CJK, emoji, emoji
+//!    ZWJ sequences and flags, right-to-left text (Arabic, Hebrew) and bidi control marks; the
+//!    expected `(text, start, end, label)` of every entity is written by hand below (char
+//!    offsets into the original string), never derived from the pipeline's own output.
+//! 2. Windowing: one text of more than 2,000 words (far more than the 512 sub-tokens one
+//!    MiniLM window holds) with entities planted near the start, on both sides of every window
+//!    edge and near the end: every planted entity is found once, with exact offsets; and the
+//!    logits of every span equal (to 1e-4) those of the words of the window that owns the span,
+//!    encoded alone.
+//!
+//! The tagger is trained once per test binary (~30-60 s on one CPU thread).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+
+use linkner::core::{LabelSchema, Sentence, WordSpan};
+use linkner::tagger::train::Silent;
+use linkner::tagger::{
+    DeviceSpec, HeadOptions, PredictOptions, SpanTagger, TrainConfig, sentence_from_text, train,
+};
+use linkner::uncertainty::builtins::Confidence;
+use linkner::{Pipeline, RoutingPolicy};
+
+// ---------------------------------------------------------------------------------------------
+// The synthetic training set
+// ---------------------------------------------------------------------------------------------
+
+/// The entities the tagger learns (surface, label). Several are written in two Unicode forms
+/// (precomposed and with combining marks): both must come out with their own offsets.
+const ENTITIES: &[(&str, &str)] = &[
+    ("Zoë Müller", "PER"),
+    ("Renée Dubois", "PER"),
+    ("José Ramírez", "PER"),
+    ("Jose\u{301} Rami\u{301}rez", "PER"),
+    ("Peter Blackburn", "PER"),
+    ("Anna Smith", "PER"),
+    ("أحمد", "PER"),
+    ("דוד", "PER"),
+    ("Kraków", "LOC"),
+    ("Krako\u{301}w", "LOC"),
+    ("São Paulo", "LOC"),
+    ("東京", "LOC"),
+    ("القاهرة", "LOC"),
+    ("ירושלים", "LOC"),
+    ("Paris", "LOC"),
+    ("Berlin", "LOC"),
+    ("Japan", "LOC"),
+    ("Siemens", "ORG"),
+    ("Toyota", "ORG"),
+];
+
+/// Non-entity words: lowercase English (also the filler of the long text), emoji and ZWJ
+/// sequences, CJK function characters, Arabic and Hebrew words.
+const FILLER: &[&str] = &[
+    "the", "market", "rose", "on", "friday", "and", "prices", "fell", "after", "a", "long", "week",
+    "of", "trading", "in", "shares", "with", "to", "from", "met", "left", "visited", "said",
+    "that", "new", "talks", "would", "start", "soon", ",", ".",
+];
+const DECOR: &[&str] = &[
+    "🎉",
+    "🚀",
+    "🚄",
+    "👨\u{200D}👩\u{200D}👧",
+    "👩\u{200D}🚀",
+    "🇮🇹",
+    "と",
+    "は",
+    "に",
+    "日",
+    "ذهب",
+    "إلى",
+    "مع",
+    "في",
+    "עם",
+    "אל",
+    "שלום",
+];
+/// Capitalised sentence openers that are not entities.
+const OPENERS: &[&str] = &["Yesterday", "The", "Later", "Today"];
+/// Bidi controls wrapped around an entity: (before, after).
+const BIDI: &[(&str, &str)] = &[
+    ("\u{200F}", "\u{200F}"),
+    ("\u{200E}", "\u{200E}"),
+    ("\u{202B}", "\u{202C}"),
+    ("\u{2067}", "\u{2069}"),
+];
+
+/// A tiny seeded generator (xorshift), so the training set is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len())]
+    }
+}
+
+/// One labelled sentence from pieces `(text, label)`, built from words directly (not through the
+/// tagger's own word splitter, which the tests check): a piece is one word, except that spaces
+/// separate words and every CJK ideograph is a word of its own, as in `linkner::tagger::words`.
+fn labelled(pieces: &[(String, Option<&str>)]) -> Sentence {
+    let mut words: Vec<String> = Vec::new();
+    let mut spans = Vec::new();
+    for (piece, label) in pieces {
+        let first = words.len();
+        for w in piece.split(' ') {
+            if w.chars().all(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c)) {
+                words.extend(w.chars().map(String::from));
+            } else {
+                words.push(w.to_string());
+            }
+        }
+        if let Some(label) = label {
+            spans.push(WordSpan::new(first, words.len(), *label));
+        }
+    }
+    let mut s = Sentence::from_words(&words);
+    s.spans = spans;
+    s
+}
+
+/// `n` synthetic sentences: fillers with 1-3 entities planted, sometimes wrapped in bidi
+/// controls or next to an emoji, sometimes after a capitalised opener.
+fn training_set(n: usize, rng: &mut Rng) -> Vec<Sentence> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut pieces: Vec<(String, Option<&str>)> = Vec::new();
+        if rng.chance(25) {
+            pieces.push((rng.pick(OPENERS).to_string(), None));
+        }
+        let entities = 1 + rng.below(3);
+        for _ in 0..entities {
+            for _ in 0..1 + rng.below(4) {
+                let w = if rng.chance(30) {
+                    rng.pick(DECOR)
+                } else {
+                    rng.pick(FILLER)
+                };
+                pieces.push((w.to_string(), None));
+            }
+            let (surface, label) = ENTITIES[rng.below(ENTITIES.len())];
+            if rng.chance(15) {
+                let (open, close) = BIDI[rng.below(BIDI.len())];
+                pieces.push((open.to_string(), None));
+                pieces.push((surface.to_string(), Some(label)));
+                pieces.push((close.to_string(), None));
+            } else if rng.chance(15) {
+                pieces.push((rng.pick(&DECOR[..6]).to_string(), None));
+                pieces.push((surface.to_string(), Some(label)));
+            } else {
+                pieces.push((surface.to_string(), Some(label)));
+                if rng.chance(15) {
+                    pieces.push((rng.pick(&DECOR[..6]).to_string(), None));
+                }
+            }
+        }
+        for _ in 0..rng.below(3) {
+            pieces.push((rng.pick(FILLER).to_string(), None));
+        }
+        pieces.push((".".to_string(), None));
+        out.push(labelled(&pieces));
+    }
+    out
+}
+
+/// The tagger, trained once per test binary.
+fn tagger() -> &'static SpanTagger {
+    static TAGGER: OnceLock<SpanTagger> = OnceLock::new();
+    TAGGER.get_or_init(|| {
+        linkner::tagger::set_threads(1).unwrap();
+        let encoder = linkner::tagger::default_encoder_dir()
+            .expect("all-MiniLM-L6-v2 not found: run scripts/setup-python.sh");
+        let device = DeviceSpec::Cpu.checked_device().unwrap();
+        // The head's initialisation draws from the backend's generator: seed it.
+        device.seed(7);
+        let (tagger, _) = SpanTagger::from_encoder_dir(
+            &encoder,
+            LabelSchema::conll03(),
+            HeadOptions::default(),
+            &device,
+        )
+        .unwrap();
+        let mut rng = Rng(0x5EED_1234_ABCD_0001);
+        let data = training_set(96, &mut rng);
+        let config = TrainConfig {
+            epochs: 4,
+            batch_size: 8,
+            learning_rate: 3e-4,
+            patience: 0,
+            seed: 7,
+            ..TrainConfig::default()
+        };
+        let t = std::time::Instant::now();
+        let (tagger, report) = train(tagger, &data, &[], &config, &mut Silent).unwrap();
+        eprintln!(
+            "trained the tiny tagger on {} sentences in {:.1?}: {:?}",
+            data.len(),
+            t.elapsed(),
+            report
+                .epochs
+                .iter()
+                .map(|e| e.train_loss)
+                .collect::<Vec<_>>()
+        );
+        tagger
+    })
+}
+
+fn pipeline(tagger: &SpanTagger) -> Pipeline {
+    Pipeline::builder()
+        .exclusive_tagger(tagger.clone())
+        .estimator(Arc::new(Confidence::new()))
+        .policy(RoutingPolicy::Never)
+        .build()
+        .unwrap()
+}
+
+/// `(text, start, end, label)` of every entity of an annotation, in order.
+fn found(a: &linkner::Annotation) -> Vec<(String, usize, usize, String)> {
+    a.entities
+        .iter()
+        .map(|e| {
+            (
+                e.entity.text.clone(),
+                e.entity.start,
+                e.entity.end,
+                e.entity.label.clone(),
+            )
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Unicode offsets, expected values written by hand
+// ---------------------------------------------------------------------------------------------
+
+/// One hand-written case: the text and its entities `(text, start, end, label)` in char
+/// offsets (Unicode scalar values) of the text.
+type Case = (
+    &'static str,
+    &'static [(&'static str, usize, usize, &'static str)],
+);
+
+const CASES: &[Case] = &[
+    // Precomposed accents; a capitalised opener that is no entity.
+    (
+        "Yesterday Zoë Müller flew from Kraków to São Paulo .",
+        &[
+            ("Zoë Müller", 10, 20, "PER"),
+            ("Kraków", 31, 37, "LOC"),
+            ("São Paulo", 41, 50, "LOC"),
+        ],
+    ),
+    // Combining acute accents: each is a char of its own, inside the entity and before it.
+    (
+        "the letter from Jose\u{301} Rami\u{301}rez reached Krako\u{301}w on time .",
+        &[
+            ("Jose\u{301} Rami\u{301}rez", 16, 30, "PER"),
+            ("Krako\u{301}w", 39, 46, "LOC"),
+        ],
+    ),
+    // CJK: one word per ideograph, the entity spans two.
+    (
+        "the train to 東京 left at noon with Renée Dubois .",
+        &[("東京", 13, 15, "LOC"), ("Renée Dubois", 34, 46, "PER")],
+    ),
+    // Emoji glued to the entities (split off as words of their own).
+    (
+        "🎉Renée Dubois joined Siemens🚀 today .",
+        &[("Renée Dubois", 1, 13, "PER"), ("Siemens", 21, 28, "ORG")],
+    ),
+    // Emoji ZWJ sequences (5 and 3 chars, one grapheme each) and a flag (2 chars).
+    (
+        "the 👨\u{200D}👩\u{200D}👧 family from Paris met Zoë Müller 👩\u{200D}🚀 🇮🇹 .",
+        &[("Paris", 22, 27, "LOC"), ("Zoë Müller", 32, 42, "PER")],
+    ),
+    // Right-to-left text (Arabic), then a Latin entity after it.
+    (
+        "ذهب أحمد إلى القاهرة مع Toyota .",
+        &[
+            ("أحمد", 4, 8, "PER"),
+            ("القاهرة", 13, 20, "LOC"),
+            ("Toyota", 24, 30, "ORG"),
+        ],
+    ),
+    // Right-to-left text (Hebrew) inside a left-to-right sentence.
+    (
+        "the trip to ירושלים started with דוד .",
+        &[("ירושלים", 12, 19, "LOC"), ("דוד", 33, 36, "PER")],
+    ),
+    // Bidi controls (RLM, RLE … PDF, LRM) around the entities: never part of them.
+    (
+        "\u{200F}القاهرة\u{200F} and \u{202B}Toyota\u{202C} met \u{200E}Paris\u{200E} .",
+        &[
+            ("القاهرة", 1, 8, "LOC"),
+            ("Toyota", 15, 21, "ORG"),
+            ("Paris", 28, 33, "LOC"),
+        ],
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unicode_offsets_of_a_real_tagger_match_hand_written_ones() {
+    let p = pipeline(tagger());
+    let texts: Vec<&str> = CASES.iter().map(|c| c.0).collect();
+    let docs = p.annotate_batch(&texts).await.unwrap();
+    assert_eq!(docs.len(), CASES.len());
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for ((text, expected), doc) in CASES.iter().zip(&docs) {
+        assert_eq!(doc.text(), *text);
+        let got = found(doc);
+        let scores: Vec<f32> = doc.entities.iter().filter_map(|e| e.entity.score).collect();
+        eprintln!("{text:?}: {got:?} (scores {scores:?})");
+        for &(etext, start, end, label) in *expected {
+            let want = (etext.to_string(), start, end, label.to_string());
+            if got.contains(&want) {
+                checked += 1;
+            } else {
+                missing.push(format!("{text:?}: expected {want:?}, got {got:?}"));
+            }
+        }
+        // Whatever else was found points into the text too (its chars are its text).
+        let chars: Vec<char> = text.chars().collect();
+        for (t, s, e, _) in &got {
+            assert!(s < e && *e <= chars.len(), "{text:?}: {s}..{e}");
+            assert_eq!(*t, chars[*s..*e].iter().collect::<String>());
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+    assert_eq!(checked, CASES.iter().map(|c| c.1.len()).sum::<usize>());
+    // The cases are not vacuous: byte offsets differ from char offsets in all but the plain one.
+    let differ = CASES
+        .iter()
+        .filter(|(text, ents)| ents.iter().any(|(e, s, _, _)| text.find(e) != Some(*s)))
+        .count();
+    assert!(
+        differ >= 6,
+        "only {differ} cases where bytes and chars differ"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A text of more than 2,000 words: windows, planted entities, logits
+// ---------------------------------------------------------------------------------------------
+
+/// Windows `(word_start, word_end, core_start, core_end)` the tagger cuts `sentence` into.
+fn windows(tagger: &SpanTagger, sentence: &Sentence) -> Vec<(usize, usize, usize, usize)> {
+    tagger
+        .prepare(std::slice::from_ref(sentence))
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let w = i.enc.window;
+            (w.word_start, w.word_end, w.core_start, w.core_end)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_text_entities_at_window_edges_are_found_with_exact_offsets() {
+    let tagger = tagger();
+    // Filler words of one sub-token each (so planting one-token entity words keeps the windows).
+    let mut rng = Rng(0xF111_E4E4_0000_0002);
+    let n = 2_400;
+    let mut words: Vec<String> = (0..n)
+        .map(|i| {
+            if i % 23 == 22 {
+                ".".to_string()
+            } else {
+                rng.pick(&FILLER[..29]).to_string()
+            }
+        })
+        .collect();
+    words[n - 1] = ".".into();
+    let plain = Sentence::from_words(&words);
+    let before = windows(tagger, &plain);
+    assert!(before.len() >= 4, "expected several windows: {before:?}");
+
+    // Plant: near the start, around every window edge (the last word a window owns, the first
+    // word of the next core, the first and last word a window encodes), near the end.
+    let mut planted: Vec<(usize, Vec<&str>, &str)> = Vec::new();
+    let mut taken = BTreeSet::new();
+    let mut plant = |at: usize, ws: Vec<&'static str>, label: &'static str| {
+        let span = at.saturating_sub(2)..(at + ws.len() + 2).min(n);
+        if at + ws.len() < n && span.clone().all(|i| !taken.contains(&i)) {
+            taken.extend(span);
+            planted.push((at, ws, label));
+        }
+    };
+    plant(0, vec!["Anna", "Smith"], "PER");
+    plant(5, vec!["Paris"], "LOC");
+    for k in 0..before.len() - 1 {
+        let (_, word_end, _, core_end) = before[k];
+        let (next_start, _, _, _) = before[k + 1];
+        // The first word the next window encodes (left context there, core here).
+        plant(next_start, vec!["Siemens"], "ORG");
+        // A two-word entity starting on the last word a window owns: it crosses the core edge.
+        plant(core_end - 1, vec!["Peter", "Blackburn"], "PER");
+        // Just inside the next core, and the last words this window encodes.
+        plant(core_end + 5, vec!["Berlin"], "LOC");
+        plant(word_end - 1, vec!["Japan"], "LOC");
+        plant(word_end - 6, vec!["Toyota"], "ORG");
+    }
+    plant(n - 6, vec!["Anna", "Smith"], "PER");
+    plant(n - 2, vec!["Japan"], "LOC");
+    for (at, ws, _) in &planted {
+        for (k, w) in ws.iter().enumerate() {
+            words[at + k] = (*w).to_string();
+        }
+    }
+    let edges = before.len() - 1;
+    assert!(
+        planted.len() >= 2 + 3 * edges,
+        "too few entities planted: {planted:?} for windows {before:?}"
+    );
+
+    // The text, and the char offsets of the planted entities computed from the word lengths.
+    let text = words.join(" ");
+    let mut offsets = Vec::with_capacity(n);
+    let mut pos = 0;
+    for w in &words {
+        offsets.push(pos);
+        pos += w.chars().count() + 1;
+    }
+    let expected: Vec<(String, usize, usize, String)> = planted
+        .iter()
+        .map(|(at, ws, label)| {
+            let start = offsets[*at];
+            let surface = ws.join(" ");
+            let end = start + surface.chars().count();
+            (surface, start, end, label.to_string())
+        })
+        .collect();
+    let sentence = sentence_from_text(&text);
+    assert_eq!(sentence.tokens.len(), n);
+    let after = windows(tagger, &sentence);
+    assert_eq!(after, before, "planting changed the windows");
+    assert!(
+        after.iter().all(|w| w.1 - w.0 < n),
+        "no window may hold the whole text"
+    );
+
+    // Every planted entity is found once, with exact offsets and its label.
+    let p = pipeline(tagger);
+    let doc = p.annotate(&text).await.unwrap();
+    let got = found(&doc);
+    let lowest = doc
+        .entities
+        .iter()
+        .filter_map(|e| e.entity.score)
+        .fold(1f32, f32::min);
+    eprintln!(
+        "{} entities found in the long text, lowest score {lowest}",
+        got.len()
+    );
+    let missing: Vec<_> = expected.iter().filter(|e| !got.contains(e)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} planted entities not found exactly: {missing:?}\nfound: {got:?}\nwindows: {after:?}",
+        missing.len(),
+        expected.len()
+    );
+    let unique: BTreeSet<(usize, usize)> = got.iter().map(|e| (e.1, e.2)).collect();
+    assert_eq!(unique.len(), got.len(), "an entity was reported twice");
+    let spurious: Vec<_> = got.iter().filter(|e| !expected.contains(e)).collect();
+    assert!(
+        spurious.len() <= expected.len() / 10,
+        "many spurious entities: {spurious:?}"
+    );
+
+    // Windowed logits == the logits of each window's words encoded alone.
+    let opts = PredictOptions::default();
+    let full = tagger
+        .score_spans(std::slice::from_ref(&sentence), &opts)
+        .unwrap()
+        .remove(0);
+    let by_span: std::collections::HashMap<(usize, usize), &Vec<f32>> =
+        full.iter().map(|s| ((s.start, s.end), &s.logits)).collect();
+    let mut compared = 0usize;
+    let mut worst = 0f32;
+    for &(ws, we, cs, ce) in &after {
+        let alone = Sentence::from_words(&sentence.words()[ws..we]);
+        assert_eq!(
+            windows(tagger, &alone).len(),
+            1,
+            "a window's words fit one window"
+        );
+        let scored = tagger
+            .score_spans(std::slice::from_ref(&alone), &opts)
+            .unwrap()
+            .remove(0);
+        for s in &scored {
+            let (start, end) = (s.start + ws, s.end + ws);
+            // Spans this window owns; a span starting on the first word of a cut window has
+            // the sentence-initial shape feature alone but not in the long text.
+            if start < cs || start >= ce || (s.start == 0 && ws > 0) {
+                continue;
+            }
+            let windowed = by_span
+                .get(&(start, end))
+                .unwrap_or_else(|| panic!("span {start}..{end} not scored in the long text"));
+            for (a, b) in windowed.iter().zip(&s.logits) {
+                worst = worst.max((a - b).abs());
+            }
+            compared += 1;
+        }
+    }
+    eprintln!(
+        "{} windows, {} spans, {compared} compared with their window alone, worst |Δlogit| {worst:e}",
+        after.len(),
+        full.len()
+    );
+    assert!(worst <= 1e-4, "windowed logits differ by {worst}");
+    assert!(
+        compared + after.len() * 5 >= full.len(),
+        "only {compared} of {} spans compared",
+        full.len()
+    );
+}
+
+#[test]
+fn the_training_set_plants_every_kind_of_case() {
+    // The generator really produces the contexts the tests need (a cheap check, no model).
+    let data = training_set(96, &mut Rng(0x5EED_1234_ABCD_0001));
+    let texts: Vec<&str> = data.iter().map(|s| s.text.as_str()).collect();
+    let has = |f: &dyn Fn(&str) -> bool| texts.iter().filter(|t| f(t)).count();
+    assert!(has(&|t| t.contains('\u{200D}')) >= 5);
+    assert!(has(&|t| t.contains('\u{301}')) >= 5);
+    assert!(has(&|t| t.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c))) >= 5);
+    assert!(has(&|t| t.chars().any(|c| ('\u{0590}'..='\u{05FF}').contains(&c))) >= 5);
+    assert!(has(&|t| t.contains('東')) >= 3);
+    assert!(has(&|t| t.contains('\u{200F}') || t.contains('\u{202B}')) >= 3);
+    let entities: usize = data.iter().map(|s| s.spans.len()).sum();
+    assert!(entities >= 150, "{entities}");
+}
