@@ -61,7 +61,7 @@ mod local_server;
 #[tokio::test(flavor = "multi_thread")]
 async fn example_runs() {
     let Some(server) = local_server::server(
-        "example token_classification",
+        "example_token_classification::example_runs",
         "LINKNER_QUICKSTART_TEST_PORT",
         "18184",
     ) else {
@@ -97,6 +97,7 @@ async fn example_runs() {
     assert_eq!(stats.documents, 2);
     assert!(stats.entities >= 4, "{stats:?}");
     assert_eq!(stats.failures, 0);
+    server.record_answer();
     // A folder that is not a checkpoint is a clear error, not a panic.
     let err = run("/nonexistent", &server.url, &server.model, &texts)
         .await

@@ -59,6 +59,9 @@ expected_llm_tests=(
   cli_bench_report::report_on_tiny_data_with_the_real_local_llm
   example_quickstart::example_runs
   example_openai::example_runs
+  example_token_classification::example_runs
+  token_classification::pipeline_with_the_real_local_llm_server
+  cli_schema::link_with_a_schema_file_against_the_real_local_llm_server
 )
 LINKNER_LLM_TEST_RECORD="$(mktemp "${TMPDIR:-/tmp}/linkner-llm-tests.XXXXXX")"
 export LINKNER_LLM_TEST_RECORD

@@ -217,4 +217,5 @@ async fn pipeline_with_the_real_local_llm_server() {
         s.routed,
         s.confirmed + s.relabelled + s.rejected + s.failures
     );
+    server.record_answer();
 }

@@ -50,10 +50,8 @@ pub fn torch_lib_dir() -> Option<PathBuf> {
 /// `linkner-build` to the app's `[build-dependencies]` and call this from its `build.rs`:
 ///
 /// ```no_run
-/// // build.rs
-/// fn main() {
-///     linkner_build::link_libtorch();
-/// }
+/// // build.rs: `fn main() { linkner_build::link_libtorch(); }`
+/// linkner_build::link_libtorch();
 /// ```
 ///
 /// It emits `cargo:rustc-link-arg=-Wl,-rpath,<LibTorch lib folder>`, found as `torch-sys` finds

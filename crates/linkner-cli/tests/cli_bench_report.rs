@@ -230,8 +230,13 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
     )
 }
 
+/// `linkner tune` on a labelled file with the real local server writes a config; `linkner
+/// report` with that config on the same file (as its "test" set) reproduces the tuned dev F1 to
+/// the digit (the answers come from the shared cache: the pipeline's routing, prompt and merge
+/// are exactly those the tuning replayed), and reports Δ with its interval, the oracle ceiling,
+/// the accuracy on routed entities and an ablation table.
 #[test]
-fn report_on_tiny_data_with_the_real_local_llm() {
+fn tune_then_report_on_tiny_data_with_the_real_local_llm() {
     let Some(server) = local_server::server(
         "cli_bench_report::report_on_tiny_data_with_the_real_local_llm",
         "LINKNER_REPORT_TEST_PORT",
@@ -240,34 +245,105 @@ fn report_on_tiny_data_with_the_real_local_llm() {
         return;
     };
     let (data, model) = fixture();
-    // A datasets folder with the CoNLL-03 test set only (its training file gives the prompt's
-    // examples); every other set is reported as skipped.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("data");
     std::fs::create_dir_all(root.join("conll03/conll")).unwrap();
     std::fs::copy(data, root.join("conll03/conll/test.txt")).unwrap();
-    std::fs::copy(data, root.join("conll03/conll/train.txt")).unwrap();
+    let configs = dir.path().join("configs");
+    std::fs::create_dir_all(&configs).unwrap();
+    let cache = dir.path().join("answers.jsonl");
+    let tune_json = dir.path().join("tune");
+    std::fs::create_dir_all(&tune_json).unwrap();
+    let llm = |cmd: &mut std::process::Command| {
+        cmd.args(["--llm-url", &server.url, "--llm-model", &server.model])
+            .args(["--llm-timeout", "300", "--threads", "1"])
+            .arg("--llm-cache")
+            .arg(&cache)
+            .arg("--examples-from")
+            .arg(data)
+            .env_remove("LINKNER_LLM_URL")
+            .env_remove("LINKNER_MODEL");
+    };
+
+    // 1. Tune: two prompt variants (one LLM pass each), two estimators, every entity above a
+    //    floor of 0 in the pass (this tagger is confident about what it memorised).
+    let mut cmd = linkner();
+    cmd.args([
+        "tune",
+        "--prompts",
+        "plain,full-retrieve",
+        "--estimators",
+        "confidence,entropy",
+    ])
+    .args(["--floor", "0", "--step", "0.25", "--no-per-type"])
+    .arg("--model")
+    .arg(model)
+    .arg("--dev")
+    .arg(data)
+    .arg("--out")
+    .arg(configs.join("conll03.json"))
+    .arg("--json")
+    .arg(tune_json.join("conll03.json"));
+    llm(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "tune: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tuned: Value =
+        serde_json::from_str(&std::fs::read_to_string(tune_json.join("conll03.json")).unwrap())
+            .unwrap();
+    let best_f1 = num(&tuned["best"]["f1"]);
+    let local_f1 = num(&tuned["local_f1"]);
+    assert!(
+        best_f1 >= local_f1,
+        "the search includes routing nothing: {tuned}"
+    );
+    let trials = tuned["trials"].as_array().unwrap();
+    for prompt in ["plain", "full-retrieve"] {
+        assert!(
+            trials.iter().any(|t| t["prompt"] == prompt),
+            "no trial of prompt {prompt}: {:?}",
+            trials
+                .iter()
+                .filter_map(|t| t["prompt"].as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+        );
+    }
+    let answers_after_tune = std::fs::read_to_string(&cache).unwrap().lines().count();
+    assert!(answers_after_tune > 0, "tune cached no LLM answer");
+
+    // 2. An ablation folder: the paper's rule and log-linear fusion, both routing every entity
+    //    (threshold 0) with the default prompt (the `full-retrieve` variant).
+    let ablation = dir.path().join("ablation");
+    std::fs::create_dir_all(&ablation).unwrap();
+    for (name, merge) in [
+        ("a-replace", serde_json::json!({"type": "replace"})),
+        ("b-fuse", serde_json::json!({"type": "fuse", "weight": 0.5})),
+    ] {
+        let config = serde_json::json!({
+            "tagger": {"model": model},
+            "estimator": {"type": "entropy"},
+            "policy": {"type": "threshold", "threshold": 0.0},
+            "merge": merge,
+            "llm": {"base_url": server.url, "model": server.model}
+        });
+        std::fs::write(ablation.join(format!("{name}.json")), config.to_string()).unwrap();
+    }
+
+    // 3. Report with the tuned config on the same file.
     let out_md = dir.path().join("docs/results.md");
     let plots = dir.path().join("docs/plots");
     let json = dir.path().join("report.json");
-    let cache = dir.path().join("answers.jsonl");
-    let out = linkner()
-        .args([
-            "report",
-            "--threads",
-            "1",
-            "--sample",
-            "0",
-            "--step",
-            "0.25",
-        ])
-        // Threshold 0: the headline run routes every entity, so the LLM's answers count.
-        .args(["--policy", "0", "--estimator", "entropy"])
-        .args(["--llm-url", &server.url, "--llm-model", &server.model])
-        .arg("--llm-cache")
-        .arg(&cache)
-        .arg("--model")
-        .arg(model)
+    let mut cmd = linkner();
+    cmd.args(["report", "--resamples", "200", "--ablation-set", "conll03"])
+        .arg("--ablation")
+        .arg(&ablation)
+        .arg("--tune-json")
+        .arg(&tune_json)
+        .arg("--configs")
+        .arg(&configs)
         .arg("--data-dir")
         .arg(&root)
         .arg("--out")
@@ -275,75 +351,85 @@ fn report_on_tiny_data_with_the_real_local_llm() {
         .arg("--plots")
         .arg(&plots)
         .arg("--json")
-        .arg(&json)
-        .env_remove("LINKNER_LLM_URL")
-        .env_remove("LINKNER_MODEL")
-        .output()
-        .unwrap();
+        .arg(&json);
+    llm(&mut cmd);
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "report: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let sets = v["sets"].as_array().unwrap();
     assert_eq!(sets.len(), 1, "{v}");
     let s = &sets[0];
     assert_eq!(s["name"], "conll03");
     assert_eq!(
-        (&s["sentences"], &s["sentences_in_file"]),
-        (&4.into(), &4.into())
+        (num(&s["sentences"]), num(&s["sentences_in_file"])),
+        (4.0, 4.0)
     );
-    // The sample is the whole file: its local F1 is the full-set local F1.
-    assert_eq!(s["local_f1_full"], s["scores"]["local"]["f1"], "{s}");
-    let st = &s["stats"];
-    let entities = num(&st["entities"]);
-    assert!(entities > 0.0, "{st}");
-    assert_eq!(num(&st["routed"]), entities, "threshold 0 routes all: {st}");
+    let run = &s["run"];
+    let scores = &run["scores"];
+    // The tuned setting reproduces its dev F1, and the local F1 is the tuning's.
+    assert_eq!(num(&scores["linked"]["f1"]), best_f1, "{run}\n{tuned}");
+    assert_eq!(num(&scores["local"]["f1"]), local_f1, "{run}");
+    let delta = &run["delta"];
+    let d = num(&delta["delta"]);
+    assert!((d - (best_f1 - local_f1)).abs() < 1e-9, "{delta}");
+    assert!(
+        num(&delta["low"]) <= d + 1e-12 && d <= num(&delta["high"]) + 1e-12,
+        "{delta}"
+    );
+    assert!(num(&scores["oracle"]["f1"]) >= num(&scores["linked"]["f1"]) - 1e-12);
+    let st = &run["stats"];
     assert_eq!(num(&st["failures"]), 0.0, "{st}");
-    assert!(num(&st["prompt_tokens"]) > 0.0, "{st}");
-    // Five thresholds (0, .25, .5, .75, 1) per estimator curve; nothing is routed at 1, so
-    // the linked F1 there is the local F1, and the oracle is never below the linked F1 at 0.
-    let curves = s["curves"].as_array().unwrap();
-    let names: Vec<&str> = curves
-        .iter()
-        .map(|c| c["estimator"].as_str().unwrap())
-        .collect();
-    assert!(
-        names.contains(&"confidence") && names.contains(&"entropy"),
-        "{names:?}"
-    );
-    assert!(
-        names.iter().any(|n| n.starts_with("mc_dropout")),
-        "{names:?}"
-    );
-    for c in curves {
-        let points = c["points"].as_array().unwrap();
-        assert_eq!(points.len(), 5, "{c}");
-        let last = &points[4];
-        assert_eq!(num(&last["threshold"]), 1.0);
-        assert_eq!(num(&last["routed_fraction"]), 0.0, "{c}");
-        assert_eq!(last["linked_f1"], s["scores"]["local"]["f1"], "{c}");
-        assert!(num(&points[0]["routed_fraction"]) > 0.9, "{c}");
+    let acc = &run["accuracy"];
+    assert_eq!(num(&acc["answered"]), num(&st["routed"]), "{run}");
+    assert!(num(&acc["llm_correct"]) <= num(&acc["answered"]));
+
+    // The ablation routes every entity through the real server, under both merge policies.
+    let ab = v["ablation"].as_array().unwrap();
+    assert_eq!(ab.len(), 2, "{v}");
+    for (a, merge) in ab.iter().zip(["replace", "fuse"]) {
+        let st = &a["stats"];
+        assert!(num(&st["entities"]) > 0.0, "{a}");
+        assert_eq!(num(&st["routed"]), num(&st["entities"]), "{a}");
+        assert_eq!(num(&st["failures"]), 0.0, "{a}");
         assert!(
-            num(&points[0]["oracle_f1"]) >= num(&points[0]["linked_f1"]) - 1e-12,
-            "{c}"
+            num(&st["prompt_tokens"]) > 0.0 || num(&st["cache_hits"]) > 0.0,
+            "{a}"
         );
+        assert!(a["setting"].as_str().unwrap().contains(merge), "{a}");
+        assert_eq!(num(&a["accuracy"]["answered"]), num(&st["routed"]), "{a}");
     }
-    // The replay of the all-routed entropy run at threshold 0 reproduces the headline run.
-    assert_eq!(s["replay_f1"], s["scores"]["linked"]["f1"], "{s}");
+    // The replace run is one of the settings the tuning replayed: same F1, to the digit.
+    let replayed = trials
+        .iter()
+        .find(|t| {
+            t["prompt"] == "full-retrieve"
+                && t["estimator"] == "entropy"
+                && t["calibrate"] == false
+                && t["merge"]["type"] == "replace"
+                && t["policy"]["type"] == "threshold"
+                && num(&t["policy"]["threshold"]) == 0.0
+        })
+        .unwrap_or_else(|| panic!("no replace trial at threshold 0: {tuned}"));
+    assert_eq!(
+        num(&ab[0]["scores"]["linked"]["f1"]),
+        num(&replayed["f1"]),
+        "{}\n{replayed}",
+        ab[0]
+    );
     assert_eq!(v["skipped"].as_array().unwrap().len(), 5, "{v}");
 
-    // The Markdown: the headline row with these figures, the skipped sets, the plot link.
+    // The Markdown: the row with these figures, the skipped sets, the ablation, the dev plot.
     let md = std::fs::read_to_string(&out_md).unwrap();
     let row = md
         .lines()
-        .find(|l| l.starts_with("| CoNLL-03 test |"))
+        .find(|l| l.starts_with("| CoNLL-03 test | 4 |"))
         .unwrap_or_else(|| panic!("no CoNLL-03 row:\n{md}"));
-    assert!(row.contains("| 4 / 4 |"), "{row}");
-    let routed = format!("{} of {}", entities, entities);
-    assert!(row.contains(&routed), "{row} lacks {routed}");
+    let linked = format!("**{:.2}**", 100.0 * best_f1);
+    assert!(row.contains(&linked), "{row} lacks {linked}");
     for title in [
         "CoNLL-03 Typos",
         "CoNLL-03 OOV",
@@ -357,16 +443,13 @@ fn report_on_tiny_data_with_the_real_local_llm() {
             "{title} not listed as skipped:\n{md}"
         );
     }
+    assert!(
+        md.contains("| a-replace |") && md.contains("| b-fuse |"),
+        "{md}"
+    );
     let plot = s["plot"].as_str().unwrap();
     assert!(md.contains(&format!("]({plot})")), "plot not linked:\n{md}");
     let png = std::fs::read(out_md.parent().unwrap().join(plot)).unwrap();
     assert_eq!(png_size(&png), (900, 600));
-    // The LLM really answered: its answers are in the cache file.
-    let answers = std::fs::read_to_string(&cache).unwrap_or_default();
-    assert!(
-        answers.lines().count() as f64 >= entities,
-        "{} cached answers for {entities} entities",
-        answers.lines().count()
-    );
     server.record_answer();
 }

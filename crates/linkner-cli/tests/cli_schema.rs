@@ -512,6 +512,7 @@ fn link_with_a_schema_file_against_the_real_local_llm_server() {
             .map(|k| v["stats"][k].as_u64().unwrap())
             .sum::<u64>()
     );
+    server.record_answer();
 }
 
 /// all-MiniLM-L6-v2 fine-tuned as a `BertForTokenClassification` by `transformers` (a real Hugging

@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceSpec;
 use crate::error::{Result, TaggerError};
+use crate::prepare::DocumentContext;
 use crate::tagger::{LocalTagger, Precision, PredictOptions, SpanTagger, TaggerConfig, files};
 use crate::token_class::{self, TokenClassConfig, TokenClassTagger};
-use crate::prepare::DocumentContext;
 
 /// The kinds of local tagger a folder can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
