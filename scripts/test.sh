@@ -118,6 +118,16 @@ if cargo tree -p linkner-tagger --no-default-features -e normal,build --locked |
   log "the pure-Rust build of linkner-tagger depends on torch-sys"
   exit 1
 fi
+# The light linker (no tagger, no HTTP backend: a program that brings its own LocalTagger and
+# LlmClassifier) pulls in neither burn, LibTorch nor reqwest.
+heavy="$(cargo tree -p linkner --no-default-features -e normal --locked | grep -E 'burn|torch-sys|reqwest' || true)"
+if [ -n "$heavy" ]; then
+  log "linkner --no-default-features depends on heavy crates:"
+  echo "$heavy" >&2
+  exit 1
+fi
+step "light linker builds and tests (no default features)" \
+  cargo test -p linkner --no-default-features --locked --lib
 # The pure-Rust build, tested: all the tagger's tests on burn's flex backend, without LibTorch
 # and without Python on PATH (their reference outputs come from the venv's Python, which the
 # tests find by its path, LINKNER_VENV). Compiling burn a second time without LibTorch is most

@@ -378,7 +378,7 @@ impl LinkConfig {
 
     /// A builder with everything but the tagger: estimator, policy, LLM backend (with the
     /// few-shot examples drawn for `schema`) and pipeline knobs. Give it any
-    /// [`LocalTagger`](linkner_tagger::LocalTagger) and build.
+    /// [`LocalTagger`] and build.
     pub fn builder(&self, schema: &LabelSchema) -> Result<PipelineBuilder> {
         self.validate()?;
         let mut builder = self.builder_without_llm()?;

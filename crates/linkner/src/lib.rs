@@ -7,7 +7,7 @@
 //! This crate is the thin linker that composes the others:
 //!
 //! - [`Pipeline`] (built with [`Pipeline::builder`] or from a [`LinkConfig`] file): any
-//!   [`LocalTagger`](tagger::LocalTagger), any
+//!   [`LocalTagger`], any
 //!   [`UncertaintyEstimator`](uncertainty::UncertaintyEstimator), any
 //!   [`LlmClassifier`](llm::LlmClassifier) and a [`RoutingPolicy`]; async
 //!   [`annotate`](Pipeline::annotate), [`annotate_batch`](Pipeline::annotate_batch),

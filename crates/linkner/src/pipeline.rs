@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use linkner_core::tagger::{LocalTagger, PredictOptions};
-use linkner_core::{Candidate, LabelSchema, Sentence, WordSpan};
+use linkner_core::{Candidate, Document, LabelSchema, Sentence, WordSpan};
 use linkner_llm::{Example, LlmClassifier, LlmError};
 use linkner_uncertainty::{Requirements, UncertaintyEstimator};
 use tokio::sync::mpsc;
@@ -310,13 +310,16 @@ impl fmt::Debug for Pipeline {
 enum Input {
     Texts(Vec<String>),
     Sentences(Vec<Sentence>),
+    Documents(Vec<Document>),
 }
 
 impl Input {
+    /// Annotations the input gets: one per text or sentence.
     fn len(&self) -> usize {
         match self {
             Input::Texts(t) => t.len(),
             Input::Sentences(s) => s.len(),
+            Input::Documents(d) => d.iter().map(|d| d.sentences.len()).sum(),
         }
     }
 }
@@ -398,6 +401,15 @@ impl Pipeline {
     /// of each sentence are kept as given, and char offsets point into [`Sentence::text`].
     pub async fn annotate_sentences(&self, sentences: Vec<Sentence>) -> Result<Vec<Annotation>> {
         self.run(Input::Sentences(sentences)).await
+    }
+
+    /// Annotates the sentences of documents: the tagger reads each document's sentences
+    /// together ([`LocalTagger::tag_documents`]: document context, for a tagger trained with
+    /// it), and everything after tagging is per sentence. Returns one annotation per sentence,
+    /// documents in order (the sentences of `documents[0]` first); as
+    /// [`annotate_sentences`](Pipeline::annotate_sentences), words and texts are kept as given.
+    pub async fn annotate_documents(&self, documents: Vec<Document>) -> Result<Vec<Annotation>> {
+        self.run(Input::Documents(documents)).await
     }
 
     /// Annotates a sequence of documents as a stream, in input order, `chunk_size` documents
@@ -688,6 +700,27 @@ fn tag_input(
                 )));
             }
             Ok(sentences.into_iter().zip(out).collect())
+        }
+        Input::Documents(documents) => {
+            let out = tagger.tag_documents(&documents, options)?;
+            if out.len() != documents.len()
+                || out
+                    .iter()
+                    .zip(&documents)
+                    .any(|(o, d)| o.len() != d.sentences.len())
+            {
+                return Err(LinkError::TaggerOutput(format!(
+                    "tag_documents returned {} results for {} documents, or a document with \
+                     another number of sentences",
+                    out.len(),
+                    documents.len()
+                )));
+            }
+            Ok(documents
+                .into_iter()
+                .zip(out)
+                .flat_map(|(d, o)| d.sentences.into_iter().zip(o))
+                .collect())
         }
     }
 }

@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use linkner::core::Sentence;
-use linkner::core::io::sentences;
 use linkner::core::score::Scores;
+use linkner::core::{Document, Sentence};
 use linkner::{Annotation, GoldOracle, LinkScores, Pipeline, StatsSnapshot, score_annotations};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -30,7 +29,7 @@ use super::CliError;
 use super::input::{Line, read_lines, source_name};
 use super::llm_failures::{FailureArgs, FailureTally};
 use super::pipeline_args::PipelineArgs;
-use super::tagger_common::read_docs;
+use super::tagger_common::{read_docs, read_documents_of};
 
 /// Arguments of `linkner link`.
 #[derive(Debug, Args)]
@@ -94,46 +93,81 @@ pub struct LinkReport {
     pub wall_seconds: f64,
 }
 
-/// Reads `--data`, optionally sampled.
+/// Labelled data read for `link`, `tune` and `report`: the sentences and the documents they
+/// come from (the tagger reads a document's sentences together when it has document context).
+pub struct GoldSet {
+    /// The documents, holding only the kept sentences (all of them without a sample). A file
+    /// that marks no documents gives one document per sentence.
+    pub documents: Vec<Document>,
+    /// The kept sentences, in file order (the gold of the scores).
+    pub sentences: Vec<Sentence>,
+    /// Sentences in the file.
+    pub total: usize,
+}
+
+/// Reads labelled data with its documents; with `sample`, keeps a seeded random sample of that
+/// many sentences (in file order, grouped in their documents: a sampled sentence's context is
+/// then the other sampled sentences of its document).
 pub fn read_gold(
     path: &std::path::Path,
     format: Option<&str>,
     sample: Option<usize>,
     seed: u64,
-) -> Result<(Vec<Sentence>, usize), CliError> {
-    let all = sentences(read_docs(path, format, None)?);
-    let total = all.len();
+) -> Result<GoldSet, CliError> {
+    let documents = read_documents_of(path, format, None)?;
+    let total: usize = documents.iter().map(|d| d.sentences.len()).sum();
     if total == 0 {
         return Err(format!("{}: no sentences (the data file is empty)", path.display()).into());
     }
-    let Some(n) = sample.filter(|&n| n > 0 && n < total) else {
-        return Ok((all, total));
+    let documents = match sample.filter(|&n| n > 0 && n < total) {
+        None => documents,
+        Some(n) => {
+            let mut idx: Vec<usize> = (0..total).collect();
+            idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+            idx.truncate(n);
+            let mut keep = vec![false; total];
+            for i in idx {
+                keep[i] = true;
+            }
+            let mut keep = keep.into_iter();
+            documents
+                .into_iter()
+                .filter_map(|d| {
+                    let sentences: Vec<Sentence> = d
+                        .sentences
+                        .into_iter()
+                        .filter(|_| keep.next().unwrap_or(false))
+                        .collect();
+                    (!sentences.is_empty()).then_some(Document {
+                        id: d.id,
+                        sentences,
+                    })
+                })
+                .collect()
+        }
     };
-    let mut idx: Vec<usize> = (0..total).collect();
-    idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
-    idx.truncate(n);
-    idx.sort_unstable();
-    let mut keep = vec![false; total];
-    for i in idx {
-        keep[i] = true;
-    }
-    let picked = all
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(s, k)| k.then_some(s))
+    let sentences = documents
+        .iter()
+        .flat_map(|d| d.sentences.iter().cloned())
         .collect();
-    Ok((picked, total))
+    Ok(GoldSet {
+        documents,
+        sentences,
+        total,
+    })
 }
 
-/// Annotates `gold` with `pipeline`, `chunk` sentences per call, with a progress bar on stderr
-/// (routed and failed entities so far in its message).
+/// Annotates the sentences of `documents` with `pipeline` (whole documents per call, about
+/// `chunk` sentences each), with a progress bar on stderr (routed and failed entities so far
+/// in its message). One annotation per sentence, in order.
 pub async fn annotate_all(
     pipeline: &Pipeline,
-    gold: &[Sentence],
+    documents: &[Document],
     chunk: usize,
     label: &str,
 ) -> Result<Vec<Annotation>, CliError> {
-    let bar = ProgressBar::new(gold.len() as u64);
+    let n: usize = documents.iter().map(|d| d.sentences.len()).sum();
+    let bar = ProgressBar::new(n as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} sentences ({per_sec}, ETA {eta}) {msg}",
@@ -142,12 +176,22 @@ pub async fn annotate_all(
     );
     bar.set_prefix(label.to_string());
     let before = pipeline.stats();
-    let mut out = Vec::with_capacity(gold.len());
-    for part in gold.chunks(chunk.max(1)) {
-        out.extend(pipeline.annotate_sentences(part.to_vec()).await?);
+    let mut out = Vec::with_capacity(n);
+    let mut rest = documents;
+    while !rest.is_empty() {
+        // Whole documents, at least one, up to `chunk` sentences.
+        let mut take = 0;
+        let mut sentences = 0;
+        while take < rest.len() && (take == 0 || sentences + rest[take].sentences.len() <= chunk) {
+            sentences += rest[take].sentences.len();
+            take += 1;
+        }
+        let (part, tail) = rest.split_at(take);
+        rest = tail;
+        out.extend(pipeline.annotate_documents(part.to_vec()).await?);
         let s = pipeline.stats().since(&before);
         bar.set_message(format!("routed {} · failed {}", s.routed, s.failures));
-        bar.inc(part.len() as u64);
+        bar.inc(sentences as u64);
     }
     bar.finish_and_clear();
     Ok(out)
@@ -157,14 +201,14 @@ pub async fn annotate_all(
 /// scores, the run's counters and its wall time.
 pub async fn run_and_score(
     pipeline: &Pipeline,
-    gold: &[Sentence],
+    gold: &GoldSet,
     chunk: usize,
     label: &str,
 ) -> Result<(LinkScores, StatsSnapshot, Duration), CliError> {
     let started = Instant::now();
     let before = pipeline.stats();
-    let annotations = annotate_all(pipeline, gold, chunk, label).await?;
-    let scores = score_annotations(gold, &annotations)?;
+    let annotations = annotate_all(pipeline, &gold.documents, chunk, label).await?;
+    let scores = score_annotations(&gold.sentences, &annotations)?;
     Ok((scores, pipeline.stats().since(&before), started.elapsed()))
 }
 
@@ -178,11 +222,11 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 
 /// Runs `linkner link`.
 pub fn run(args: LinkArgs) -> Result<(), CliError> {
-    let (gold, total) = read_gold(&args.data, args.format.as_deref(), args.sample, args.seed)?;
+    let gold = read_gold(&args.data, args.format.as_deref(), args.sample, args.seed)?;
     let config = args.pipeline.link_config()?;
-    let oracle: Option<Arc<dyn linkner::llm::LlmClassifier>> = args
-        .oracle
-        .then(|| Arc::new(GoldOracle::new(&gold)) as Arc<dyn linkner::llm::LlmClassifier>);
+    let oracle: Option<Arc<dyn linkner::llm::LlmClassifier>> = args.oracle.then(|| {
+        Arc::new(GoldOracle::new(&gold.sentences)) as Arc<dyn linkner::llm::LlmClassifier>
+    });
     let pipeline = args.pipeline.build(&config, oracle)?;
     // The data's labels must be the tagger's: a label outside its schema is an error naming
     // the file, the line and the label.
@@ -196,8 +240,8 @@ pub fn run(args: LinkArgs) -> Result<(), CliError> {
     let (scores, stats, wall) = rt.block_on(run_and_score(&pipeline, &gold, args.chunk, label))?;
     let report = LinkReport {
         data: args.data.clone(),
-        sentences: gold.len(),
-        sentences_in_file: total,
+        sentences: gold.sentences.len(),
+        sentences_in_file: gold.total,
         oracle_mode: args.oracle,
         estimator: pipeline.estimator_name().to_string(),
         policy: pipeline.policy().to_string(),

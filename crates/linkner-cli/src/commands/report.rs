@@ -27,7 +27,7 @@ use linkner::{Annotation, LinkConfig, LinkScores, Provenance, RoutingPolicy, Sta
 use serde::{Deserialize, Serialize};
 
 use super::CliError;
-use super::link::{annotate_all, read_gold, runtime};
+use super::link::{GoldSet, annotate_all, read_gold, runtime};
 use super::llm_failures::{FailureArgs, FailureTally};
 use super::pipeline_args::PipelineArgs;
 
@@ -263,7 +263,7 @@ impl PipelineArgs {
 fn run_config(
     args: &ReportArgs,
     path: &Path,
-    gold: &[Sentence],
+    gold_set: &GoldSet,
     label: &str,
     llm_name: &mut String,
     tally: &mut FailureTally,
@@ -274,6 +274,7 @@ fn run_config(
         *llm_name = n;
     }
     let schema = pipeline.schema().clone();
+    let gold = &gold_set.sentences;
     for s in gold {
         for span in &s.spans {
             if schema.class_of(&span.label).is_none() {
@@ -290,7 +291,12 @@ fn run_config(
     let rt = runtime()?;
     let started = Instant::now();
     let before = pipeline.stats();
-    let annotations = rt.block_on(annotate_all(&pipeline, gold, args.chunk, label))?;
+    let annotations = rt.block_on(annotate_all(
+        &pipeline,
+        &gold_set.documents,
+        args.chunk,
+        label,
+    ))?;
     let stats = pipeline.stats().since(&before);
     let wall = started.elapsed();
     tally.add_run(&stats);
@@ -372,7 +378,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             file.display(),
             config.display()
         );
-        let (gold, total) = read_gold(&file, None, sample, args.seed)?;
+        let gold = read_gold(&file, None, sample, args.seed)?;
         let run = run_config(&args, &config, &gold, set.name, &mut llm_name, &mut tally)?;
         let plot = match &args.tune_json {
             Some(dir) => plot_tuning(&args, set, &dir.join(format!("{}.json", set.name)))?,
@@ -382,8 +388,8 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             name: set.name.to_string(),
             title: set.title.to_string(),
             file,
-            sentences: gold.len(),
-            sentences_in_file: total,
+            sentences: gold.sentences.len(),
+            sentences_in_file: gold.total,
             run,
             plot,
         });
@@ -395,7 +401,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             .find(|s| s.name == args.ablation_set)
             .ok_or_else(|| format!("unknown ablation set `{}`", args.ablation_set))?;
         let file = args.data_dir.join(set.file);
-        let (gold, _) = read_gold(&file, None, sample, args.seed)?;
+        let gold = read_gold(&file, None, sample, args.seed)?;
         let mut configs: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| format!("{}: {e}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))

@@ -319,13 +319,14 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
     }
     let tagger = Arc::new(base.tagger.load()?);
     let schema = linkner::LocalTagger::schema(tagger.as_ref()).clone();
-    let (gold, total) = read_gold(
+    let gold_set = read_gold(
         &args.dev,
         args.format.as_deref(),
         Some(args.sample),
         args.seed,
     )?;
-    for s in &gold {
+    let (gold, total) = (&gold_set.sentences, gold_set.total);
+    for s in gold {
         for span in &s.spans {
             if schema.class_of(&span.label).is_none() {
                 return Err(format!(
@@ -380,7 +381,12 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
             let pipeline = builder.build()?;
             let label = format!("{spec} · {}", pipeline.estimator_name());
             let before = pipeline.stats();
-            let annotations = rt.block_on(annotate_all(&pipeline, &gold, args.chunk, &label))?;
+            let annotations = rt.block_on(annotate_all(
+                &pipeline,
+                &gold_set.documents,
+                args.chunk,
+                &label,
+            ))?;
             let run = pipeline.stats().since(&before);
             if run.failures > 0 && !args.allow_failures {
                 let kinds: Vec<String> = run
@@ -404,7 +410,7 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
                 versions.push((true, calibrated(&annotations, &schema, b)));
             }
             for (calibrate, anns) in versions {
-                let found = search(&gold, &anns, &schema, args.floor, &grid)?;
+                let found = search(gold, &anns, &schema, args.floor, &grid)?;
                 if local_f1.is_none() {
                     local_f1 = found
                         .iter()
@@ -484,7 +490,7 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    print!("{}", human(&report, &gold));
+    print!("{}", human(&report, gold));
     Ok(())
 }
 
