@@ -1,0 +1,262 @@
+//! The fault matrix through the whole pipeline: the OpenAI-compatible backend against a fake HTTP
+//! server (`crates/linkner-llm/tests/support/fake_server.rs`) that answers **per entity** — the
+//! requests about "Acme" always get the right answer, those about "Rome" get the fault — so an
+//! answer given to the wrong entity, or a lost entity, shows. For every fault: every entity is
+//! present; "Acme" has the LLM's answer; "Rome" has either the right answer (a transient fault,
+//! retried) or its local label with a failure of the expected kind; the failures are counted by
+//! kind in the pipeline's statistics; the wall time stays within the bound the timeouts imply.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+#[path = "../crates/linkner-llm/tests/support/fake_server.rs"]
+mod fake_server;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{ScriptedTagger, entry};
+use fake_server::{FakeServer, Fault, Script, chat, ok};
+use linkner::llm::{AnswerMode, FailureKind, OpenAiClassifier};
+use linkner::uncertainty::builtins::Confidence;
+use linkner::{Pipeline, Provenance, RoutingPolicy};
+
+const DOCS: usize = 6;
+
+fn docs() -> Vec<String> {
+    (0..DOCS)
+        .map(|i| format!("Doc {i} : Alice went to Rome for Acme ."))
+        .collect()
+}
+
+/// What must happen to "Rome".
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// Retried until the right answer came: LLM-confirmed LOC, no failure.
+    Recovers,
+    /// Fails with this kind (or, once the breaker has opened, `CircuitOpen`); local label kept.
+    Fails(FailureKind),
+}
+
+struct Case {
+    name: &'static str,
+    /// The fault of a request about Rome, given how many times the same body was sent before.
+    fault: fn(usize) -> Fault,
+    expect: Expect,
+    /// Upper bound of the whole run.
+    bound: Duration,
+}
+
+fn http_date_in(secs: u64) -> String {
+    linkner::llm::http::format_http_date(SystemTime::now() + Duration::from_secs(secs))
+}
+
+fn cases() -> Vec<Case> {
+    let s = Duration::from_secs;
+    vec![
+        Case {
+            name: "timeout on the first attempt",
+            fault: |n| if n == 0 { Fault::Hang } else { ok("location") },
+            expect: Expect::Recovers,
+            bound: s(6),
+        },
+        Case {
+            name: "timeout on every attempt",
+            fault: |_| Fault::Hang,
+            expect: Expect::Fails(FailureKind::Timeout),
+            bound: s(12),
+        },
+        Case {
+            name: "429 with Retry-After in seconds, then the answer",
+            fault: |n| {
+                if n == 0 {
+                    Fault::status_retry_after(429, 1)
+                } else {
+                    ok("location")
+                }
+            },
+            expect: Expect::Recovers,
+            bound: s(6),
+        },
+        Case {
+            name: "429 with Retry-After as an HTTP date, then the answer",
+            fault: |n| {
+                if n == 0 {
+                    Fault::Status(429, Some(http_date_in(1)), "{}".into())
+                } else {
+                    ok("location")
+                }
+            },
+            expect: Expect::Recovers,
+            bound: s(8),
+        },
+        Case {
+            name: "429 until the retries run out",
+            fault: |_| Fault::Status(429, Some("0".into()), "{\"error\":\"busy\"}".into()),
+            expect: Expect::Fails(FailureKind::RateLimited),
+            bound: s(6),
+        },
+        Case {
+            name: "500 then the answer",
+            fault: |n| {
+                if n == 0 {
+                    Fault::Status(500, None, "oops".into())
+                } else {
+                    ok("location")
+                }
+            },
+            expect: Expect::Recovers,
+            bound: s(6),
+        },
+        Case {
+            name: "503 on every attempt",
+            fault: |_| Fault::Status(503, None, "down".into()),
+            expect: Expect::Fails(FailureKind::ServerError),
+            bound: s(6),
+        },
+        Case {
+            name: "garbage body",
+            fault: |_| Fault::Malformed,
+            expect: Expect::Fails(FailureKind::Malformed),
+            bound: s(6),
+        },
+        Case {
+            name: "label outside the schema",
+            fault: |_| ok("spaceship"),
+            expect: Expect::Fails(FailureKind::OutOfSchema),
+            bound: s(6),
+        },
+        Case {
+            name: "body cut before its Content-Length, then the answer",
+            fault: |n| if n == 0 { Fault::cut_short() } else { ok("location") },
+            expect: Expect::Recovers,
+            bound: s(6),
+        },
+        Case {
+            name: "slow drip past the timeout on every attempt",
+            fault: |_| Fault::Drip(Duration::from_millis(300)),
+            expect: Expect::Fails(FailureKind::Timeout),
+            bound: s(12),
+        },
+        Case {
+            name: "connection reset, then the answer",
+            fault: |n| if n == 0 { Fault::Reset } else { ok("location") },
+            expect: Expect::Recovers,
+            bound: s(6),
+        },
+        Case {
+            name: "connection reset on every attempt",
+            fault: |_| Fault::Reset,
+            expect: Expect::Fails(FailureKind::Connection),
+            bound: s(6),
+        },
+        Case {
+            name: "content: null",
+            fault: |_| {
+                Fault::Ok(
+                    chat("x").replace("\"content\":\"x\"", "\"content\":null"),
+                    Duration::ZERO,
+                )
+            },
+            expect: Expect::Fails(FailureKind::Malformed),
+            bound: s(6),
+        },
+    ]
+}
+
+fn pipeline(url: &str) -> Pipeline {
+    let llm = OpenAiClassifier::builder()
+        .base_url(url)
+        .model("fake")
+        .mode(AnswerMode::FreeText)
+        .cache(false)
+        .timeout(Duration::from_secs(1))
+        .max_retries(2)
+        .backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .max_in_flight(4)
+        .build()
+        .unwrap();
+    Pipeline::builder()
+        .tagger(Arc::new(ScriptedTagger::new(vec![
+            entry("Alice", "PER", 0.1),
+            entry("Rome", "PER", 0.7),
+            entry("Acme", "LOC", 0.7),
+        ])))
+        .estimator(Arc::new(Confidence::new()))
+        .llm(Arc::new(llm))
+        .policy(RoutingPolicy::threshold(0.4))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_keeps_every_entity_and_is_counted_by_kind() {
+    for case in cases() {
+        let fault = case.fault;
+        let script = Script::from_fn(move |seen| {
+            if seen.body.contains("[[Acme]]") {
+                ok("organization")
+            } else if seen.body.contains("[[Rome]]") {
+                fault(seen.repeats)
+            } else {
+                Fault::Status(400, None, "unexpected request".into())
+            }
+        });
+        let server = FakeServer::start(script).await;
+        let p = pipeline(&server.url);
+        let started = Instant::now();
+        let out = p.annotate_batch(&docs()).await.unwrap();
+        let wall = started.elapsed();
+        let name = case.name;
+        assert!(wall < case.bound, "{name}: {wall:?} > {:?}", case.bound);
+        assert_eq!(out.len(), DOCS, "{name}");
+        let st = p.stats();
+        assert_eq!((st.entities, st.routed), (3 * DOCS as u64, 2 * DOCS as u64), "{name}");
+        for a in &out {
+            let texts: Vec<&str> = a.entities.iter().map(|e| e.entity.text.as_str()).collect();
+            assert_eq!(texts, ["Alice", "Rome", "Acme"], "{name}: an entity was lost");
+            assert!(a.rejected.is_empty(), "{name}");
+            let [alice, rome, acme] = &a.entities[..] else {
+                unreachable!()
+            };
+            assert_eq!((alice.entity.label.as_str(), &alice.provenance), ("PER", &Provenance::Local));
+            // Acme's answer is Acme's, whatever happened to Rome's requests.
+            assert_eq!(acme.entity.label, "ORG", "{name}: {:?}", acme.provenance);
+            assert!(
+                matches!(acme.provenance, Provenance::LlmRelabelled { .. }),
+                "{name}: {:?}",
+                acme.provenance
+            );
+            match case.expect {
+                Expect::Recovers => {
+                    assert_eq!(rome.entity.label, "LOC", "{name}: {:?}", rome.provenance);
+                }
+                Expect::Fails(kind) => {
+                    assert_eq!(rome.entity.label, "PER", "{name}: local label kept");
+                    match &rome.provenance {
+                        Provenance::LlmFailed { kind: k, .. } => assert!(
+                            *k == kind || *k == FailureKind::CircuitOpen,
+                            "{name}: {k:?}, expected {kind:?}"
+                        ),
+                        other => panic!("{name}: expected a failure, got {other:?}"),
+                    }
+                }
+            }
+        }
+        match case.expect {
+            Expect::Recovers => assert_eq!(st.failures, 0, "{name}: {st:?}"),
+            Expect::Fails(kind) => {
+                assert_eq!(st.failures, DOCS as u64, "{name}: {st:?}");
+                let counted: u64 = st.failures_by_kind.iter().map(|(_, n)| n).sum();
+                assert_eq!(counted, DOCS as u64, "{name}: {st:?}");
+                let of_kind = st
+                    .failures_by_kind
+                    .iter()
+                    .find(|(k, _)| *k == kind)
+                    .map_or(0, |(_, n)| n);
+                assert!(of_kind >= 1, "{name}: no {kind:?} counted: {st:?}");
+            }
+        }
+    }
+}
