@@ -129,7 +129,13 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "body cut before its Content-Length, then the answer",
-            fault: |n| if n == 0 { Fault::cut_short() } else { ok("location") },
+            fault: |n| {
+                if n == 0 {
+                    Fault::cut_short()
+                } else {
+                    ok("location")
+                }
+            },
             expect: Expect::Recovers,
             bound: s(6),
         },
@@ -175,6 +181,10 @@ fn pipeline(url: &str) -> Pipeline {
         .max_retries(2)
         .backoff(Duration::from_millis(10), Duration::from_millis(50))
         .max_in_flight(4)
+        // The breaker would (rightly) give up on a server whose first four answers all hang;
+        // the matrix checks each fault's own handling. The breaker through the pipeline:
+        // tests/llm_faults.rs.
+        .circuit_breaker(0, Duration::from_secs(1), Duration::from_secs(1))
         .build()
         .unwrap();
     Pipeline::builder()
@@ -212,15 +222,26 @@ async fn every_fault_keeps_every_entity_and_is_counted_by_kind() {
         assert!(wall < case.bound, "{name}: {wall:?} > {:?}", case.bound);
         assert_eq!(out.len(), DOCS, "{name}");
         let st = p.stats();
-        assert_eq!((st.entities, st.routed), (3 * DOCS as u64, 2 * DOCS as u64), "{name}");
+        assert_eq!(
+            (st.entities, st.routed),
+            (3 * DOCS as u64, 2 * DOCS as u64),
+            "{name}"
+        );
         for a in &out {
             let texts: Vec<&str> = a.entities.iter().map(|e| e.entity.text.as_str()).collect();
-            assert_eq!(texts, ["Alice", "Rome", "Acme"], "{name}: an entity was lost");
+            assert_eq!(
+                texts,
+                ["Alice", "Rome", "Acme"],
+                "{name}: an entity was lost"
+            );
             assert!(a.rejected.is_empty(), "{name}");
             let [alice, rome, acme] = &a.entities[..] else {
                 unreachable!()
             };
-            assert_eq!((alice.entity.label.as_str(), &alice.provenance), ("PER", &Provenance::Local));
+            assert_eq!(
+                (alice.entity.label.as_str(), &alice.provenance),
+                ("PER", &Provenance::Local)
+            );
             // Acme's answer is Acme's, whatever happened to Rome's requests.
             assert_eq!(acme.entity.label, "ORG", "{name}: {:?}", acme.provenance);
             assert!(
@@ -235,10 +256,9 @@ async fn every_fault_keeps_every_entity_and_is_counted_by_kind() {
                 Expect::Fails(kind) => {
                     assert_eq!(rome.entity.label, "PER", "{name}: local label kept");
                     match &rome.provenance {
-                        Provenance::LlmFailed { kind: k, .. } => assert!(
-                            *k == kind || *k == FailureKind::CircuitOpen,
-                            "{name}: {k:?}, expected {kind:?}"
-                        ),
+                        Provenance::LlmFailed { kind: k, .. } => {
+                            assert_eq!(*k, kind, "{name}")
+                        }
                         other => panic!("{name}: expected a failure, got {other:?}"),
                     }
                 }
@@ -255,7 +275,7 @@ async fn every_fault_keeps_every_entity_and_is_counted_by_kind() {
                     .iter()
                     .find(|(k, _)| *k == kind)
                     .map_or(0, |(_, n)| n);
-                assert!(of_kind >= 1, "{name}: no {kind:?} counted: {st:?}");
+                assert_eq!(of_kind, DOCS as u64, "{name}: {st:?}");
             }
         }
     }

@@ -247,8 +247,8 @@ fn tune_then_report_on_tiny_data_with_the_real_local_llm() {
     let (data, model) = fixture();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("data");
-    std::fs::create_dir_all(root.join("conll03/conll")).unwrap();
-    std::fs::copy(data, root.join("conll03/conll/test.txt")).unwrap();
+    std::fs::create_dir_all(root.join("conll03/conll_4col")).unwrap();
+    std::fs::copy(data, root.join("conll03/conll_4col/test.txt")).unwrap();
     let configs = dir.path().join("configs");
     std::fs::create_dir_all(&configs).unwrap();
     let cache = dir.path().join("answers.jsonl");

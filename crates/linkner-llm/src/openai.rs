@@ -961,10 +961,17 @@ fn decode(
         .into_iter()
         .next()
         .ok_or_else(|| LlmError::MalformedResponse("no choices in the response".into()))?;
-    let content = choice.message.and_then(|m| m.content).unwrap_or_default();
+    let content = choice.message.and_then(|m| m.content);
+    // The text modes read the message: none (`"content": null`, no message) is a malformed
+    // response, not an answer outside the labels.
+    let text = || {
+        content.as_deref().ok_or_else(|| {
+            LlmError::MalformedResponse("the message has no content (null or missing)".into())
+        })
+    };
     let (class, confidence, distribution) = match mode {
-        AnswerMode::Constrained => (parse_constrained(schema, vocab, &content)?, None, None),
-        AnswerMode::FreeText => (parse_free_text(schema, vocab, &content)?, None, None),
+        AnswerMode::Constrained => (parse_constrained(schema, vocab, text()?)?, None, None),
+        AnswerMode::FreeText => (parse_free_text(schema, vocab, text()?)?, None, None),
         AnswerMode::Logprobs { .. } => {
             let first = choice
                 .logprobs
@@ -996,7 +1003,7 @@ fn decode(
         class,
         confidence,
         distribution,
-        raw: content,
+        raw: content.unwrap_or_default(),
     })
 }
 

@@ -105,9 +105,9 @@ pub struct GoldSet {
     pub total: usize,
 }
 
-/// Reads labelled data with its documents; with `sample`, keeps a seeded random sample of that
-/// many sentences (in file order, grouped in their documents: a sampled sentence's context is
-/// then the other sampled sentences of its document).
+/// Reads labelled data with its documents; with `sample`, keeps a seeded random sample of whole
+/// documents holding at least that many sentences (in file order; for a file that marks no
+/// documents, exactly that many sentences).
 pub fn read_gold(
     path: &std::path::Path,
     format: Option<&str>,
@@ -122,27 +122,24 @@ pub fn read_gold(
     let documents = match sample.filter(|&n| n > 0 && n < total) {
         None => documents,
         Some(n) => {
-            let mut idx: Vec<usize> = (0..total).collect();
+            // Whole documents, in a seeded random order, until `n` sentences are reached: a
+            // document-context tagger then sees the same context as on the whole file. (A file
+            // that marks no documents has one sentence per document: a plain sentence sample.)
+            let mut idx: Vec<usize> = (0..documents.len()).collect();
             idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
-            idx.truncate(n);
-            let mut keep = vec![false; total];
+            let mut keep = vec![false; documents.len()];
+            let mut count = 0;
             for i in idx {
+                if count >= n {
+                    break;
+                }
                 keep[i] = true;
+                count += documents[i].sentences.len();
             }
-            let mut keep = keep.into_iter();
             documents
                 .into_iter()
-                .filter_map(|d| {
-                    let sentences: Vec<Sentence> = d
-                        .sentences
-                        .into_iter()
-                        .filter(|_| keep.next().unwrap_or(false))
-                        .collect();
-                    (!sentences.is_empty()).then_some(Document {
-                        id: d.id,
-                        sentences,
-                    })
-                })
+                .zip(keep)
+                .filter_map(|(d, k)| k.then_some(d))
                 .collect()
         }
     };
