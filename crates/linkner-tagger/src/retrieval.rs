@@ -76,6 +76,8 @@ impl SpanTagger {
                     let ids: Vec<usize> = (items.len()..items.len() + prepared.len()).collect();
                     for mut it in prepared {
                         it.spans.clear();
+                        it.span_sentence.clear();
+                        it.positions.clear();
                         it.shapes.clear();
                         it.labels.clear();
                         items.push(it);
@@ -108,8 +110,17 @@ impl SpanTagger {
             let w = items[pick].enc.window;
             let end = q.end.min(w.word_end);
             owner.push((pick, items[pick].spans.len()));
-            items[pick].spans.push((q.start, end));
-            items[pick].shapes.push([0.0; SPAN_SHAPE_FEATURES]);
+            let item = &mut items[pick];
+            // Sub-token positions of the span's first and last word in this window (what the
+            // batch gathers; they must be set with the span).
+            let positions = (
+                item.enc.first[q.start - w.word_start],
+                item.enc.last[end - 1 - w.word_start],
+            );
+            item.spans.push((q.start, end));
+            item.span_sentence.push(qi);
+            item.positions.push(positions);
+            item.shapes.push([0.0; SPAN_SHAPE_FEATURES]);
         }
         let used: Vec<usize> = (0..items.len())
             .filter(|&i| !items[i].spans.is_empty())

@@ -196,7 +196,7 @@ fn index_path(
     options: &KnnOptions,
 ) -> PathBuf {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    "knn-v1".hash(&mut h);
+    "knn-v2".hash(&mut h);
     data.hash(&mut h);
     sentences.len().hash(&mut h);
     for s in sentences {
