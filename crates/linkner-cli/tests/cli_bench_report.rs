@@ -200,7 +200,7 @@ fn bench_train_without_and_with_the_python_peer() {
     // The extrapolation is linear: 400 sentences = 100 × the 4 timed.
     assert!((num(&l["extrapolated_epoch_seconds"]) - 100.0 * secs).abs() < 1e-6 * secs.max(1.0));
     assert_eq!(v["python"]["unavailable"], "--no-python");
-    assert!(v["ratio"].is_null());
+    assert!(v["time_ratio"].is_null(), "{v}");
 
     let python = venv_python();
     let v = run_json(
@@ -218,7 +218,7 @@ fn bench_train_without_and_with_the_python_peer() {
         "{v}"
     );
     assert!(num(&p["loss"]).is_finite(), "{v}");
-    assert!(num(&v["ratio"]) > 0.0, "{v}");
+    assert!(num(&v["time_ratio"]) > 0.0, "{v}");
 }
 
 /// PNG width and height.

@@ -186,7 +186,8 @@ async fn labels_outside_the_set_are_parse_failures_in_every_mode() {
 #[tokio::test]
 async fn logprob_answers_carry_a_distribution() {
     let s = fake_server(vec![Fault::Ok(
-        logprob_chat(&[("location", 0.6), ("organization", 0.2), ("The", 0.2)]),
+        // The default prompt's answer keys: letters (PER A, LOC B, ORG C, MISC D, none E).
+        logprob_chat(&[("B", 0.6), ("C", 0.2), ("The", 0.2)]),
         Duration::ZERO,
     )])
     .await;

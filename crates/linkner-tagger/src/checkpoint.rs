@@ -132,6 +132,9 @@ pub enum AnyTagger {
 impl AnyTagger {
     /// Loads the folder `dir` as `kind` (detected with [`TaggerKind::detect`] when `None`).
     pub fn load(dir: &Path, kind: Option<TaggerKind>, device: &DeviceSpec) -> Result<AnyTagger> {
+        // A device that cannot run (`cuda:99`, CUDA without LibTorch) is the error to report
+        // first, before anything about the folder.
+        device.checked_device()?;
         let kind = match kind {
             Some(k) => k,
             None => TaggerKind::detect(dir)?,

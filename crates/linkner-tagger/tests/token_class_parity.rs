@@ -434,7 +434,7 @@ fn long_sentences_are_windowed_not_truncated() {
         for word in w.core_start..w.core_end {
             let want = &logits[0][enc.first[word - w.word_start]];
             for (a, b) in scores[0].logits[word].iter().zip(want) {
-                assert!((a - b).abs() < 1e-5, "word {word}");
+                assert!((a - b).abs() < 1e-4, "word {word}: {a} vs {b}");
             }
         }
     }
