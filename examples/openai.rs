@@ -32,7 +32,7 @@ async fn run(
     policy: RoutingPolicy,
 ) -> Result<(Vec<Annotation>, Pipeline), Box<dyn std::error::Error>> {
     let tagger = SpanTagger::load(model, &DeviceSpec::Cpu)?;
-    let schema: LabelSchema = tagger.config.schema.clone();
+    let schema: LabelSchema = tagger.config().schema.clone();
     let llm = OpenAiBuilder::new()
         .base_url(base_url)
         .model(model_name)

@@ -16,7 +16,7 @@ use linkner::core::LabelSchema;
 use linkner::core::io::{ConllReader, sentences};
 use linkner::tagger::train::{EpochReport, TrainObserver};
 use linkner::tagger::{
-    DeviceSpec, HeadOptions, SpanTagger, TrainConfig, default_encoder_dir, evaluate, train,
+    DeviceSpec, HeadOptions, SpanTagger, TrainConfig, default_encoder_dir, score_tagger, train,
 };
 
 /// Prints one line per epoch (the CLI draws a progress bar instead).
@@ -81,7 +81,7 @@ fn run(
         report.best_epoch,
         started.elapsed().as_secs_f64()
     );
-    let scores = evaluate(&tagger, &test, 64)?;
+    let scores = score_tagger(&tagger, &test, 64)?;
     println!("{}", scores.table());
     tagger.save(out)?;
     println!("saved to {}", out.display());
@@ -130,6 +130,6 @@ fn example_runs() {
             .read_path(data.join("test.txt"))
             .unwrap(),
     );
-    let again = evaluate(&loaded, &test[..64], 64).unwrap();
+    let again = score_tagger(&loaded, &test[..64], 64).unwrap();
     assert!((again.f1 - f1).abs() < 1e-9, "{} vs {f1}", again.f1);
 }

@@ -18,6 +18,7 @@
 //! - [`io`]: readers and writers for CoNLL column files, the LinkNER "spanner" JSON format and
 //!   JSONL (one sentence per line, char offsets, scored entities). Errors name the file, the line
 //!   and what was expected.
+//! - [`prob`]: the one softmax (log-sum-exp in `f64`) every crate uses.
 //! - [`score`]: exact-match entity precision / recall / F1, micro and per type, identical to
 //!   conlleval and to Python `seqeval`'s default mode.
 //!
@@ -33,6 +34,7 @@ pub mod candidate;
 pub mod entity;
 pub mod error;
 pub mod io;
+pub mod prob;
 pub mod schema;
 pub mod score;
 pub mod tagger;

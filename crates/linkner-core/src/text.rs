@@ -116,11 +116,7 @@ impl Sentence {
     /// Walks the text from its start: for many slices of one long text, build a
     /// [`CharIndex`] once ([`Sentence::char_index`]) and slice through it.
     pub fn char_slice(&self, start: usize, end: usize) -> Option<String> {
-        if start > end {
-            return None;
-        }
-        let s: String = self.text.chars().skip(start).take(end - start).collect();
-        (s.chars().count() == end - start).then_some(s)
+        char_slice(&self.text, start, end).map(str::to_owned)
     }
 
     /// A char → byte index of the text (built in one pass), for slicing it by char offsets
@@ -140,6 +136,29 @@ impl Sentence {
 
 /// Chars between two byte-offset checkpoints of a [`CharIndex`].
 const CHAR_INDEX_STRIDE: usize = 64;
+
+/// Chars `start..end` of `text` (char offsets, exclusive end: the offset contract of this
+/// crate), borrowed from it; `None` when `start > end` or `end` is past the text's last char.
+/// `start == end` is the empty slice.
+///
+/// The one char-slicing function of linkner: [`Sentence::char_slice`] and the LLM requests use
+/// it. It walks the text once from its start; for many slices of one text use [`CharIndex`].
+pub fn char_slice(text: &str, start: usize, end: usize) -> Option<&str> {
+    if start > end {
+        return None;
+    }
+    let mut bounds = text
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain(std::iter::once(text.len()));
+    let from = bounds.nth(start)?;
+    let to = if end == start {
+        from
+    } else {
+        bounds.nth(end - start - 1)?
+    };
+    Some(&text[from..to])
+}
 
 /// Char offsets → byte offsets of one string: built in one pass over the text, then a slice by
 /// char offsets costs at most 64 chars of walking instead of a walk
@@ -241,6 +260,30 @@ pub struct Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn char_slice_agrees_with_the_offset_contract() {
+        // The contract: `text.chars().skip(start).take(end - start)`, None outside.
+        let texts = [
+            "",
+            "Zoë Müller, 東京 🎉 Jose\u{301} a\u{200b}b \u{5e9}\u{5dc}\u{5d5}\u{5dd} \u{627}\u{644}",
+            "ascii",
+        ];
+        for t in texts {
+            let n = t.chars().count();
+            for start in 0..=n + 1 {
+                for end in 0..=n + 1 {
+                    let want = (start <= end && end <= n)
+                        .then(|| t.chars().skip(start).take(end - start).collect::<String>());
+                    assert_eq!(
+                        char_slice(t, start, end).map(str::to_string),
+                        want,
+                        "{t:?} [{start}, {end})"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn char_index_slices_like_char_slice() {

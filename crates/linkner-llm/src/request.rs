@@ -175,13 +175,11 @@ impl ClassifyRequest {
     }
 }
 
-/// Chars `start..end` of `s`, `None` when empty or outside.
+/// Chars `start..end` of `s`, `None` when empty or outside ([`linkner_core::text::char_slice`]).
 pub(crate) fn char_slice(s: &str, start: usize, end: usize) -> Option<String> {
-    if start >= end {
-        return None;
-    }
-    let out: String = s.chars().skip(start).take(end - start).collect();
-    (out.chars().count() == end - start).then_some(out)
+    linkner_core::text::char_slice(s, start, end)
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
 }
 
 /// Token counts of one answer (zero for a cache hit).

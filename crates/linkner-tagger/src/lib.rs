@@ -9,33 +9,38 @@
 //! |---|---|
 //! | [`encoder`] | BERT/RoBERTa in burn, weights through `burn::store` with key remapping |
 //! | [`words`] | raw text → words with exact char offsets (Unicode-aware) |
-//! | [`tokenize`] | words → sub-tokens; long sentences → overlapping windows |
-//! | [`span`] | span enumeration, word-shape features |
-//! | [`model`] | the SpanNER module |
 //! | [`tagger`] | [`LocalTagger`], [`SpanTagger`], decoding, checkpoints |
 //! | [`retrieval`] | span embeddings from the encoder and a nearest-neighbour index of labelled spans |
 //! | [`token_class`] | [`TokenClassTagger`]: Hugging Face `*ForTokenClassification` checkpoints as a [`LocalTagger`] |
 //! | [`checkpoint`] | [`TaggerKind`] of a folder, [`AnyTagger`] (either kind), [`checkpoint_schema`] |
 //! | [`loss`] | span cross-entropy and the evidential (E-NER) loss |
 //! | [`train`](mod@train) | fine-tuning with AdamW, warm-up/decay, clipping, early stopping |
-//! | [`dropout`] | dropout with an explicit switch (Monte-Carlo dropout at inference) |
+//!
+//! Internals (sub-word tokenisation and windowing, span enumeration, the SpanNER module, window
+//! preparation, dropout with an explicit switch) are `#[doc(hidden)]` modules: reachable by this
+//! workspace's tests and benchmarks, not part of the supported API.
 //!
 //! Backend: LibTorch through `burn-tch` (CPU or CUDA, feature `tch`, on by default) or burn's
 //! pure-Rust `flex` backend; see [`DeviceSpec`].
 
 pub mod checkpoint;
 pub mod device;
+#[doc(hidden)]
 pub mod dropout;
 pub mod encoder;
 pub mod error;
 pub mod locate;
 pub mod loss;
+#[doc(hidden)]
 pub mod model;
+#[doc(hidden)]
 pub mod prepare;
 pub mod retrieval;
+#[doc(hidden)]
 pub mod span;
 pub mod tagger;
 pub mod token_class;
+#[doc(hidden)]
 pub mod tokenize;
 pub mod train;
 
@@ -56,7 +61,7 @@ pub use prepare::DocumentContext;
 pub use tagger::{Evidence, HeadOptions, Precision, ScoredSpan, SpanTagger, TaggerConfig};
 pub use token_class::TokenClassTagger;
 pub use train::{
-    EpochReport, PhaseSeconds, TrainConfig, TrainObserver, TrainReport, evaluate,
-    evaluate_documents, train, train_documents,
+    EpochReport, PhaseSeconds, TrainConfig, TrainObserver, TrainReport, score_tagger,
+    score_tagger_documents, train, train_documents,
 };
 pub use words::{sentence_from_text, split_words};

@@ -119,13 +119,54 @@ pub struct ScoredSpan {
 #[derive(Debug, Clone)]
 pub struct SpanTagger {
     /// The model (on an inference device, without autodiff).
-    pub model: SpanNer,
+    pub(crate) model: SpanNer,
     /// Its configuration.
-    pub config: TaggerConfig,
+    pub(crate) config: TaggerConfig,
     /// Its tokenizer.
-    pub tokenizer: SubwordTokenizer,
+    pub(crate) tokenizer: SubwordTokenizer,
     /// Where it runs.
-    pub device: Device,
+    pub(crate) device: Device,
+}
+
+impl SpanTagger {
+    /// A tagger from its parts (internal: tests build tiny random models this way; users load
+    /// a folder with [`SpanTagger::load`] or start from an encoder folder with [`SpanTagger::from_encoder_dir`]).
+    #[doc(hidden)]
+    pub fn from_parts(
+        model: SpanNer,
+        config: TaggerConfig,
+        tokenizer: SubwordTokenizer,
+        device: Device,
+    ) -> SpanTagger {
+        SpanTagger {
+            model,
+            config,
+            tokenizer,
+            device,
+        }
+    }
+
+    /// Its configuration: schema, encoder and head shapes, windowing, document context.
+    pub fn config(&self) -> &TaggerConfig {
+        &self.config
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The burn module (internal: for this workspace's benchmarks and tests).
+    #[doc(hidden)]
+    pub fn model(&self) -> &SpanNer {
+        &self.model
+    }
+
+    /// The sub-word tokenizer (internal: for this workspace's benchmarks and tests).
+    #[doc(hidden)]
+    pub fn tokenizer(&self) -> &SubwordTokenizer {
+        &self.tokenizer
+    }
 }
 
 /// File names inside a checkpoint folder.

@@ -530,17 +530,52 @@ fn load_weights(model: &mut TokenClassifier, path: &Path) -> Result<LoadReport> 
 #[derive(Debug, Clone)]
 pub struct TokenClassTagger {
     /// The model (inference device, no autodiff).
-    pub model: TokenClassifier,
+    pub(crate) model: TokenClassifier,
     /// Labels, schema, windowing.
-    pub config: TokenClassConfig,
+    pub(crate) config: TokenClassConfig,
     /// The tokenizer.
-    pub tokenizer: SubwordTokenizer,
+    pub(crate) tokenizer: SubwordTokenizer,
     /// Where it runs.
-    pub device: Device,
+    pub(crate) device: Device,
     /// The folder it was loaded from.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// What loading the weights did (unused keys such as `bert.pooler.*`).
-    pub report: LoadReport,
+    pub(crate) report: LoadReport,
+}
+
+impl TokenClassTagger {
+    /// Labels, schema and windowing.
+    pub fn config(&self) -> &TokenClassConfig {
+        &self.config
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The folder it was loaded from.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// What loading the weights did (keys of the checkpoint that were not used, such as
+    /// `bert.pooler.*`): loading never drops weights silently.
+    pub fn load_report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    /// The burn module (internal: for this workspace's tests).
+    #[doc(hidden)]
+    pub fn model(&self) -> &TokenClassifier {
+        &self.model
+    }
+
+    /// The sub-word tokenizer (internal: for this workspace's tests).
+    #[doc(hidden)]
+    pub fn tokenizer(&self) -> &SubwordTokenizer {
+        &self.tokenizer
+    }
 }
 
 /// Default most tokens per window (capped by the checkpoint's position table).

@@ -135,7 +135,7 @@ impl TrainObserver for Silent {}
 
 /// Entity-level exact-match scores of `tagger` on labelled `sentences`, through the
 /// `linkner-core` scorer (conlleval counting).
-pub fn evaluate(
+pub fn score_tagger(
     tagger: &dyn LocalTagger,
     sentences: &[Sentence],
     batch_size: usize,
@@ -153,9 +153,9 @@ pub fn evaluate(
     Ok(scorer.finish())
 }
 
-/// Like [`evaluate`], for the sentences of documents: a tagger with document context reads
+/// Like [`score_tagger`], for the sentences of documents: a tagger with document context reads
 /// each document's sentences together ([`LocalTagger::tag_documents`]).
-pub fn evaluate_documents(
+pub fn score_tagger_documents(
     tagger: &dyn LocalTagger,
     documents: &[Document],
     batch_size: usize,
@@ -436,7 +436,7 @@ pub fn train_documents(
         let (p, r, f) = if dev.is_empty() {
             (None, None, None)
         } else {
-            let s = evaluate_documents(&tagger, dev, 64)?;
+            let s = score_tagger_documents(&tagger, dev, 64)?;
             (Some(s.precision), Some(s.recall), Some(s.f1))
         };
         let report = EpochReport {

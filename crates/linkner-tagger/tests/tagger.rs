@@ -13,7 +13,7 @@ use linkner_tagger::model::SpanNerConfig;
 use linkner_tagger::tokenize::SubwordTokenizer;
 use linkner_tagger::{
     DeviceSpec, DocumentContext, LocalTagger, LossConfig, PredictOptions, SpanTagger, TaggerConfig,
-    TrainConfig, evaluate, train,
+    TrainConfig, score_tagger, train,
 };
 
 /// The tests share LibTorch's global random generator (initialisation, dropout): they run one
@@ -40,9 +40,9 @@ fn tiny_tagger(device: Device, max_tokens: usize) -> SpanTagger {
         .with_hidden_dim(32)
         .with_head_dropout(0.3);
     let model = model_config.init(&device);
-    SpanTagger {
+    SpanTagger::from_parts(
         model,
-        config: TaggerConfig {
+        TaggerConfig {
             model: model_config,
             schema,
             max_tokens,
@@ -52,7 +52,7 @@ fn tiny_tagger(device: Device, max_tokens: usize) -> SpanTagger {
         },
         tokenizer,
         device,
-    }
+    )
 }
 
 /// A sentence and its gold entities `(first word, end word, type)`.
@@ -345,8 +345,8 @@ fn learns_a_toy_set_with_document_context() {
         &mut linkner_tagger::train::Silent,
     )
     .unwrap();
-    assert_eq!(tagger.config.document_context, small_context());
-    let f1 = linkner_tagger::evaluate_documents(&tagger, &docs, 8)
+    assert_eq!(tagger.config().document_context, small_context());
+    let f1 = linkner_tagger::score_tagger_documents(&tagger, &docs, 8)
         .unwrap()
         .f1;
     assert!(f1 >= 0.9, "toy F1 with document context {f1}");
@@ -387,7 +387,7 @@ fn checkpoints_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     tagger.save(dir.path()).unwrap();
     let loaded = SpanTagger::load(dir.path(), &DeviceSpec::Cpu).unwrap();
-    assert_eq!(loaded.config.document_context, small_context());
+    assert_eq!(loaded.config().document_context, small_context());
     let s = &toy_set()[..2];
     let a = tagger.score_spans(s, &PredictOptions::default()).unwrap();
     let b = loaded.score_spans(s, &PredictOptions::default()).unwrap();
@@ -396,7 +396,7 @@ fn checkpoints_round_trip() {
             assert!((p - q).abs() < 1e-5);
         }
     }
-    assert_eq!(loaded.config.schema, tagger.config.schema);
+    assert_eq!(loaded.config().schema, tagger.config().schema);
     // A checkpoint written before document context existed was trained without it.
     let cfg = dir.path().join("tagger.json");
     let mut json: serde_json::Value =
@@ -404,7 +404,7 @@ fn checkpoints_round_trip() {
     json.as_object_mut().unwrap().remove("document_context");
     std::fs::write(&cfg, json.to_string()).unwrap();
     let old = SpanTagger::load(dir.path(), &DeviceSpec::Cpu).unwrap();
-    assert_eq!(old.config.document_context, DocumentContext::off());
+    assert_eq!(old.config().document_context, DocumentContext::off());
     // A folder without weights is a typed error.
     std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
     assert!(SpanTagger::load(dir.path(), &DeviceSpec::Cpu).is_err());
@@ -429,7 +429,7 @@ fn learns_a_toy_set() {
     let _guard = serial();
     let data = toy_set();
     let tagger = tiny_tagger(DeviceSpec::Cpu.device(), 64);
-    let before = evaluate(&tagger, &data, 8).unwrap();
+    let before = score_tagger(&tagger, &data, 8).unwrap();
     let (tagger, report) = train(
         tagger,
         &data,
@@ -441,7 +441,7 @@ fn learns_a_toy_set() {
     let first = report.epochs.first().unwrap().train_loss;
     let last = report.epochs.last().unwrap().train_loss;
     assert!(last < first * 0.2, "loss {first} -> {last}");
-    let after = evaluate(&tagger, &data, 8).unwrap();
+    let after = score_tagger(&tagger, &data, 8).unwrap();
     assert!(
         after.f1 >= 0.9,
         "toy F1 {} (before {})",
@@ -479,7 +479,7 @@ fn evidential_training_learns_and_reports_alpha() {
     let first = report.epochs.first().unwrap().train_loss;
     let last = report.epochs.last().unwrap().train_loss;
     assert!(last < first * 0.3, "loss {first} -> {last}");
-    let f1 = evaluate(&tagger, &data, 8).unwrap().f1;
+    let f1 = score_tagger(&tagger, &data, 8).unwrap().f1;
     assert!(f1 >= 0.85, "evidential toy F1 {f1}");
     let cands = tagger
         .tag_sentences(&data[..1], &PredictOptions::default())

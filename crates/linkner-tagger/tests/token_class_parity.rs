@@ -109,11 +109,11 @@ fn spans(v: &Value) -> Vec<WordSpan> {
 }
 
 fn ids_of(tagger: &TokenClassTagger, words: &[String]) -> Vec<u32> {
-    let mut ids = tagger.tokenizer.prefix().to_vec();
-    for p in tagger.tokenizer.word_pieces(words).unwrap() {
+    let mut ids = tagger.tokenizer().prefix().to_vec();
+    for p in tagger.tokenizer().word_pieces(words).unwrap() {
         ids.extend(p);
     }
-    ids.extend_from_slice(tagger.tokenizer.suffix());
+    ids.extend_from_slice(tagger.tokenizer().suffix());
     ids
 }
 
@@ -225,10 +225,10 @@ fn iobes_labels_decode_like_seqeval() {
     let p = check_model("iobes", "seqeval");
     assert_parity(&p, 0);
     let tagger = load("iobes");
-    assert_eq!(tagger.config.labels.len(), 17);
+    assert_eq!(tagger.config().labels.len(), 17);
     assert!(
         tagger
-            .config
+            .config()
             .labels
             .iter()
             .any(|l| l.prefix == TagPrefix::Single)
@@ -254,7 +254,7 @@ fn schemas_come_from_id2label() {
     assert_eq!(rob.schema().types[1].llm_name, "geo loc");
     assert_eq!(rob.schema().types[2].llm_name, "work of fiction");
     // `O` is label 2; B-/I- of a type share its class.
-    assert_eq!(rob.config.label_class, vec![1, 1, 0, 2, 2, 3, 3]);
+    assert_eq!(rob.config().label_class, vec![1, 1, 0, 2, 2, 3, 3]);
     // The schema is read without loading weights, and the kind is detected.
     let dir = refs().root.join("roberta");
     assert_eq!(
@@ -336,7 +336,7 @@ fn entity_distributions_are_means_of_collapsed_word_distributions() {
                 let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let sum: f64 = z.iter().map(|x| (x - m).exp()).sum();
                 for (l, x) in z.iter().enumerate() {
-                    want[tagger.config.label_class[l]] += (x - m).exp() / sum;
+                    want[tagger.config().label_class[l]] += (x - m).exp() / sum;
                 }
             }
             let n = (c.span.end - c.span.start) as f64;
@@ -416,17 +416,17 @@ fn long_sentences_are_windowed_not_truncated() {
         .unwrap();
     assert_eq!(scores[0].logits.len(), long.len(), "every word is scored");
     // Each word's logits are those of the window whose core holds it, run on its own.
-    let pieces = tagger.tokenizer.word_pieces(&long).unwrap();
+    let pieces = tagger.tokenizer().word_pieces(&long).unwrap();
     let counts: Vec<usize> = pieces.iter().map(Vec::len).collect();
-    let budget = 24 - tagger.tokenizer.num_special();
+    let budget = 24 - tagger.tokenizer().num_special();
     let windows = plan_windows(&counts, budget, 1, 3);
     assert!(windows.len() > 5, "{}", windows.len());
     for w in windows {
         let enc = encode_window(
             &pieces,
             w,
-            tagger.tokenizer.prefix(),
-            tagger.tokenizer.suffix(),
+            tagger.tokenizer().prefix(),
+            tagger.tokenizer().suffix(),
             budget,
         );
         assert!(enc.ids.len() <= 24);

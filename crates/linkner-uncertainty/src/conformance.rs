@@ -77,15 +77,12 @@ impl SplitMix {
     }
 }
 
-/// Softmax in `f32` through `f64` log-sum-exp (safe at any finite magnitude).
+/// Softmax in `f32` ([`linkner_core::prob::softmax`], safe at any finite magnitude).
 fn softmax32(logits: &[f32]) -> Vec<f32> {
-    let max = logits
-        .iter()
-        .map(|&x| f64::from(x))
-        .fold(f64::NEG_INFINITY, f64::max);
-    let exps: Vec<f64> = logits.iter().map(|&x| (f64::from(x) - max).exp()).collect();
-    let sum: f64 = exps.iter().sum();
-    exps.iter().map(|e| (e / sum) as f32).collect()
+    linkner_core::prob::softmax(logits)
+        .into_iter()
+        .map(|p| p as f32)
+        .collect()
 }
 
 fn softplus(x: f32) -> f32 {

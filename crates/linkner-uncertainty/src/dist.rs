@@ -10,7 +10,8 @@ use crate::error::{Result, UncertaintyError};
 pub const SUM_TOLERANCE: f64 = 1e-3;
 
 /// Softmax of `logits` in `f64` through log-sum-exp: exact for logits of any finite magnitude
-/// (±1e4 included). Errors on an empty vector or a non-finite logit.
+/// (±1e4 included). Errors on an empty vector or a non-finite logit; the arithmetic is
+/// [`linkner_core::prob::softmax`], the one softmax of linkner.
 pub fn softmax(logits: &[f32]) -> Result<Vec<f64>> {
     if logits.is_empty() {
         return Err(UncertaintyError::InvalidCandidate("empty logits".into()));
@@ -21,14 +22,7 @@ pub fn softmax(logits: &[f32]) -> Result<Vec<f64>> {
             logits[i]
         )));
     }
-    let max = logits
-        .iter()
-        .map(|&x| f64::from(x))
-        .fold(f64::NEG_INFINITY, f64::max);
-    let exps: Vec<f64> = logits.iter().map(|&x| (f64::from(x) - max).exp()).collect();
-    // The maximum contributes exp(0) = 1, so the sum is in [1, K]: no division by zero.
-    let sum: f64 = exps.iter().sum();
-    Ok(exps.into_iter().map(|e| e / sum).collect())
+    Ok(linkner_core::prob::softmax(logits))
 }
 
 /// Checks that `probs` is a probability vector (non-empty, finite, non-negative, summing to 1

@@ -36,4 +36,4 @@ pub use config::EstimatorConfig;
 pub use error::{Result, UncertaintyError};
 pub use estimator::{Requirements, UncertaintyEstimator};
 pub use metrics::{CurvePoint, Outcome, RiskCoverage, Scored};
-pub use report::{EstimatorReport, evaluate, judge_sentence};
+pub use report::{EstimatorReport, evaluate_estimators, judge_sentence};

@@ -96,7 +96,7 @@ pub fn score_all(
 /// candidate with its [`Outcome`] (see [`Outcome::judge`]), `n_gold` is the number of gold
 /// entities of the set (missed ones included). Candidates must carry what every estimator
 /// requires (see [`Requirements::union`](crate::Requirements::union)).
-pub fn evaluate(
+pub fn evaluate_estimators(
     estimators: &[&dyn UncertaintyEstimator],
     labelled: &[(Candidate, Outcome)],
     n_gold: usize,

@@ -8,7 +8,7 @@ use linkner_core::{Candidate, WordSpan};
 use linkner_uncertainty::metrics::{self, Outcome, Scored};
 use linkner_uncertainty::{
     EstimatorConfig, EstimatorReport, Requirements, UncertaintyError, UncertaintyEstimator,
-    conformance, evaluate, judge_sentence,
+    conformance, evaluate_estimators, judge_sentence,
 };
 
 /// Candidates whose confidence decides correctness: sharp ones are right, flat ones wrong,
@@ -41,7 +41,7 @@ fn evaluate_matches_the_metric_functions_and_serialises() {
     let set = labelled_set(requirements);
     let n_correct_or_wt = set.iter().filter(|(_, o)| *o != Outcome::Spurious).count();
     let n_gold = n_correct_or_wt + 5;
-    let reports = evaluate(&refs, &set, n_gold).unwrap();
+    let reports = evaluate_estimators(&refs, &set, n_gold).unwrap();
     assert_eq!(reports.len(), configs.len());
 
     for (estimator, report) in refs.iter().zip(&reports) {
@@ -86,7 +86,7 @@ fn evaluate_reports_which_estimator_failed() {
     }
     .build()
     .unwrap();
-    match evaluate(&[mc.as_ref()], &set, 100) {
+    match evaluate_estimators(&[mc.as_ref()], &set, 100) {
         Err(UncertaintyError::Estimator {
             estimator,
             index,
@@ -107,7 +107,7 @@ fn auroc_is_none_when_nothing_is_wrong() {
         .map(|(c, _)| (c, Outcome::Correct))
         .collect();
     let entropy = EstimatorConfig::Entropy {}.build().unwrap();
-    let reports = evaluate(&[entropy.as_ref()], &set, set.len()).unwrap();
+    let reports = evaluate_estimators(&[entropy.as_ref()], &set, set.len()).unwrap();
     assert_eq!(reports[0].auroc, None);
     assert_eq!(reports[0].aurc, 0.0);
 }

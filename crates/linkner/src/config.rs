@@ -442,7 +442,7 @@ impl LinkConfig {
                     .into(),
             ));
         };
-        let schema = tagger.config.schema.clone();
+        let schema = tagger.config().schema.clone();
         let docs = read_dataset(&ex.from, ex.format, Some(schema))?;
         let labelled = sentences(docs);
         let options = KnnOptions {

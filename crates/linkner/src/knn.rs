@@ -110,7 +110,7 @@ impl KnnRetriever {
         k: usize,
         options: &KnnOptions,
     ) -> Result<KnnRetriever> {
-        let schema = tagger.config.schema.clone();
+        let schema = tagger.config().schema.clone();
         let spans = labelled_spans(sentences, &schema, options);
         let queries: Vec<SpanQuery<'_>> = spans
             .iter()
@@ -136,7 +136,7 @@ impl KnnRetriever {
             .collect();
         let dim = embeddings
             .first()
-            .map_or(tagger.config.model.encoder.hidden_size, Vec::len);
+            .map_or(tagger.config().model.encoder.hidden_size, Vec::len);
         let index = SpanIndex::new(dim, items, embeddings)?;
         Ok(Self::from_index(tagger, index, k))
     }
@@ -165,7 +165,7 @@ impl KnnRetriever {
         let path = index_path(model_dir, data, sentences, options);
         if path.with_extension("json").is_file() {
             match SpanIndex::load(&path) {
-                Ok(index) if index.dim == tagger.config.model.encoder.hidden_size => {
+                Ok(index) if index.dim == tagger.config().model.encoder.hidden_size => {
                     return Ok(Self::from_index(tagger, index, k));
                 }
                 Ok(_) => {

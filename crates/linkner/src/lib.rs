@@ -17,7 +17,7 @@
 //!   LLM-rejected, LLM-failed) and its uncertainty; an LLM failure never loses an entity.
 //! - [`StatsSnapshot`]: documents, entities, routed, LLM requests, cache hits, failures,
 //!   tokens, time in the tagger, the estimator and the LLM.
-//! - [`evaluate`]: local-only, linked and oracle-ceiling F1 of one run on labelled data
+//! - [`scoring`]: local-only, linked and oracle-ceiling F1 of one run on labelled data
 //!   ([`LinkScorer`]); [`GoldOracle`] stands in for the LLM to measure the ceiling of a routing.
 //!
 //! It re-exports the other crates:
@@ -36,7 +36,6 @@ pub mod annotation;
 #[cfg(all(feature = "span-tagger", feature = "openai"))]
 pub mod config;
 pub mod error;
-pub mod evaluate;
 #[cfg(feature = "span-tagger")]
 pub mod knn;
 pub mod merge;
@@ -44,6 +43,7 @@ pub mod oracle;
 pub mod pipeline;
 pub mod policy;
 pub mod retrieve;
+pub mod scoring;
 mod stages;
 pub mod stats;
 pub mod tune;
@@ -52,12 +52,12 @@ pub use annotation::{Annotation, LinkedEntity, LlmVerdict, Provenance};
 #[cfg(all(feature = "span-tagger", feature = "openai"))]
 pub use config::{ExamplesSection, LinkConfig, PipelineSection, TaggerSection};
 pub use error::{LinkError, Result};
-pub use evaluate::{LinkScorer, LinkScores, score_annotations, spans_at_threshold};
 pub use merge::MergePolicy;
 pub use oracle::GoldOracle;
 pub use pipeline::{AnnotationStream, Pipeline, PipelineBuilder, StreamOptions};
 pub use policy::{DEFAULT_THRESHOLD, RouteInput, RoutingPolicy};
 pub use retrieve::ExampleRetriever;
+pub use scoring::{LinkScorer, LinkScores, score_annotations, spans_at_threshold};
 pub use stats::{FailureCounts, RunStats, StatsSnapshot};
 
 /// Re-exported so LLM backends written outside linkner need no direct dependency on it.

@@ -197,11 +197,12 @@ fn answer_only(n: usize, answer: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Normalised `exp(logs)` in `f32`, through linkner's one softmax ([`linkner_core::prob`]).
 fn softmax(logs: &[f32]) -> Vec<f32> {
-    let m = logs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = logs.iter().map(|l| (l - m).exp()).collect();
-    let s: f32 = e.iter().sum();
-    e.into_iter().map(|x| x / s).collect()
+    linkner_core::prob::softmax(logs)
+        .into_iter()
+        .map(|p| p as f32)
+        .collect()
 }
 
 /// Index of the largest entry at or after `from` (first on ties).

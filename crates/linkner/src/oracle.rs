@@ -20,7 +20,7 @@ type SpanLabels = HashMap<(usize, usize), String>;
 ///
 /// Requests are matched by sentence text and char span. When the same sentence text occurs
 /// several times with different gold labels for one span, the first occurrence wins (the
-/// exact per-sentence ceiling is [`crate::evaluate::oracle_spans`]); a sentence text the oracle
+/// exact per-sentence ceiling is [`crate::scoring::oracle_spans`]); a sentence text the oracle
 /// was not built from is an error, so a mismatch is never mistaken for "not an entity".
 #[derive(Debug, Clone)]
 pub struct GoldOracle {

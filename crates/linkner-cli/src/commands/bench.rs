@@ -362,7 +362,7 @@ struct Flops {
 }
 
 fn estimate_flops(tagger: &SpanTagger, items: &[WindowItem]) -> Flops {
-    let m = &tagger.config.model;
+    let m = &tagger.config().model;
     let h = m.encoder.hidden_size as f64;
     let ffn = m.encoder.intermediate_size as f64;
     let layers = m.encoder.num_layers as f64;
@@ -646,7 +646,7 @@ fn run_tagger(args: &TaggerBenchArgs) -> Result<(), CliError> {
     let mut data = sentences(read_docs(
         &data_path,
         None,
-        Some(tagger.config.schema.clone()),
+        Some(tagger.config().schema.clone()),
     )?);
     if let Some(n) = args.limit {
         data.truncate(n);

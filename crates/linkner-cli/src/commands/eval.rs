@@ -19,7 +19,7 @@ use linkner::core::score::{Mode, Scorer};
 use linkner::core::{Candidate, Document, Sentence, WordSpan};
 use linkner::tagger::{
     AnyTagger, DeviceSpec, DocumentContext, LocalTagger, PredictOptions, TaggerKind,
-    evaluate_documents,
+    score_tagger_documents,
 };
 use linkner_uncertainty::report::{report_from_scores, score_all};
 use linkner_uncertainty::{
@@ -195,7 +195,7 @@ fn plain(
     data: &[Sentence],
 ) -> Result<(), CliError> {
     let started = Instant::now();
-    let scores = evaluate_documents(tagger, docs, args.batch_size.unwrap_or(32))?;
+    let scores = score_tagger_documents(tagger, docs, args.batch_size.unwrap_or(32))?;
     let secs = started.elapsed().as_secs_f64();
     if args.json {
         println!("{}", serde_json::to_string(&scores)?);

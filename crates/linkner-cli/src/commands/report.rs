@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use clap::Args;
 use linkner::core::{LabelSchema, Sentence, WordSpan};
-use linkner::evaluate::local_spans;
+use linkner::scoring::local_spans;
 use linkner::tune::{DeltaCi, paired_bootstrap};
 use linkner::uncertainty::plot::{PlotSpec, Series, line_plot};
 use linkner::{Annotation, LinkConfig, LinkScores, Provenance, RoutingPolicy, StatsSnapshot};
