@@ -118,65 +118,44 @@ pub trait LocalTagger {
     }
 }
 
-impl<T: LocalTagger + ?Sized> LocalTagger for Box<T> {
-    fn schema(&self) -> &LabelSchema {
-        (**self).schema()
-    }
+/// Forwards every method of [`LocalTagger`] through a smart pointer (`Box`, `Arc`), so that a
+/// boxed or shared tagger is a tagger and keeps the inner one's overrides.
+macro_rules! forward_local_tagger {
+    ($($pointer:ident)::+) => {
+        impl<T: LocalTagger + ?Sized> LocalTagger for $($pointer)::+<T> {
+            fn schema(&self) -> &LabelSchema {
+                (**self).schema()
+            }
 
-    fn tag_sentences(
-        &self,
-        sentences: &[Sentence],
-        options: &PredictOptions,
-    ) -> Result<Vec<Vec<Candidate>>> {
-        (**self).tag_sentences(sentences, options)
-    }
+            fn tag_sentences(
+                &self,
+                sentences: &[Sentence],
+                options: &PredictOptions,
+            ) -> Result<Vec<Vec<Candidate>>> {
+                (**self).tag_sentences(sentences, options)
+            }
 
-    fn tag_texts(
-        &self,
-        texts: &[&str],
-        options: &PredictOptions,
-    ) -> Result<Vec<(Sentence, Vec<Candidate>)>> {
-        (**self).tag_texts(texts, options)
-    }
+            fn tag_texts(
+                &self,
+                texts: &[&str],
+                options: &PredictOptions,
+            ) -> Result<Vec<(Sentence, Vec<Candidate>)>> {
+                (**self).tag_texts(texts, options)
+            }
 
-    fn tag_documents(
-        &self,
-        documents: &[Document],
-        options: &PredictOptions,
-    ) -> Result<Vec<Vec<Vec<Candidate>>>> {
-        (**self).tag_documents(documents, options)
-    }
+            fn tag_documents(
+                &self,
+                documents: &[Document],
+                options: &PredictOptions,
+            ) -> Result<Vec<Vec<Vec<Candidate>>>> {
+                (**self).tag_documents(documents, options)
+            }
+        }
+    };
 }
 
-impl<T: LocalTagger + ?Sized> LocalTagger for std::sync::Arc<T> {
-    fn schema(&self) -> &LabelSchema {
-        (**self).schema()
-    }
-
-    fn tag_sentences(
-        &self,
-        sentences: &[Sentence],
-        options: &PredictOptions,
-    ) -> Result<Vec<Vec<Candidate>>> {
-        (**self).tag_sentences(sentences, options)
-    }
-
-    fn tag_texts(
-        &self,
-        texts: &[&str],
-        options: &PredictOptions,
-    ) -> Result<Vec<(Sentence, Vec<Candidate>)>> {
-        (**self).tag_texts(texts, options)
-    }
-
-    fn tag_documents(
-        &self,
-        documents: &[Document],
-        options: &PredictOptions,
-    ) -> Result<Vec<Vec<Vec<Candidate>>>> {
-        (**self).tag_documents(documents, options)
-    }
-}
+forward_local_tagger!(Box);
+forward_local_tagger!(std::sync::Arc);
 
 /// Every failure of a local tagger. Bad input (a missing file, a config the encoder cannot run,
 /// an unknown label, a checkpoint without some weights) is reported here, never by a panic. A

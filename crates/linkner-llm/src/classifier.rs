@@ -35,40 +35,30 @@ pub trait LlmClassifier: Send + Sync {
     }
 }
 
-#[async_trait]
-impl<T: LlmClassifier + ?Sized> LlmClassifier for std::sync::Arc<T> {
-    fn name(&self) -> String {
-        (**self).name()
-    }
+/// Forwards every method of [`LlmClassifier`] through a smart pointer (`Arc`, `Box`), so that a
+/// shared or boxed backend is a backend and keeps the inner one's overrides.
+macro_rules! forward_llm_classifier {
+    ($($pointer:ident)::+) => {
+        #[async_trait]
+        impl<T: LlmClassifier + ?Sized> LlmClassifier for $($pointer)::+<T> {
+            fn name(&self) -> String {
+                (**self).name()
+            }
 
-    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
-        (**self).classify(request).await
-    }
+            async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
+                (**self).classify(request).await
+            }
 
-    async fn classify_batch(&self, requests: &[ClassifyRequest]) -> Vec<Result<Answer>> {
-        (**self).classify_batch(requests).await
-    }
+            async fn classify_batch(&self, requests: &[ClassifyRequest]) -> Vec<Result<Answer>> {
+                (**self).classify_batch(requests).await
+            }
 
-    fn stats(&self) -> Option<Stats> {
-        (**self).stats()
-    }
+            fn stats(&self) -> Option<Stats> {
+                (**self).stats()
+            }
+        }
+    };
 }
 
-#[async_trait]
-impl<T: LlmClassifier + ?Sized> LlmClassifier for Box<T> {
-    fn name(&self) -> String {
-        (**self).name()
-    }
-
-    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
-        (**self).classify(request).await
-    }
-
-    async fn classify_batch(&self, requests: &[ClassifyRequest]) -> Vec<Result<Answer>> {
-        (**self).classify_batch(requests).await
-    }
-
-    fn stats(&self) -> Option<Stats> {
-        (**self).stats()
-    }
-}
+forward_llm_classifier!(std::sync::Arc);
+forward_llm_classifier!(Box);

@@ -427,20 +427,30 @@ impl ModuleMapper for CastFloats {
     }
 }
 
+/// `module` with every float parameter cast to `precision`, or a typed error when `device` has
+/// no such arithmetic: the one cast of both built-in taggers' `with_precision`.
+pub(crate) fn cast_module<M: Module>(
+    module: M,
+    device: &Device,
+    precision: Precision,
+) -> Result<M> {
+    let dtype = precision.dtype();
+    if !device.supports_dtype(dtype) {
+        return Err(TaggerError::Device {
+            name: format!("{device:?}"),
+            message: format!("{precision:?} arithmetic is not supported on this device"),
+        });
+    }
+    Ok(module.map(&mut CastFloats(dtype)))
+}
+
 impl SpanTagger {
     /// A copy of this tagger whose float parameters are cast to `precision` (inference only:
     /// do not train or save the copy). `Precision::Bf16` needs a device that supports bf16
     /// arithmetic (LibTorch CPU and CUDA do); otherwise an error.
     pub fn with_precision(&self, precision: Precision) -> Result<SpanTagger> {
-        let dtype = precision.dtype();
-        if !self.device.supports_dtype(dtype) {
-            return Err(TaggerError::Device {
-                name: format!("{:?}", self.device),
-                message: format!("{precision:?} arithmetic is not supported on this device"),
-            });
-        }
         let mut tagger = self.clone();
-        tagger.model = tagger.model.map(&mut CastFloats(dtype));
+        tagger.model = cast_module(tagger.model, &self.device, precision)?;
         Ok(tagger)
     }
 

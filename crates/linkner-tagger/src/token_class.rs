@@ -65,7 +65,6 @@ use std::path::{Path, PathBuf};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 use linkner_core::tags::chunks;
@@ -74,9 +73,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceSpec;
 use crate::dropout::dropout;
-use crate::encoder::{Encoder, EncoderConfig, HF_KEY_REMAPPING, LoadReport};
+use crate::encoder::load_hf_safetensors;
+use crate::encoder::{Encoder, EncoderConfig, LoadReport};
 use crate::error::{Result, TaggerError};
-use crate::tagger::{CastFloats, LocalTagger, Precision, PredictOptions};
+use crate::tagger::{LocalTagger, Precision, PredictOptions, cast_module};
 use crate::tokenize::{EncodedWindow, SubwordTokenizer, encode_window, plan_windows};
 
 /// File names of a Hugging Face token-classification folder.
@@ -472,58 +472,11 @@ impl TokenClassifier {
     }
 }
 
-/// How Hugging Face token-classification keys map onto [`TokenClassifier`]'s paths: the encoder's
-/// remapping ([`HF_KEY_REMAPPING`]), then the encoder's paths moved under `encoder.`;
-/// `classifier.*` keeps its name.
-fn remapper() -> Result<KeyRemapper> {
-    let mut r = KeyRemapper::new();
-    let moved = [(r"^(embeddings|layers)\.", "encoder.${1}.")];
-    for (from, to) in HF_KEY_REMAPPING.iter().chain(moved.iter()) {
-        r = r
-            .add_pattern(*from, *to)
-            .map_err(|e| TaggerError::InvalidArgument(format!("key remapping `{from}`: {e}")))?;
-    }
-    Ok(r)
-}
-
-/// Loads a Hugging Face token-classification `model.safetensors` into `model`.
+/// Loads a Hugging Face token-classification `model.safetensors` into `model`: the encoder's
+/// remapping ([`HF_KEY_REMAPPING`](crate::encoder::HF_KEY_REMAPPING)), then the encoder's paths
+/// moved under `encoder.`; `classifier.*` keeps its name.
 fn load_weights(model: &mut TokenClassifier, path: &Path) -> Result<LoadReport> {
-    if !path.is_file() {
-        return Err(TaggerError::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "weights file not found"),
-        ));
-    }
-    let mut store = SafetensorsStore::from_file(path)
-        .with_from_adapter(PyTorchToBurnAdapter)
-        .remap(remapper()?)
-        .allow_partial(true)
-        .validate(false);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| TaggerError::Weights {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    if !result.errors.is_empty() {
-        let msgs: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-        return Err(TaggerError::Weights {
-            path: path.to_path_buf(),
-            message: msgs.join("; "),
-        });
-    }
-    if !result.missing.is_empty() {
-        return Err(TaggerError::MissingWeights {
-            path: path.to_path_buf(),
-            missing: result.missing.iter().map(|(p, _)| p.clone()).collect(),
-        });
-    }
-    Ok(LoadReport {
-        path: path.to_path_buf(),
-        applied: result.applied,
-        unused: result.unused,
-        skipped: result.skipped,
-    })
+    load_hf_safetensors(model, path, &[(r"^(embeddings|layers)\.", "encoder.${1}.")])
 }
 
 /// A Hugging Face token-classification model as a linkner [`LocalTagger`] (see the module docs).
@@ -670,18 +623,8 @@ impl TokenClassTagger {
 
     /// A copy whose float parameters are cast to `precision` (inference only).
     pub fn with_precision(&self, precision: Precision) -> Result<TokenClassTagger> {
-        let dtype = match precision {
-            Precision::F32 => FloatDType::F32,
-            Precision::Bf16 => FloatDType::BF16,
-        };
-        if !self.device.supports_dtype(dtype) {
-            return Err(TaggerError::Device {
-                name: format!("{:?}", self.device),
-                message: format!("{precision:?} arithmetic is not supported on this device"),
-            });
-        }
         let mut tagger = self.clone();
-        tagger.model = tagger.model.map(&mut CastFloats(dtype));
+        tagger.model = cast_module(tagger.model, &self.device, precision)?;
         Ok(tagger)
     }
 

@@ -54,9 +54,10 @@ pub struct LoadReport {
     pub skipped: Vec<String>,
 }
 
-fn remapper() -> Result<KeyRemapper> {
+/// [`HF_KEY_REMAPPING`] followed by `extra` patterns (e.g. a head's encoder moved under a prefix).
+fn remapper(extra: &[(&str, &str)]) -> Result<KeyRemapper> {
     let mut r = KeyRemapper::new();
-    for (from, to) in HF_KEY_REMAPPING {
+    for (from, to) in HF_KEY_REMAPPING.iter().chain(extra) {
         r = r
             .add_pattern(*from, *to)
             .map_err(|e| TaggerError::InvalidArgument(format!("key remapping `{from}`: {e}")))?;
@@ -71,6 +72,17 @@ fn remapper() -> Result<KeyRemapper> {
 /// provide and with [`TaggerError::Weights`] on a shape or dtype mismatch; file keys nobody uses
 /// are returned in [`LoadReport::unused`] and logged at debug level.
 pub fn load_hf_weights(encoder: &mut Encoder, path: &Path) -> Result<LoadReport> {
+    load_hf_safetensors(encoder, path, &[])
+}
+
+/// The one Hugging Face weight loader of this crate (the encoder, and the token-classification
+/// model whose encoder keys `extra` moves): a missing parameter or a bad tensor is a typed
+/// error, unused file keys are reported and logged, never dropped silently.
+pub(crate) fn load_hf_safetensors<M: ModuleSnapshot>(
+    module: &mut M,
+    path: &Path,
+    extra: &[(&str, &str)],
+) -> Result<LoadReport> {
     if !path.is_file() {
         return Err(TaggerError::io(
             path,
@@ -79,10 +91,10 @@ pub fn load_hf_weights(encoder: &mut Encoder, path: &Path) -> Result<LoadReport>
     }
     let mut store = SafetensorsStore::from_file(path)
         .with_from_adapter(PyTorchToBurnAdapter)
-        .remap(remapper()?)
+        .remap(remapper(extra)?)
         .allow_partial(true)
         .validate(false);
-    let result = encoder
+    let result = module
         .load_from(&mut store)
         .map_err(|e| TaggerError::Weights {
             path: path.to_path_buf(),
@@ -102,7 +114,7 @@ pub fn load_hf_weights(encoder: &mut Encoder, path: &Path) -> Result<LoadReport>
         });
     }
     for key in &result.unused {
-        tracing::debug!(file = %path.display(), key = %key, "unused tensor in encoder weights");
+        tracing::debug!(file = %path.display(), key = %key, "unused tensor in weights");
     }
     Ok(LoadReport {
         path: path.to_path_buf(),

@@ -11,5 +11,6 @@ mod load;
 mod model;
 
 pub use config::{EncoderConfig, EncoderKind, HiddenAct};
+pub(crate) use load::load_hf_safetensors;
 pub use load::{HF_KEY_REMAPPING, LoadReport, LoadedEncoder, load_hf_encoder, load_hf_weights};
 pub use model::{Embeddings, Encoder, EncoderLayer};
