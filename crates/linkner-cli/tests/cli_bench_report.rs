@@ -13,7 +13,7 @@ mod local_server;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{TRAIN, linkner, minilm, train_tiny};
+use common::{TRAIN, json_ok, linkner, minilm, train_tiny};
 use serde_json::Value;
 
 /// The data file and a tagger trained on it (once for the whole file).
@@ -59,18 +59,7 @@ fn run_json(args: &[&str], paths: &[(&str, &Path)]) -> Value {
     for (flag, path) in paths {
         cmd.arg(flag).arg(path);
     }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: not JSON ({e}):\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    json_ok(cmd.output().unwrap())
 }
 
 fn num(v: &Value) -> f64 {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use common::{TRAIN, linkner, train_tiny};
+use common::{TRAIN, linkner, stderr, train_tiny};
 use fake_server::{FakeServer, Fault, Script};
 use serde_json::Value;
 
@@ -47,10 +47,6 @@ fn run_with_stdin(mut cmd: Command, stdin: &[u8]) -> Output {
         .unwrap();
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The error printed once: one `error:` line, no repeated `caused by:` line, no colour codes.

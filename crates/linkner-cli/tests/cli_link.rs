@@ -8,10 +8,10 @@ mod common;
 #[path = "../../linkner-llm/tests/support/local_server.rs"]
 mod local_server;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use common::{TRAIN, linkner, train_tiny};
+use common::{TRAIN, link_json, linkner, train_tiny};
 use serde_json::Value;
 
 /// The data file and a tagger trained on it (once for the whole file).
@@ -30,26 +30,6 @@ fn fixture() -> &'static (PathBuf, PathBuf) {
         );
         (data, model)
     })
-}
-
-fn link_json(model: &Path, data: &Path, extra: &[&str]) -> Value {
-    let out = linkner()
-        .args(["link", "--json", "--threads", "1", "--format", "conll"])
-        .arg("--model")
-        .arg(model)
-        .arg("--data")
-        .arg(data)
-        .args(extra)
-        .env_remove("LINKNER_LLM_URL")
-        .env_remove("LINKNER_MODEL")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn f(v: &Value, path: &[&str]) -> f64 {

@@ -13,10 +13,9 @@ mod common;
 mod local_server;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::OnceLock;
 
-use common::{linkner, train_tiny};
+use common::{eval_json, link_json, linkner, run_ok, train_tiny};
 use serde_json::Value;
 
 /// WNUT-17's types → ours: renamed, and two merged.
@@ -156,15 +155,6 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn run_ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn stored_schema(model: &Path) -> Value {
     let v: Value =
         serde_json::from_str(&std::fs::read_to_string(model.join("tagger.json")).unwrap()).unwrap();
@@ -192,38 +182,6 @@ fn first_appearance(train: &Path) -> Vec<String> {
         }
     }
     seen
-}
-
-fn eval_json(model: &Path, data: &Path, extra: &[&str]) -> Value {
-    let out = run_ok(
-        linkner()
-            .args(["eval", "--json", "--threads", "1"])
-            .arg("--model")
-            .arg(model)
-            .arg("--data")
-            .arg(data)
-            .args(extra)
-            .output()
-            .unwrap(),
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn link_json(model: &Path, data: &Path, extra: &[&str]) -> Value {
-    let out = run_ok(
-        linkner()
-            .args(["link", "--json", "--threads", "1", "--format", "conll"])
-            .arg("--model")
-            .arg(model)
-            .arg("--data")
-            .arg(data)
-            .args(extra)
-            .env_remove("LINKNER_LLM_URL")
-            .env_remove("LINKNER_MODEL")
-            .output()
-            .unwrap(),
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Predicts `data` (CoNLL) and returns the labels of every predicted entity.

@@ -54,3 +54,71 @@ pub fn train_tiny(
     );
     output
 }
+
+/// Asserts that a finished `linkner` run succeeded (its stderr in the message) and returns it.
+pub fn run_ok(out: std::process::Output) -> std::process::Output {
+    assert!(
+        out.status.success(),
+        "linkner failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The stdout of a successful run parsed as JSON (the stdout in the message when it is not).
+pub fn json_ok(out: std::process::Output) -> serde_json::Value {
+    let out = run_ok(out);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The standard error of a run, as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `linkner link --json` on CoNLL `data` with one thread, without the LLM URL or model of the
+/// environment; asserts success and returns the report.
+pub fn link_json(
+    model: &std::path::Path,
+    data: &std::path::Path,
+    extra: &[&str],
+) -> serde_json::Value {
+    json_ok(
+        linkner()
+            .args(["link", "--json", "--threads", "1", "--format", "conll"])
+            .arg("--model")
+            .arg(model)
+            .arg("--data")
+            .arg(data)
+            .args(extra)
+            .env_remove("LINKNER_LLM_URL")
+            .env_remove("LINKNER_MODEL")
+            .output()
+            .unwrap(),
+    )
+}
+
+/// `linkner eval --json` with one thread; asserts success and returns the report.
+pub fn eval_json(
+    model: &std::path::Path,
+    data: &std::path::Path,
+    extra: &[&str],
+) -> serde_json::Value {
+    json_ok(
+        linkner()
+            .args(["eval", "--json", "--threads", "1"])
+            .arg("--model")
+            .arg(model)
+            .arg("--data")
+            .arg(data)
+            .args(extra)
+            .output()
+            .unwrap(),
+    )
+}
