@@ -1,7 +1,8 @@
 """Writes the ablation configs (one technique each over linkner 0.1's linking) from a tuned config.
 usage: make_ablation.py TUNED.json OUTDIR
 Every config keeps the tuned estimator and routing policy; `00-plain` is linkner 0.1's linking
-(replace, label names, no marks/hint, capitalised fixed examples, no retrieval, no calibration)."""
+(replace, label names, no marks/hint, capitalised fixed examples, no retrieval, no calibration);
+`10-all` is the tuned config with every prompt technique on."""
 import copy, json, os, sys
 tuned = json.load(open(sys.argv[1]))
 out = sys.argv[2]
@@ -29,6 +30,13 @@ if tuned.get("examples"):
     c = plain(); c["examples"]["negatives"] = "varied"; variants["07-varied"] = c
     c = plain(); c["examples"]["retrieve"] = tuned["examples"].get("retrieve") or 4; variants["08-retrieve"] = c
 variants["09-tuned"] = copy.deepcopy(tuned)
+# Everything together: the tuned routing and merge with every prompt technique switched on.
+c = copy.deepcopy(tuned)
+t = c["llm"].setdefault("template", {})
+t["mark_span"] = True; t["local_hint"] = True; t["answer_keys"] = "letters"
+if c.get("examples"):
+    c["examples"]["negatives"] = "varied"; c["examples"]["retrieve"] = c["examples"].get("retrieve") or 4
+variants["10-all"] = c
 for name, c in variants.items():
     json.dump(c, open(os.path.join(out, name + ".json"), "w"), indent=2)
 print("wrote", len(variants), "configs to", out)
