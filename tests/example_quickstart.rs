@@ -1,8 +1,9 @@
 //! Runs `examples/quickstart.rs` against the real local llama.cpp server (the small model) with a
 //! tiny tagger trained for the test; half of its entities are routed to the real server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../examples/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 #[path = "../crates/linkner-llm/tests/support/local_server.rs"]
 mod local_server;
