@@ -10,7 +10,7 @@
 //!   config file through the serde-tagged [`EstimatorConfig`] (`{"type": "entropy"}`).
 //! - [`dist`]: numerically safe helpers (softmax, entropies) for writing estimators.
 //! - [`metrics`]: AUROC, AURC, ECE and the routed-fraction → F1 coverage curve;
-//!   [`evaluate`] puts them into a JSON-serialisable [`EstimatorReport`].
+//!   [`evaluate_estimators`] puts them into a JSON-serialisable [`EstimatorReport`].
 //! - [`conformance`]: the suite every estimator, built-in or yours, must pass.
 //! - `plot` (feature `plot`): PNG risk–coverage and other curve plots.
 //!

@@ -1,4 +1,4 @@
-//! [`evaluate`]: every quality metric of several estimators on one labelled set, as a
+//! [`evaluate_estimators`]: every quality metric of several estimators on one labelled set, as a
 //! JSON-serialisable [`EstimatorReport`] each (what `linkner eval --estimator all --json`
 //! prints).
 
