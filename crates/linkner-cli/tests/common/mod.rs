@@ -82,6 +82,23 @@ pub fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `linkner ARGS --model MODEL --data DATA EXTRA…`, not yet run.
+fn on_model_and_data(
+    args: &[&str],
+    model: &std::path::Path,
+    data: &std::path::Path,
+    extra: &[&str],
+) -> Command {
+    let mut cmd = linkner();
+    cmd.args(args)
+        .arg("--model")
+        .arg(model)
+        .arg("--data")
+        .arg(data)
+        .args(extra);
+    cmd
+}
+
 /// `linkner link --json` on CoNLL `data` with one thread, without the LLM URL or model of the
 /// environment; asserts success and returns the report.
 pub fn link_json(
@@ -89,14 +106,9 @@ pub fn link_json(
     data: &std::path::Path,
     extra: &[&str],
 ) -> serde_json::Value {
+    let args = ["link", "--json", "--threads", "1", "--format", "conll"];
     json_ok(
-        linkner()
-            .args(["link", "--json", "--threads", "1", "--format", "conll"])
-            .arg("--model")
-            .arg(model)
-            .arg("--data")
-            .arg(data)
-            .args(extra)
+        on_model_and_data(&args, model, data, extra)
             .env_remove("LINKNER_LLM_URL")
             .env_remove("LINKNER_MODEL")
             .output()
@@ -110,14 +122,9 @@ pub fn eval_json(
     data: &std::path::Path,
     extra: &[&str],
 ) -> serde_json::Value {
+    let args = ["eval", "--json", "--threads", "1"];
     json_ok(
-        linkner()
-            .args(["eval", "--json", "--threads", "1"])
-            .arg("--model")
-            .arg(model)
-            .arg("--data")
-            .arg(data)
-            .args(extra)
+        on_model_and_data(&args, model, data, extra)
             .output()
             .unwrap(),
     )
