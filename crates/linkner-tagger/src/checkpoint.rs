@@ -209,6 +209,15 @@ impl AnyTagger {
         }
     }
 
+    /// Sets the concurrent CPU streams of a deterministic pass ([`SpanTagger::with_streams`];
+    /// a token-classification model runs one stream and is returned unchanged).
+    pub fn with_streams(self, streams: usize) -> AnyTagger {
+        match self {
+            AnyTagger::Span(t) => AnyTagger::Span(t.with_streams(streams)),
+            other => other,
+        }
+    }
+
     /// The SpanNER tagger, if it is one.
     pub fn as_span(&self) -> Option<&SpanTagger> {
         match self {

@@ -76,11 +76,11 @@ impl DeviceSpec {
     }
 }
 
-/// The default number of sentences per forward pass at inference on `device`: 32 on the CPU
-/// (the fastest in `docs/benchmarks.md`), 256 on CUDA, where small batches leave the GPU idle
-/// between kernel launches.
+/// The default number of sentences per forward pass at inference on `device`: 16 on the CPU
+/// (the fastest with one stream per core, `docs/benchmarks.md`), 256 on CUDA, where small
+/// batches leave the GPU idle between kernel launches.
 pub fn default_batch_size(device: &DeviceSpec) -> usize {
-    if device.is_cuda() { 256 } else { 32 }
+    if device.is_cuda() { 256 } else { 16 }
 }
 
 /// Number of CUDA devices LibTorch can use (0 without the `tch` feature).
@@ -138,6 +138,22 @@ pub fn set_threads(n: usize) -> Result<(), TaggerError> {
     #[cfg(feature = "tch")]
     tch::set_num_threads(i32::try_from(n).unwrap_or(i32::MAX));
     Ok(())
+}
+
+/// Gives the calling thread `n` LibTorch intra-op threads (a worker of a concurrent CPU
+/// stream). LibTorch keeps the OpenMP and MKL counts per thread, but also stores `n` as the
+/// count new threads start with: the caller restores that with [`restore_threads`] when its
+/// workers are done.
+pub(crate) fn set_worker_threads(n: usize) {
+    #[cfg(feature = "tch")]
+    tch::set_num_threads(i32::try_from(n.max(1)).unwrap_or(i32::MAX));
+    #[cfg(not(feature = "tch"))]
+    let _ = n;
+}
+
+/// Sets LibTorch's thread count back to `n` on the calling thread and for new threads.
+pub(crate) fn restore_threads(n: usize) {
+    set_worker_threads(n);
 }
 
 /// The number of intra-op CPU threads LibTorch uses now (1 without the `tch` feature).

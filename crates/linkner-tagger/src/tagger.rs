@@ -126,6 +126,8 @@ pub struct SpanTagger {
     pub(crate) tokenizer: SubwordTokenizer,
     /// Where it runs.
     pub(crate) device: Device,
+    /// Concurrent CPU streams of a deterministic pass (0: one per LibTorch thread).
+    pub(crate) streams: usize,
 }
 
 impl SpanTagger {
@@ -143,6 +145,7 @@ impl SpanTagger {
             config,
             tokenizer,
             device,
+            streams: 0,
         }
     }
 
@@ -227,6 +230,7 @@ impl SpanTagger {
                 config,
                 tokenizer,
                 device: device.clone(),
+                streams: 0,
             },
             loaded.report,
         ))
@@ -295,6 +299,7 @@ impl SpanTagger {
             config,
             tokenizer,
             device,
+            streams: 0,
         })
     }
 
@@ -322,13 +327,58 @@ impl SpanTagger {
     /// Windows and spans of documents given as their sentences, without labels; with document
     /// context on, the sentences of a document share windows. Sentence indices in the items
     /// count the sentences of all documents in order.
+    ///
+    /// On the LibTorch CPU device, the documents are tokenized on as many threads as a pass
+    /// has streams ([`SpanTagger::with_streams`]); the items are the same, in the same order.
     pub fn prepare_documents(&self, documents: &[&[Sentence]]) -> Result<Vec<WindowItem>> {
+        let (parts, _) = self.stream_plan(&PredictOptions::default(), documents.len());
+        self.prepare_in_parts(documents, parts)
+    }
+
+    /// [`SpanTagger::prepare_documents`] with sentence indices counted from `first`.
+    fn prepare_from(&self, mut first: usize, documents: &[&[Sentence]]) -> Result<Vec<WindowItem>> {
         let opts = self.prepare_options();
         let mut items = Vec::new();
-        let mut first = 0usize;
         for doc in documents {
             items.extend(prepare_document(first, doc, &self.tokenizer, &opts, None)?);
             first += doc.len();
+        }
+        Ok(items)
+    }
+
+    /// [`SpanTagger::prepare_documents`] split into `parts` runs of consecutive documents
+    /// (about as many sentences each) tokenized on as many threads; the same items in the
+    /// same order.
+    fn prepare_in_parts(&self, documents: &[&[Sentence]], parts: usize) -> Result<Vec<WindowItem>> {
+        let total: usize = documents.iter().map(|d| d.len()).sum();
+        if parts < 2 || documents.len() < 2 {
+            return self.prepare_from(0, documents);
+        }
+        let per_part = total.div_ceil(parts).max(1);
+        let mut runs: Vec<(usize, &[&[Sentence]])> = Vec::new();
+        let (mut start, mut first, mut count) = (0usize, 0usize, 0usize);
+        for (i, d) in documents.iter().enumerate() {
+            count += d.len();
+            if count >= per_part || i + 1 == documents.len() {
+                runs.push((first, &documents[start..=i]));
+                first += count;
+                start = i + 1;
+                count = 0;
+            }
+        }
+        let prepared: Vec<std::thread::Result<Result<Vec<WindowItem>>>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = runs
+                    .iter()
+                    .map(|&(first, docs)| scope.spawn(move || self.prepare_from(first, docs)))
+                    .collect();
+                handles.into_iter().map(|h| h.join()).collect()
+            });
+        let mut items = Vec::new();
+        for part in prepared {
+            let part = part
+                .map_err(|_| TaggerError::InvalidArgument("a tokenizing thread panicked".into()))?;
+            items.extend(part?);
         }
         Ok(items)
     }
@@ -364,11 +414,111 @@ impl SpanTagger {
         if self.pipelines() {
             return self.score_pipelined(documents, options, non_entities);
         }
+        let total: usize = documents.iter().map(|d| d.len()).sum();
         let items = self.prepare_documents(documents)?;
         let order: Vec<usize> = (0..items.len()).collect();
         let batches = length_buckets(&items, &order, options.batch_size, usize::MAX);
-        let total = documents.iter().map(|d| d.len()).sum();
         self.score_windows(&items, &batches, total, options, non_entities)
+    }
+
+    /// A copy of this tagger that runs its deterministic CPU passes in `streams` concurrent
+    /// streams: each stream is a worker thread that takes the next batch when it is done with
+    /// its last, with `threads / streams` LibTorch threads of its own (at least one), where
+    /// `threads` is [`crate::threads`]. `0` (the default) gives one single-threaded stream
+    /// per LibTorch thread; `1` runs every batch in turn on all the threads.
+    ///
+    /// Several single-threaded streams keep the cores busier than one multi-threaded stream
+    /// on an encoder of this size: LibTorch runs the many small operations of a forward pass
+    /// (layer norms, additions, span gathering) on one thread, and the host work of a batch
+    /// (padding, reading results back, decoding) overlaps another stream's forward pass;
+    /// `docs/tagger.md` gives the measured figures. The spans are those of one stream up to
+    /// float rounding (each batch is computed the same way; only which thread runs it
+    /// changes). Monte-Carlo passes (`mc_samples > 0`), CUDA and the `flex` backend run one
+    /// stream, so that random draws stay in a reproducible order.
+    ///
+    /// While a streamed pass runs, threads that make their first LibTorch call start with
+    /// the workers' thread count; it is set back when the pass ends.
+    pub fn with_streams(mut self, streams: usize) -> SpanTagger {
+        self.streams = streams;
+        self
+    }
+
+    /// The stream count set by [`SpanTagger::with_streams`] (`0`: one per LibTorch thread).
+    pub fn streams(&self) -> usize {
+        self.streams
+    }
+
+    /// The number of streams a pass of `batches` batches with `options` uses, and the
+    /// LibTorch threads of each (see [`SpanTagger::with_streams`]); `(1, threads)` when it
+    /// runs on the calling thread alone.
+    pub fn stream_plan(&self, options: &PredictOptions, batches: usize) -> (usize, usize) {
+        let threads = crate::device::threads().max(1);
+        let streamable = cfg!(feature = "tch")
+            && self.device == DeviceSpec::Cpu.device()
+            && options.mc_samples == 0;
+        let wanted = if self.streams == 0 {
+            threads
+        } else {
+            self.streams
+        };
+        let streams = wanted.min(batches).max(1);
+        if !streamable || streams == 1 {
+            return (1, threads);
+        }
+        (streams, (threads / streams).max(1))
+    }
+
+    /// Runs `tasks` tasks (`work(state, k)` for k in `0..tasks`) in `streams` worker threads
+    /// with `per_stream` LibTorch threads each; every worker starts from `init()` and takes the
+    /// next task when it is done with its last. Returns the workers' states, or the first
+    /// error (the other workers stop at their next task).
+    fn in_streams<S: Send>(
+        &self,
+        tasks: usize,
+        (streams, per_stream): (usize, usize),
+        init: impl Fn() -> S + Sync,
+        work: impl Fn(&mut S, usize) -> Result<()> + Sync,
+    ) -> Result<Vec<S>> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let threads = crate::device::threads().max(1);
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        // Every worker sets its thread count before any of them computes.
+        let ready = std::sync::Barrier::new(streams);
+        let joined: Vec<std::thread::Result<Result<S>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..streams)
+                .map(|_| {
+                    scope.spawn(|| -> Result<S> {
+                        crate::device::set_worker_threads(per_stream);
+                        ready.wait();
+                        let mut state = init();
+                        while !failed.load(Ordering::Relaxed) {
+                            let k = next.fetch_add(1, Ordering::Relaxed);
+                            if k >= tasks {
+                                break;
+                            }
+                            if let Err(e) = work(&mut state, k) {
+                                failed.store(true, Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                        Ok(state)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect()
+        });
+        crate::device::restore_threads(threads);
+        joined
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|_| {
+                    Err(TaggerError::InvalidArgument(
+                        "a tagging stream panicked".into(),
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// A copy of this tagger with document context set to `context` (e.g.
@@ -527,17 +677,24 @@ impl SpanTagger {
     /// Runs the encoder alone over `batches` and waits until the device is done (reads one
     /// value of the last output back); returns the number of batches run.
     pub fn encode_all(&self, batches: &[SpanBatch]) -> Result<usize> {
+        let plan = self.stream_plan(&PredictOptions::default(), batches.len());
+        if plan.0 > 1 {
+            // As many streams as `score_batches` uses; each reads back one value of every
+            // output (a CPU forward pass is done when it returns).
+            self.in_streams(
+                batches.len(),
+                plan,
+                || (),
+                |(), k| read_one(self.model.encode(&batches[k], false)),
+            )?;
+            return Ok(batches.len());
+        }
         let mut last = None;
         for b in batches {
             last = Some(self.model.encode(b, false));
         }
         if let Some(h) = last {
-            let [b, t, d] = h.dims();
-            if b * t * d > 0 {
-                h.slice([0..1, 0..1, 0..1])
-                    .try_into_vec_as::<f32>()
-                    .map_err(TaggerError::tensor)?;
-            }
+            read_one(h)?;
         }
         Ok(batches.len())
     }
@@ -636,8 +793,7 @@ impl SpanTagger {
         options: &PredictOptions,
         non_entities: bool,
     ) -> Result<Vec<Vec<ScoredSpan>>> {
-        let mut out: Vec<Vec<ScoredSpan>> = vec![Vec::new(); num_sentences];
-        for batch_idx in batches {
+        let run = |out: &mut Vec<Vec<ScoredSpan>>, batch_idx: &[usize]| -> Result<()> {
             let batch_items: Vec<&WindowItem> = batch_idx
                 .iter()
                 .map(|&i| {
@@ -647,7 +803,26 @@ impl SpanTagger {
                 })
                 .collect::<Result<_>>()?;
             let host = HostBatch::new(&batch_items, self.pad_id());
-            self.score_batch(&batch_items, host, options, non_entities, &mut out)?;
+            self.score_batch(&batch_items, host, options, non_entities, out)
+        };
+        let plan = self.stream_plan(options, batches.len());
+        let mut out: Vec<Vec<ScoredSpan>> = vec![Vec::new(); num_sentences];
+        if plan.0 > 1 {
+            let parts = self.in_streams(
+                batches.len(),
+                plan,
+                || vec![Vec::new(); num_sentences],
+                |part, k| run(part, &batches[k]),
+            )?;
+            for part in parts {
+                for (spans, more) in out.iter_mut().zip(part) {
+                    spans.extend(more);
+                }
+            }
+        } else {
+            for batch_idx in batches {
+                run(&mut out, batch_idx)?;
+            }
         }
         for spans in &mut out {
             spans.sort_by_key(|s| (s.start, s.end));
@@ -730,6 +905,17 @@ impl SpanTagger {
         }
         Ok(())
     }
+}
+
+/// Reads one value of `h` back to the host (waits until the device has computed it).
+fn read_one(h: Tensor<3>) -> Result<()> {
+    let [b, t, d] = h.dims();
+    if b * t * d > 0 {
+        h.slice([0..1, 0..1, 0..1])
+            .try_into_vec_as::<f32>()
+            .map_err(TaggerError::tensor)?;
+    }
+    Ok(())
 }
 
 /// Keeps the spans whose most probable class is an entity; unless `overlapping`, selects

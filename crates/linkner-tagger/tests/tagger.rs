@@ -323,6 +323,86 @@ fn pipelined_scoring_gives_the_sequential_scores() {
 }
 
 #[test]
+fn concurrent_streams_give_the_single_stream_results() {
+    let _guard = serial();
+    let doc = toy_set();
+    let opts = PredictOptions {
+        batch_size: 1,
+        ..PredictOptions::default()
+    };
+    for context in [DocumentContext::off(), small_context()] {
+        let one = tiny_tagger(DeviceSpec::Cpu.device(), 64)
+            .with_document_context(context)
+            .with_streams(1);
+        linkner_tagger::set_threads(2).unwrap();
+        let three = one.clone().with_streams(3);
+        assert_eq!(one.stream_plan(&opts, 10), (1, 2));
+        assert_eq!(three.stream_plan(&opts, 10), (3, 1));
+        assert_eq!(
+            three.stream_plan(&opts, 2),
+            (2, 1),
+            "no more streams than batches"
+        );
+        let mc = PredictOptions {
+            mc_samples: 2,
+            ..opts
+        };
+        assert_eq!(
+            three.stream_plan(&mc, 10).0,
+            1,
+            "Monte-Carlo passes run one stream"
+        );
+        let docs: Vec<&[Sentence]> = vec![&doc[..3], &doc[3..5], &doc[5..], &doc[..4]];
+        // Tokenizing in parts gives the same windows in the same order.
+        let items_one = one.prepare_documents(&docs).unwrap();
+        let items_three = three.prepare_documents(&docs).unwrap();
+        assert_eq!(items_one.len(), items_three.len());
+        for (a, b) in items_one.iter().zip(&items_three) {
+            assert_eq!(a.enc.ids, b.enc.ids);
+            assert_eq!(a.spans, b.spans);
+            assert_eq!(a.span_sentence, b.span_sentence);
+        }
+        let seq = one.score_documents(&docs, &opts).unwrap();
+        let streamed = three.score_documents(&docs, &opts).unwrap();
+        assert_eq!(seq.len(), 12);
+        assert!(seq.iter().any(|s| !s.is_empty()));
+        assert!(max_logit_diff(&seq, &streamed) < 1e-5);
+        let plain = PredictOptions {
+            overlapping: true,
+            ..opts
+        };
+        let a = one.tag_sentences(&doc, &plain).unwrap();
+        let b = three.tag_sentences(&doc, &plain).unwrap();
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            let spans = |c: &[linkner_core::Candidate]| -> Vec<WordSpan> {
+                c.iter().map(|c| c.span.clone()).collect()
+            };
+            assert_eq!(spans(x), spans(y));
+        }
+        // The encoder-only timing path runs in streams too.
+        let batches = three.build_batches(&items_three, &[vec![0], vec![1], vec![2]]);
+        assert_eq!(three.encode_all(&batches).unwrap(), 3);
+        // The workers' one-thread count does not outlive the pass: a new thread starts with
+        // the count set before it.
+        assert_eq!(
+            std::thread::spawn(linkner_tagger::threads).join().unwrap(),
+            2
+        );
+        assert_eq!(linkner_tagger::threads(), 2);
+        // A failing batch in one stream is the pass's error, not a panic.
+        let err = three
+            .score_batches(
+                &items_three,
+                &[vec![0], vec![1], vec![99], vec![2]],
+                doc.len(),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("window 99"), "{err}");
+    }
+}
+
+#[test]
 fn learns_a_toy_set_with_document_context() {
     let _guard = serial();
     let data = toy_set();

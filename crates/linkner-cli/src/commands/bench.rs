@@ -155,8 +155,13 @@ pub struct TaggerBenchArgs {
     /// default: OMP_NUM_THREADS, else the cores available to the process.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Sentences per forward pass (the first of the sweep when `--batch-sizes` is given).
-    #[arg(long, default_value_t = 32)]
+    /// Concurrent CPU streams of linkner's passes (0: one single-threaded stream per thread,
+    /// the library's default; 1: every batch in turn on all the threads).
+    #[arg(long, default_value_t = 0)]
+    pub streams: usize,
+    /// Sentences per forward pass (the first of the sweep when `--batch-sizes` is given; 16,
+    /// the library's CPU default).
+    #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     /// Comma-separated batch sizes to sweep (default: `--batch-size` on the CPU,
     /// 32,64,128,256,512 on CUDA).
@@ -642,7 +647,7 @@ fn run_tagger(args: &TaggerBenchArgs) -> Result<(), CliError> {
         .clone()
         .unwrap_or_else(linkner::tagger::default_model_dir);
     let data_path = args.data.clone().unwrap_or_else(default_data);
-    let tagger = SpanTagger::load(&model, &device)?;
+    let tagger = SpanTagger::load(&model, &device)?.with_streams(args.streams);
     let mut data = sentences(read_docs(
         &data_path,
         None,

@@ -61,6 +61,10 @@ pub struct EvalArgs {
     /// process; 1 is often fastest on a busy machine, see docs/tagger.md).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Concurrent CPU streams of the forward passes (default 0: one single-threaded stream per
+    /// thread; 1: every batch in turn on all the threads; see docs/tagger.md).
+    #[arg(long, default_value_t = 0)]
+    pub streams: usize,
     /// Encode every sentence alone even if the model was trained with document context (for
     /// comparisons; the model's own setting is the default).
     #[arg(long)]
@@ -169,6 +173,7 @@ pub fn run(args: EvalArgs) -> Result<(), CliError> {
         &device,
         args.precision,
     )?;
+    let tagger = tagger.with_streams(args.streams);
     let tagger = if args.no_doc_context {
         tagger.with_document_context(DocumentContext::off())
     } else {

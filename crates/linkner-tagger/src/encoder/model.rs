@@ -177,14 +177,16 @@ impl Encoder {
             // convention is "true = attend", while burn's (and its fallback's, used by `flex`) is
             // "true = masked": give each backend the mask it reads the right way
             // (`tests::sdpa_path_matches_the_explicit_attention`, on both backends).
+            // LibTorch broadcasts a `[batch, 1, 1, seq]` mask itself (and turns it into scores
+            // once per layer at that size, not at `[batch, heads, seq, seq]`); the fallback
+            // wants the full shape.
             let mask = if device == Device::flex() {
                 padding
+                    .reshape([batch, 1, 1, seq])
+                    .expand([batch, heads, seq, seq])
             } else {
-                padding.bool_not()
+                padding.bool_not().reshape([batch, 1, 1, seq])
             };
-            let mask = mask
-                .reshape([batch, 1, 1, seq])
-                .expand([batch, heads, seq, seq]);
             for layer in &self.layers {
                 x = self.layer_forward_fused(layer, x, mask.clone());
             }
