@@ -86,11 +86,17 @@ pub struct TaggerSection {
     /// AVX512-BF16/AMX and on GPUs; F1 within ~0.1 of f32 in our measurements).
     #[serde(default)]
     pub precision: Precision,
-    /// Let concurrent calls run the tagger at the same time. Off by default: LibTorch already
-    /// spreads one forward pass over every core, so concurrent passes only oversubscribe the
-    /// CPU; calls then take turns in the tagger (and overlap in the LLM). Worth trying on a GPU.
+    /// Let concurrent calls run the tagger at the same time. Off by default: one call already
+    /// keeps every core busy (one stream per core, `streams`), so concurrent passes only
+    /// oversubscribe the CPU; calls then take turns in the tagger (and overlap in the LLM).
+    /// Worth trying on a GPU.
     #[serde(default)]
     pub concurrent: bool,
+    /// Concurrent CPU streams of a SpanNER pass (`SpanTagger::with_streams`): `0` (default)
+    /// is one single-threaded stream per LibTorch thread, `1` every batch in turn on all the
+    /// threads. Ignored for token-classification checkpoints, CUDA and Monte-Carlo passes.
+    #[serde(default)]
+    pub streams: usize,
 }
 
 impl TaggerSection {
@@ -107,6 +113,7 @@ impl TaggerSection {
             mc_encoder: false,
             precision: Precision::default(),
             concurrent: false,
+            streams: 0,
         }
     }
 
@@ -139,14 +146,16 @@ impl TaggerSection {
     }
 
     /// Loads the checkpoint (of the configured or detected kind) on the device, at the
-    /// configured precision, with the `schema` wording when one is given.
+    /// configured precision and stream count, with the `schema` wording when one is given.
     pub fn load(&self) -> Result<AnyTagger> {
         let schema = self.label_schema()?;
         let mut tagger = AnyTagger::load(&self.model, self.kind, &self.device()?)?;
         if let Some(schema) = &schema {
             tagger = tagger.with_schema(schema)?;
         }
-        Ok(tagger.with_precision(self.precision)?)
+        Ok(tagger
+            .with_precision(self.precision)?
+            .with_streams(self.streams))
     }
 
     /// The tagger options (`mc_samples` is set from the estimator by the pipeline).

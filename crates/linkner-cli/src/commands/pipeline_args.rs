@@ -38,6 +38,10 @@ pub struct PipelineArgs {
     /// Float precision of the tagger: f32 or bf16.
     #[arg(long, value_parser = parse_precision)]
     pub precision: Option<Precision>,
+    /// Concurrent CPU streams of the tagger (0: one single-threaded stream per thread; 1:
+    /// every batch in turn on all the threads).
+    #[arg(long)]
+    pub streams: Option<usize>,
     /// Uncertainty estimator: confidence, entropy (default), `mc_dropout[@N]`, evidential, or
     /// JSON.
     #[arg(long, value_name = "NAME")]
@@ -123,6 +127,9 @@ impl PipelineArgs {
         }
         if let Some(device) = &self.device {
             config.tagger.device = device.clone();
+        }
+        if let Some(n) = self.streams {
+            config.tagger.streams = n;
         }
         if let Some(p) = self.precision {
             config.tagger.precision = p;
