@@ -152,7 +152,10 @@ fn python() -> PathBuf {
 
 #[test]
 fn peer_scripts_compile_and_check_cuda() {
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts");
+    let scripts = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../scripts");
     let peers = ["bench_tagger_peer.py", "bench_train_peer.py"];
     let out = std::process::Command::new(python())
         .args([

@@ -31,7 +31,13 @@ const RENAME: &[(&str, &str)] = &[
 fn wnut(file: &str) -> PathBuf {
     let data = std::env::var_os("LINKNER_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(
+                std::env::var_os("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../../shared/data")
+        });
     let p = data.join("wnut17").join(file);
     assert!(
         p.is_file(),
@@ -482,8 +488,11 @@ fn hf_checkpoint() -> &'static Path {
         let venv = std::env::var_os("LINKNER_VENV")
             .map(PathBuf::from)
             .unwrap_or_else(|| linkner::tagger::locate::cache_dir().join("venv"));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../linkner-tagger/tests/support/make_token_class.py");
+        let script = std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../linkner-tagger/tests/support/make_token_class.py");
         run_ok(
             std::process::Command::new(venv.join("bin/python"))
                 .arg(script)

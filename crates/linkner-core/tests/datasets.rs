@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use linkner_core::io::{
@@ -19,7 +19,11 @@ use linkner_core::{Document, LabelSchema, Sentence, TagScheme, WordSpan};
 fn data_dir() -> PathBuf {
     match std::env::var_os("LINKNER_DATA") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+        _ => std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../../../shared/data"),
     }
 }
 

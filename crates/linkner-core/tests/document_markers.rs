@@ -79,7 +79,11 @@ fn markers_in_each_format() {
 fn data(rel: &str) -> PathBuf {
     let root = match std::env::var_os("LINKNER_DATA") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+        _ => std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../../../shared/data"),
     };
     let p = root.join(rel);
     assert!(

@@ -51,7 +51,13 @@ struct Args {
 fn data_dir() -> PathBuf {
     std::env::var_os("LINKNER_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(
+                std::env::var_os("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../../shared/data")
+        })
 }
 
 fn parse_args() -> Result<Args, BoxError> {

@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -41,8 +41,11 @@ fn u32s(v: &serde_json::Value) -> Vec<u32> {
 fn refs() -> &'static Refs {
     REFS.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_roberta_tokenizer.py");
+        let script = std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("tests/support/make_roberta_tokenizer.py");
         let python = common::python();
         let out = Command::new(&python)
             .arg(&script)

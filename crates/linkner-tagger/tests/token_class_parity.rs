@@ -43,7 +43,13 @@ struct Refs {
 fn conll_test() -> PathBuf {
     let data = std::env::var_os("LINKNER_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(
+                std::env::var_os("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../../shared/data")
+        });
     let p = data.join("conll03/conll/test.txt");
     assert!(
         p.is_file(),
@@ -57,8 +63,11 @@ fn refs() -> &'static Refs {
     static REFS: OnceLock<Refs> = OnceLock::new();
     REFS.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_token_class.py");
+        let script = std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("tests/support/make_token_class.py");
         let out = Command::new(common::python())
             .arg(&script)
             .arg("refs")

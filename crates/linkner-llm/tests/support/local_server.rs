@@ -82,9 +82,15 @@ impl Drop for Server {
     }
 }
 
-/// The workspace root (every crate lives two levels below it).
+/// The workspace root (every crate lives two levels below it). The crate folder is read at run
+/// time (`cargo test` sets `CARGO_MANIFEST_DIR`), falling back to the compile-time one: clones
+/// that share one cargo build folder (scripts/env.sh) can otherwise run a test binary built in
+/// another clone, whose compiled-in path may no longer exist.
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../..")
 }
 
 /// Whether a missing server or model fails the test (`LINKNER_REQUIRE_LLM` set, not `0`).

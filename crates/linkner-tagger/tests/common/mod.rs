@@ -2,7 +2,7 @@
 //! reference outputs made by `support/make_refs.py` with Hugging Face `transformers`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -44,7 +44,11 @@ static REFS: OnceLock<Refs> = OnceLock::new();
 pub fn refs() -> &'static Refs {
     REFS.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_refs.py");
+        let script = std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("tests/support/make_refs.py");
         let out = Command::new(python())
             .arg(&script)
             .arg(dir.path())
