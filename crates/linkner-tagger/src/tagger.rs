@@ -354,18 +354,7 @@ impl SpanTagger {
         if parts < 2 || documents.len() < 2 {
             return self.prepare_from(0, documents);
         }
-        let per_part = total.div_ceil(parts).max(1);
-        let mut runs: Vec<(usize, &[&[Sentence]])> = Vec::new();
-        let (mut start, mut first, mut count) = (0usize, 0usize, 0usize);
-        for (i, d) in documents.iter().enumerate() {
-            count += d.len();
-            if count >= per_part || i + 1 == documents.len() {
-                runs.push((first, &documents[start..=i]));
-                first += count;
-                start = i + 1;
-                count = 0;
-            }
-        }
+        let runs = document_runs(documents, total.div_ceil(parts));
         let prepared: Vec<std::thread::Result<Result<Vec<WindowItem>>>> =
             std::thread::scope(|scope| {
                 let handles: Vec<_> = runs
@@ -720,33 +709,15 @@ impl SpanTagger {
         /// One chunk: its windows and its batches (indices into the windows, host arrays).
         type Chunk = (Vec<WindowItem>, Vec<(Vec<usize>, HostBatch)>);
         let total: usize = documents.iter().map(|d| d.len()).sum();
-        let per_chunk = options.batch_size.max(1) * 8;
-        let mut chunks: Vec<(usize, &[&[Sentence]])> = Vec::new();
-        let (mut start, mut first, mut count) = (0usize, 0usize, 0usize);
-        for (i, d) in documents.iter().enumerate() {
-            count += d.len();
-            if count >= per_chunk || i + 1 == documents.len() {
-                chunks.push((first, &documents[start..=i]));
-                first += count;
-                start = i + 1;
-                count = 0;
-            }
-        }
-        let opts = self.prepare_options();
+        let chunks = document_runs(documents, options.batch_size.max(1) * 8);
         let pad = self.pad_id();
         let mut out: Vec<Vec<ScoredSpan>> = vec![Vec::new(); total];
         std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk>>(1);
-            let tokenizer = &self.tokenizer;
             scope.spawn(move || {
                 for (first, docs) in chunks {
                     let chunk = (|| -> Result<Chunk> {
-                        let mut items = Vec::new();
-                        let mut next = first;
-                        for d in docs {
-                            items.extend(prepare_document(next, d, tokenizer, &opts, None)?);
-                            next += d.len();
-                        }
+                        let items = self.prepare_from(first, docs)?;
                         let order: Vec<usize> = (0..items.len()).collect();
                         let batches =
                             length_buckets(&items, &order, options.batch_size, usize::MAX)
@@ -905,6 +876,27 @@ impl SpanTagger {
         }
         Ok(())
     }
+}
+
+/// Splits `documents` into runs of consecutive documents of at least `per_run` sentences each
+/// (the last may have fewer), with the index of each run's first sentence among all of them.
+fn document_runs<'a>(
+    documents: &'a [&'a [Sentence]],
+    per_run: usize,
+) -> Vec<(usize, &'a [&'a [Sentence]])> {
+    let per_run = per_run.max(1);
+    let mut runs = Vec::new();
+    let (mut start, mut first, mut count) = (0usize, 0usize, 0usize);
+    for (i, d) in documents.iter().enumerate() {
+        count += d.len();
+        if count >= per_run || i + 1 == documents.len() {
+            runs.push((first, &documents[start..=i]));
+            first += count;
+            start = i + 1;
+            count = 0;
+        }
+    }
+    runs
 }
 
 /// Reads one value of `h` back to the host (waits until the device has computed it).
