@@ -366,6 +366,7 @@ fn concurrent_streams_give_the_single_stream_results() {
         // Tokenizing in parts gives the same windows in the same order.
         let items_one = one.prepare_documents(&docs).unwrap();
         let items_three = three.prepare_documents(&docs).unwrap();
+        assert!(!items_one.is_empty());
         assert_eq!(items_one.len(), items_three.len());
         for (a, b) in items_one.iter().zip(&items_three) {
             assert_eq!(a.enc.ids, b.enc.ids);
@@ -383,6 +384,7 @@ fn concurrent_streams_give_the_single_stream_results() {
         };
         let a = one.tag_sentences(&doc, &plain).unwrap();
         let b = three.tag_sentences(&doc, &plain).unwrap();
+        assert_eq!(a.len(), doc.len());
         assert_eq!(a.len(), b.len());
         for (x, y) in a.iter().zip(&b) {
             let spans = |c: &[linkner_core::Candidate]| -> Vec<WordSpan> {
