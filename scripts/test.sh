@@ -47,6 +47,7 @@ test_ports=(
   "${LINKNER_QUICKSTART_TEST_PORT:-18184}"
   "${LINKNER_OPENAI_TEST_PORT:-18185}"
   "${LINKNER_REPORT_TEST_PORT:-18186}"
+  "${LINKNER_STREAM_TEST_PORT:-18187}"
 )
 for port in "${test_ports[@]}"; do
   bash scripts/llm-server.sh stop "$port"
@@ -62,6 +63,7 @@ expected_llm_tests=(
   example_token_classification::example_runs
   token_classification::pipeline_with_the_real_local_llm_server
   cli_schema::link_with_a_schema_file_against_the_real_local_llm_server
+  cli_stream::annotate_streams_through_the_real_local_llm_server_under_a_latency_budget
 )
 LINKNER_LLM_TEST_RECORD="$(mktemp "${TMPDIR:-/tmp}/linkner-llm-tests.XXXXXX")"
 export LINKNER_LLM_TEST_RECORD

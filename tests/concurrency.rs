@@ -169,6 +169,7 @@ async fn a_stream_answers_every_document_once_in_order() {
             chunk_size: 17,
             chunks_in_flight: 3,
             channel_capacity: 5,
+            ..Default::default()
         })
         .build()
         .unwrap();

@@ -98,6 +98,7 @@ async fn a_shared_tagger_runs_chunks_in_parallel_up_to_chunks_in_flight() {
             chunk_size: 2,
             chunks_in_flight: 3,
             channel_capacity: 64,
+            ..Default::default()
         })
         .build()
         .unwrap();
@@ -169,6 +170,7 @@ async fn an_exclusive_tagger_never_overlaps() {
             chunk_size: 2,
             chunks_in_flight: 3,
             channel_capacity: 64,
+            ..Default::default()
         })
         .build()
         .unwrap();

@@ -37,8 +37,9 @@ enum Command {
     /// Local-only vs linked (local + LLM) F1 on labelled data, with the oracle ceiling of the
     /// routing, % routed, LLM calls, cache hits, tokens and time.
     Link(commands::link::LinkArgs),
-    /// Annotate plain text (one document per line) with the whole pipeline; JSONL out.
-    Annotate(commands::link::AnnotateArgs),
+    /// Annotate a stream of documents (plain text or JSONL, one per line) with the whole
+    /// pipeline; each annotation written as soon as it is ready (JSONL out).
+    Annotate(commands::annotate::AnnotateArgs),
     /// Print a label schema as an editable TOML/JSON file: inferred from labelled data
     /// (`--from-data FILE`), a built-in, a schema file (checked) or a tagger folder's.
     Schema(commands::schema::SchemaArgs),
@@ -52,7 +53,8 @@ enum Command {
 
 /// Exit statuses: 0 success, 1 an error (printed once on standard error), 2 a usage error
 /// (from clap), 3 the LLM failed for too many routed entities
-/// ([`commands::llm_failures::EXIT_LLM_FAILURES`]; all output was written).
+/// ([`commands::llm_failures::EXIT_LLM_FAILURES`]; all output was written), 130 / 143 when
+/// `annotate` was stopped by SIGINT / SIGTERM after writing what was in flight.
 fn main() -> ExitCode {
     malloc::tune();
     tracing_subscriber::fmt()
@@ -71,7 +73,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => commands::predict::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Link(args) => commands::link::run(args),
-        Command::Annotate(args) => commands::link::run_annotate(args),
+        Command::Annotate(args) => commands::annotate::run_annotate(args),
         Command::Report(args) => commands::report::run(args),
         Command::Tune(args) => commands::tune::run(args),
         Command::Schema(args) => commands::schema::run(args),
@@ -80,6 +82,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(i) = e.downcast_ref::<commands::annotate::Interrupted>() {
+                eprintln!("linkner: {i}");
+                return ExitCode::from(u8::try_from(128 + i.signal).unwrap_or(1));
+            }
             if let Some(f) = e.downcast_ref::<commands::llm_failures::LlmFailures>() {
                 eprintln!("linkner: {f}");
                 return ExitCode::from(commands::llm_failures::EXIT_LLM_FAILURES);

@@ -125,8 +125,10 @@ fn config_value_errors_name_the_file_and_the_field() {
 #[test]
 fn invalid_utf8_names_the_source_and_the_line() {
     let input = b"Peter Blackburn met the EU .\nJapan beat Syr\xffia .\n";
+    // A stream loads its model before it reads: the lines before the bad one are written.
     let mut cmd = linkner();
-    cmd.args(["annotate", "--policy", "never", "--model", "/nonexistent"]);
+    cmd.args(["annotate", "--policy", "never", "--threads", "1", "--model"])
+        .arg(model());
     let out = run_with_stdin(cmd, input);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -135,12 +137,14 @@ fn invalid_utf8_names_the_source_and_the_line() {
         "{err}"
     );
     assert_one_clean_error(&err);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("in.txt");
     std::fs::write(&file, input).unwrap();
     let out = linkner()
-        .args(["annotate", "--policy", "never", "--model", "/nonexistent"])
+        .args(["annotate", "--policy", "never", "--threads", "1", "--model"])
+        .arg(model())
         .arg("--input")
         .arg(&file)
         .output()

@@ -4,6 +4,7 @@ use linkner_core::{Entity, Sentence, WordSpan};
 use linkner_llm::FailureKind;
 use serde::{Deserialize, Serialize};
 
+use crate::budget::BudgetReason;
 use crate::merge::MergePolicy;
 
 /// Where an output entity's label came from.
@@ -33,6 +34,13 @@ pub enum Provenance {
         /// The backend's error, as text.
         error: String,
     },
+    /// Routed, but the [`RoutingBudget`](crate::RoutingBudget) left it with its local label:
+    /// never sent because more uncertain entities took the LLM until the document's deadline
+    /// (`capacity`), or sent and answered too late (`deadline`, the answer dropped).
+    Budget {
+        /// Why.
+        reason: BudgetReason,
+    },
 }
 
 fn unknown_kind() -> FailureKind {
@@ -40,12 +48,15 @@ fn unknown_kind() -> FailureKind {
 }
 
 impl Provenance {
-    /// True when the entity was sent to the LLM (every variant but [`Provenance::Local`]).
+    /// True when the routing policy sent the entity to the LLM (every variant but
+    /// [`Provenance::Local`]; a [`Provenance::Budget`] entity was routed, then held back by the
+    /// budget).
     pub fn is_routed(&self) -> bool {
         !matches!(self, Provenance::Local)
     }
 
-    /// A short name: `local`, `llm_confirmed`, `llm_relabelled`, `llm_rejected`, `llm_failed`.
+    /// A short name: `local`, `llm_confirmed`, `llm_relabelled`, `llm_rejected`, `llm_failed`,
+    /// `budget`.
     pub fn name(&self) -> &'static str {
         match self {
             Provenance::Local => "local",
@@ -53,6 +64,7 @@ impl Provenance {
             Provenance::LlmRelabelled { .. } => "llm_relabelled",
             Provenance::LlmRejected => "llm_rejected",
             Provenance::LlmFailed { .. } => "llm_failed",
+            Provenance::Budget { .. } => "budget",
         }
     }
 }
@@ -119,6 +131,24 @@ pub struct Annotation {
     /// Entities the LLM rejected as non-entities, in text order (provenance
     /// [`Provenance::LlmRejected`], local label kept).
     pub rejected: Vec<LinkedEntity>,
+    /// Where the document's time went, for a document annotated on a stream
+    /// ([`Pipeline::stream`](crate::Pipeline::stream)); absent from the batch calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<Timings>,
+}
+
+/// Where one streamed document's time went, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// From arrival (read from the input) to the start of its tagger batch: the micro-batch
+    /// wait and the wait for the tagger.
+    pub queued_ms: f64,
+    /// The tagger batch it was in: tagging, estimator, routing (and example retrieval).
+    pub tagging_ms: f64,
+    /// Its LLM calls (waiting for a slot included); 0 when nothing was routed.
+    pub llm_ms: f64,
+    /// From arrival to the annotation being ready.
+    pub total_ms: f64,
 }
 
 impl Annotation {

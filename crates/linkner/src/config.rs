@@ -19,7 +19,9 @@
 //!   "merge": { "type": "fuse", "weight": 0.5 },
 //!   "examples": { "from": "../shared/data/conll03/train.txt", "per_class": 2, "seed": 42,
 //!                 "negatives": "varied", "retrieve": 4 },
-//!   "pipeline": { "local_top_k": 3, "stream_chunk_size": 32, "stream_chunks_in_flight": 2 }
+//!   "pipeline": { "local_top_k": 3, "stream_chunk_size": 32, "stream_chunks_in_flight": 2,
+//!                 "stream_max_wait_ms": 10, "stream_order": "input" },
+//!   "budget": { "max_in_flight": 4, "latency_ms": 2000 }
 //! }
 //! ```
 //!
@@ -39,11 +41,13 @@ use linkner_tagger::{AnyTagger, DeviceSpec, Precision, TaggerKind};
 use linkner_uncertainty::EstimatorConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::budget::RoutingBudget;
 use crate::error::{LinkError, Result};
 use crate::knn::{KnnOptions, KnnRetriever};
 use crate::merge::MergePolicy;
-use crate::pipeline::{Pipeline, PipelineBuilder, StreamOptions};
+use crate::pipeline::{Pipeline, PipelineBuilder};
 use crate::policy::RoutingPolicy;
+use crate::stream::{StreamOptions, StreamOrder};
 
 fn default_device() -> String {
     "cpu".into()
@@ -235,6 +239,24 @@ pub struct PipelineSection {
     /// Chunks of a stream in flight at once (default 2).
     #[serde(default = "default_in_flight")]
     pub stream_chunks_in_flight: usize,
+    /// How long a stream's tagger batch waits for more documents after its first, in
+    /// milliseconds (default 10).
+    #[serde(default = "default_max_wait_ms")]
+    pub stream_max_wait_ms: u64,
+    /// Most documents of a stream read and not yet written (default 512): its memory bound.
+    #[serde(default = "default_max_pending")]
+    pub stream_max_pending: usize,
+    /// `input` (default) or `completed`: the order of a stream's output.
+    #[serde(default)]
+    pub stream_order: StreamOrder,
+}
+
+fn default_max_wait_ms() -> u64 {
+    u64::try_from(StreamOptions::default().max_wait.as_millis()).unwrap_or(10)
+}
+
+fn default_max_pending() -> usize {
+    StreamOptions::default().max_pending
 }
 
 fn default_chunk() -> usize {
@@ -245,12 +267,29 @@ fn default_in_flight() -> usize {
     StreamOptions::default().chunks_in_flight
 }
 
+impl PipelineSection {
+    /// The stream options of this section.
+    pub fn stream_options(&self) -> StreamOptions {
+        StreamOptions {
+            chunk_size: self.stream_chunk_size,
+            chunks_in_flight: self.stream_chunks_in_flight,
+            max_wait: std::time::Duration::from_millis(self.stream_max_wait_ms),
+            max_pending: self.stream_max_pending,
+            order: self.stream_order,
+            ..StreamOptions::default()
+        }
+    }
+}
+
 impl Default for PipelineSection {
     fn default() -> Self {
         PipelineSection {
             local_top_k: default_top_k(),
             stream_chunk_size: default_chunk(),
             stream_chunks_in_flight: default_in_flight(),
+            stream_max_wait_ms: default_max_wait_ms(),
+            stream_max_pending: default_max_pending(),
+            stream_order: StreamOrder::default(),
         }
     }
 }
@@ -283,6 +322,10 @@ pub struct LinkConfig {
     /// Pipeline-level knobs.
     #[serde(default)]
     pub pipeline: PipelineSection,
+    /// The routing budget: LLM capacity and per-document latency (none by default: every
+    /// routed entity is sent and waited for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<RoutingBudget>,
 }
 
 impl LinkConfig {
@@ -297,6 +340,7 @@ impl LinkConfig {
             llm: None,
             examples: None,
             pipeline: PipelineSection::default(),
+            budget: None,
         }
     }
 
@@ -382,6 +426,13 @@ impl LinkConfig {
                 "tagger.batch_size must be at least 1".into(),
             ));
         }
+        self.pipeline
+            .stream_options()
+            .validate()
+            .map_err(|e| LinkError::Config(format!("pipeline: {e}")))?;
+        if let Some(b) = &self.budget {
+            b.validate()?;
+        }
         Ok(())
     }
 
@@ -405,17 +456,17 @@ impl LinkConfig {
     pub fn builder_without_llm(&self) -> Result<PipelineBuilder> {
         self.validate_local()?;
         let estimator = self.estimator.build()?;
-        Ok(Pipeline::builder()
+        let builder = Pipeline::builder()
             .estimator(Arc::from(estimator))
             .policy(self.policy.clone())
             .merge(self.merge.clone())
             .predict_options(self.tagger.predict_options())
             .local_top_k(self.pipeline.local_top_k)
-            .stream_options(StreamOptions {
-                chunk_size: self.pipeline.stream_chunk_size,
-                chunks_in_flight: self.pipeline.stream_chunks_in_flight,
-                ..StreamOptions::default()
-            }))
+            .stream_options(self.pipeline.stream_options());
+        Ok(match &self.budget {
+            Some(b) => builder.budget(b.clone()),
+            None => builder,
+        })
     }
 
     /// The LLM backend's settings with the few-shot examples of the `examples` section drawn

@@ -13,6 +13,10 @@
 //!   [`annotate`](Pipeline::annotate), [`annotate_batch`](Pipeline::annotate_batch),
 //!   [`annotate_sentences`](Pipeline::annotate_sentences) and
 //!   [`annotate_stream`](Pipeline::annotate_stream); `Send + Sync`, usable from many tasks.
+//! - [`Pipeline::stream`]: any `futures::Stream` of documents with the caller's ids, tagged in
+//!   micro-batches, each document written as soon as it is ready, memory bounded ([`stream`]);
+//!   a [`RoutingBudget`] bounds the LLM's load and each document's latency, most uncertain
+//!   entities first ([`budget`]).
 //! - Every output entity carries its [`Provenance`] (local, LLM-confirmed, LLM-relabelled,
 //!   LLM-rejected, LLM-failed) and its uncertainty; an LLM failure never loses an entity.
 //! - [`StatsSnapshot`]: documents, entities, routed, LLM requests, cache hits, failures,
@@ -33,6 +37,7 @@
 //! `docs/architecture.md`).
 
 pub mod annotation;
+pub mod budget;
 #[cfg(all(feature = "span-tagger", feature = "openai"))]
 pub mod config;
 pub mod error;
@@ -46,19 +51,22 @@ pub mod retrieve;
 pub mod scoring;
 mod stages;
 pub mod stats;
+pub mod stream;
 pub mod tune;
 
-pub use annotation::{Annotation, LinkedEntity, LlmVerdict, Provenance};
+pub use annotation::{Annotation, LinkedEntity, LlmVerdict, Provenance, Timings};
+pub use budget::{BudgetReason, RoutingBudget};
 #[cfg(all(feature = "span-tagger", feature = "openai"))]
 pub use config::{ExamplesSection, LinkConfig, PipelineSection, TaggerSection};
 pub use error::{LinkError, Result};
 pub use merge::MergePolicy;
 pub use oracle::GoldOracle;
-pub use pipeline::{AnnotationStream, Pipeline, PipelineBuilder, StreamOptions};
+pub use pipeline::{AnnotationStream, Pipeline, PipelineBuilder};
 pub use policy::{DEFAULT_THRESHOLD, RouteInput, RoutingPolicy};
 pub use retrieve::ExampleRetriever;
 pub use scoring::{LinkScorer, LinkScores, score_annotations, spans_at_threshold};
 pub use stats::{FailureCounts, RunStats, StatsSnapshot};
+pub use stream::{Annotations, StreamDocument, StreamOptions, StreamOrder, Streamed};
 
 /// Re-exported so LLM backends written outside linkner need no direct dependency on it.
 pub use linkner_llm::async_trait;

@@ -1,7 +1,6 @@
 //! The [`Pipeline`]: local tagger → uncertainty estimator → routing policy → LLM, with
 //! provenance on every entity and run statistics.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -11,15 +10,16 @@ use linkner_core::{Candidate, Document, LabelSchema, Sentence, WordSpan};
 use linkner_llm::{Example, LlmClassifier, LlmError};
 use linkner_uncertainty::{Requirements, UncertaintyEstimator};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::annotation::{Annotation, Provenance};
+use crate::budget::{RoutingBudget, Scheduler};
 use crate::error::{LinkError, Result};
 use crate::merge::MergePolicy;
 use crate::policy::RoutingPolicy;
 use crate::retrieve::ExampleRetriever;
 use crate::stages::{self, LlmOutcome};
 use crate::stats::{RunStats, StatsSnapshot};
+use crate::stream::{StreamOptions, StreamOrder};
 
 /// How the pipeline holds the local tagger.
 #[derive(Clone)]
@@ -45,30 +45,6 @@ impl TaggerSlot {
     }
 }
 
-/// Options of [`Pipeline::annotate_stream`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamOptions {
-    /// Documents per chunk: each chunk is one [`Pipeline::annotate_batch`] call (and the scope
-    /// of a [`RoutingPolicy::Budget`]). Default 32.
-    pub chunk_size: usize,
-    /// Chunks in flight at once (so that the tagger works on one chunk while the LLM answers
-    /// another). Default 2.
-    pub chunks_in_flight: usize,
-    /// Annotations buffered in the channel before the producer waits for the consumer.
-    /// Default 64.
-    pub channel_capacity: usize,
-}
-
-impl Default for StreamOptions {
-    fn default() -> Self {
-        StreamOptions {
-            chunk_size: 32,
-            chunks_in_flight: 2,
-            channel_capacity: 64,
-        }
-    }
-}
-
 /// Builds a [`Pipeline`]; see [`Pipeline::builder`].
 pub struct PipelineBuilder {
     tagger: Option<TaggerSlot>,
@@ -80,6 +56,7 @@ pub struct PipelineBuilder {
     predict: PredictOptions,
     local_top_k: usize,
     stream: StreamOptions,
+    budget: Option<RoutingBudget>,
 }
 
 impl Default for PipelineBuilder {
@@ -94,6 +71,7 @@ impl Default for PipelineBuilder {
             predict: PredictOptions::default(),
             local_top_k: 3,
             stream: StreamOptions::default(),
+            budget: None,
         }
     }
 }
@@ -110,6 +88,7 @@ impl fmt::Debug for PipelineBuilder {
             .field("predict", &self.predict)
             .field("local_top_k", &self.local_top_k)
             .field("stream", &self.stream)
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -181,9 +160,19 @@ impl PipelineBuilder {
         self
     }
 
-    /// Options of [`Pipeline::annotate_stream`].
+    /// Options of the stream path ([`Pipeline::stream`], [`Pipeline::annotate_stream`]).
     pub fn stream_options(mut self, options: StreamOptions) -> Self {
         self.stream = options;
+        self
+    }
+
+    /// A [`RoutingBudget`]: LLM capacity (calls in flight, calls or prompt tokens per
+    /// second) and a per-document latency budget. Routed entities then wait for the LLM in
+    /// one priority queue, most uncertain first, and never past their document's deadline
+    /// (see [`crate::budget`]). Without one (the default), every routed entity is sent and
+    /// waited for.
+    pub fn budget(mut self, budget: RoutingBudget) -> Self {
+        self.budget = Some(budget);
         self
     }
 
@@ -213,13 +202,9 @@ impl PipelineBuilder {
                     .into(),
             ));
         }
-        if self.stream.chunk_size == 0
-            || self.stream.chunks_in_flight == 0
-            || self.stream.channel_capacity == 0
-        {
-            return Err(LinkError::Build(
-                "stream options must all be at least 1".into(),
-            ));
+        self.stream.validate()?;
+        if let Some(b) = &self.budget {
+            b.validate()?;
         }
         let requirements = estimator.requirements();
         let mut predict = self.predict;
@@ -237,6 +222,7 @@ impl PipelineBuilder {
                 requirements,
                 local_top_k: self.local_top_k,
                 stream: self.stream,
+                scheduler: self.budget.map(|b| Arc::new(Scheduler::new(b))),
                 stats: RunStats::default(),
             }),
         })
@@ -255,6 +241,7 @@ struct Inner {
     requirements: Requirements,
     local_top_k: usize,
     stream: StreamOptions,
+    scheduler: Option<Arc<Scheduler>>,
     stats: RunStats,
 }
 
@@ -307,7 +294,7 @@ impl fmt::Debug for Pipeline {
 }
 
 /// Raw input of one call.
-enum Input {
+pub(crate) enum Input {
     Texts(Vec<String>),
     Sentences(Vec<Sentence>),
     Documents(Vec<Document>),
@@ -349,6 +336,22 @@ impl Pipeline {
     /// requirements).
     pub fn predict_options(&self) -> PredictOptions {
         self.inner.predict
+    }
+
+    /// The options of the stream path.
+    pub fn stream_options(&self) -> StreamOptions {
+        self.inner.stream
+    }
+
+    /// The routing budget, when there is one.
+    pub fn budget(&self) -> Option<&RoutingBudget> {
+        self.inner.scheduler.as_ref().map(|s| s.budget())
+    }
+
+    /// LLM calls holding a budget slot now and calls waiting for one (`(0, 0)` without a
+    /// budget): how busy the LLM is.
+    pub fn llm_load(&self) -> (usize, usize) {
+        self.inner.scheduler.as_ref().map_or((0, 0), |s| s.load())
     }
 
     /// What the estimator requires of the tagger.
@@ -412,10 +415,11 @@ impl Pipeline {
         self.run(Input::Documents(documents)).await
     }
 
-    /// Annotates a sequence of documents as a stream, in input order, `chunk_size` documents
-    /// per call with `chunks_in_flight` calls overlapping (see [`StreamOptions`]). Every
-    /// document gets exactly one item: when a whole chunk fails, its documents are retried one
-    /// by one so that an error names only the documents it concerns.
+    /// Annotates a sequence of texts as a stream, in input order: a thin adapter over
+    /// [`Pipeline::stream`] (micro-batches of up to `chunk_size` texts, `chunks_in_flight`
+    /// tagger batches at once, bounded memory; see [`StreamOptions`]). Every text gets exactly
+    /// one item: when a whole batch fails, its texts are retried one by one so that an error
+    /// names only the texts it concerns.
     ///
     /// The iterator is read on a tokio worker, so it should not block for long (read files
     /// line by line, not from a slow network). Dropping the stream stops the work.
@@ -426,66 +430,25 @@ impl Pipeline {
         I::IntoIter: Send + 'static,
         I::Item: Into<String>,
     {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|e| LinkError::Task(format!("annotate_stream needs a tokio runtime: {e}")))?;
-        let options = self.inner.stream;
-        let (tx, rx) = mpsc::channel(options.channel_capacity);
-        let pipeline = self.clone();
-        let mut docs = documents.into_iter();
-        handle.spawn(async move {
-            let mut in_flight: VecDeque<(usize, JoinHandle<Vec<Result<Annotation>>>)> =
-                VecDeque::new();
-            let mut exhausted = false;
-            loop {
-                while !exhausted && in_flight.len() < options.chunks_in_flight {
-                    let chunk: Vec<String> = docs
-                        .by_ref()
-                        .take(options.chunk_size)
-                        .map(Into::into)
-                        .collect();
-                    if chunk.is_empty() {
-                        exhausted = true;
-                        break;
-                    }
-                    let p = pipeline.clone();
-                    let n = chunk.len();
-                    in_flight.push_back((n, tokio::spawn(async move { p.chunk(chunk).await })));
-                }
-                let Some((n, job)) = in_flight.pop_front() else {
-                    break;
-                };
-                let results = match job.await {
-                    Ok(r) => r,
-                    Err(e) => (0..n)
-                        .map(|_| Err(LinkError::Task(format!("stream chunk: {e}"))))
-                        .collect(),
-                };
-                for r in results {
-                    if tx.send(r).await.is_err() {
-                        for (_, job) in in_flight {
-                            job.abort();
-                        }
-                        return;
-                    }
+        let input = futures_util::stream::iter(
+            documents
+                .into_iter()
+                .map(|d| ((), crate::stream::StreamDocument::Text(d.into()))),
+        );
+        let mut stream = self.stream_ordered(input, StreamOrder::Input)?;
+        let (tx, rx) = mpsc::channel(self.inner.stream.channel_capacity);
+        let forward = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(item) = stream.next().await {
+                if tx.send(item.result).await.is_err() {
+                    return;
                 }
             }
         });
-        Ok(AnnotationStream { rx })
-    }
-
-    /// One stream chunk: one batch, or each document alone when the batch fails.
-    async fn chunk(&self, chunk: Vec<String>) -> Vec<Result<Annotation>> {
-        match self.run(Input::Texts(chunk.clone())).await {
-            Ok(v) => v.into_iter().map(Ok).collect(),
-            Err(_) if chunk.len() > 1 => {
-                let mut out = Vec::with_capacity(chunk.len());
-                for text in chunk {
-                    out.push(self.annotate(&text).await);
-                }
-                out
-            }
-            Err(e) => vec![Err(e)],
-        }
+        Ok(AnnotationStream {
+            rx,
+            forward: AbortOnDrop(Some(forward)),
+        })
     }
 
     /// Runs the tagger on the blocking pool (inline without a runtime).
@@ -502,67 +465,99 @@ impl Pipeline {
         }
     }
 
-    /// One call: the stages of [`crate::stages`] in order.
+    /// One call: the stages of [`crate::stages`] in order. Under a [`RoutingBudget`] with a
+    /// latency budget, the deadline of every document of the call runs from its start.
     async fn run(&self, input: Input) -> Result<Vec<Annotation>> {
-        let inner = &self.inner;
         let n_docs = input.len();
-        let mut delta = StatsSnapshot {
-            documents: n_docs as u64,
-            ..StatsSnapshot::default()
-        };
         if n_docs == 0 {
             return Ok(Vec::new());
         }
+        let started = tokio::time::Instant::now();
+        let local = self.local(input).await?;
+        let deadline = self.deadline(started);
+        let mut delta = local.delta();
+        delta.documents = n_docs as u64;
+        let (out, llm) = self.decide(local.into_work(), deadline).await;
+        delta.add(&llm);
+        self.inner.stats.record(&delta);
+        Ok(out)
+    }
 
-        // tag → check → score
+    /// The deadline of a document that arrived at `arrived`, under the latency budget.
+    pub(crate) fn deadline(&self, arrived: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        self.inner
+            .scheduler
+            .as_ref()
+            .and_then(|s| s.budget().latency_budget())
+            .map(|b| arrived + b)
+    }
+
+    /// tag → check → score → route, and the examples of the routed candidates: everything
+    /// before the LLM.
+    pub(crate) async fn local(&self, input: Input) -> Result<Local> {
+        let inner = &self.inner;
         let t0 = Instant::now();
         let tagged = self.tag(input).await?;
-        delta.tagger_time = t0.elapsed();
+        let tagger_time = t0.elapsed();
         let t0 = Instant::now();
         for (sentence, candidates) in &tagged {
             stages::check_candidates(&inner.schema, sentence, candidates)?;
         }
         let (sentences, scored) = stages::score(&inner.schema, inner.estimator.as_ref(), tagged)?;
-        delta.entities = scored.len() as u64;
-        delta.estimator_time = t0.elapsed();
-
-        // route
+        let estimator_time = t0.elapsed();
         let routed = stages::route(&inner.policy, &scored);
-        delta.routed = routed.len() as u64;
+        let examples = if routed.is_empty() || inner.llm.is_none() {
+            Ok(Vec::new())
+        } else {
+            self.retrieve(&sentences, &scored, &routed).await
+        };
+        Ok(Local {
+            work: Work {
+                sentences,
+                scored,
+                routed,
+                examples,
+            },
+            tagger_time,
+            estimator_time,
+        })
+    }
 
-        // classify
+    /// classify → merge → account for the routed candidates of `work`: the annotations, and
+    /// the counts of the LLM side (requests, outcomes, tokens, LLM time).
+    pub(crate) async fn decide(
+        &self,
+        work: Work,
+        deadline: Option<tokio::time::Instant>,
+    ) -> (Vec<Annotation>, StatsSnapshot) {
+        let inner = &self.inner;
+        let Work {
+            sentences,
+            scored,
+            routed,
+            examples,
+        } = work;
+        let mut delta = StatsSnapshot::default();
         let mut outcomes: Vec<Option<LlmOutcome>> = (0..scored.len()).map(|_| None).collect();
         if !routed.is_empty() {
-            match &inner.llm {
-                None => {
-                    for &i in &routed {
-                        outcomes[i] = Some(LlmOutcome::Failed(LlmError::Config(
-                            "no LLM classifier configured".into(),
-                        )));
-                    }
+            let t0 = Instant::now();
+            let fail_all = |outcomes: &mut Vec<Option<LlmOutcome>>, e: &dyn Fn() -> LlmError| {
+                for &i in &routed {
+                    outcomes[i] = Some(LlmOutcome::Failed(e()));
                 }
-                Some(llm) => {
-                    let t0 = Instant::now();
-                    let examples = self.retrieve(&sentences, &scored, &routed).await;
-                    let mut examples = match examples {
-                        Ok(lists) => lists,
-                        Err(error) => {
-                            // Without its examples no request is sent: every routed entity keeps
-                            // its local label, counted as failed.
-                            for &i in &routed {
-                                outcomes[i] = Some(LlmOutcome::Failed(LlmError::InvalidRequest(
-                                    format!("example retrieval failed: {error}"),
-                                )));
-                            }
-                            Vec::new()
-                        }
-                    };
-                    let mut requests = Vec::with_capacity(routed.len());
-                    let mut slots = Vec::with_capacity(routed.len());
+            };
+            match (&inner.llm, examples) {
+                (None, _) => fail_all(&mut outcomes, &|| {
+                    LlmError::Config("no LLM classifier configured".into())
+                }),
+                // Without its examples no request is sent: every routed entity keeps its local
+                // label, counted as failed.
+                (Some(_), Err(error)) => fail_all(&mut outcomes, &|| {
+                    LlmError::InvalidRequest(format!("example retrieval failed: {error}"))
+                }),
+                (Some(llm), Ok(mut examples)) => {
+                    let mut jobs = Vec::with_capacity(routed.len());
                     for (j, &i) in routed.iter().enumerate() {
-                        if outcomes[i].is_some() {
-                            continue;
-                        }
                         let s = &scored[i];
                         let ex = examples.get_mut(j).map(std::mem::take);
                         match stages::request(
@@ -572,21 +567,27 @@ impl Pipeline {
                             inner.local_top_k,
                             ex,
                         ) {
-                            Ok(r) => {
-                                requests.push(r);
-                                slots.push(i);
-                            }
+                            Ok(r) => jobs.push((i, s.uncertainty, r)),
                             Err(e) => outcomes[i] = Some(LlmOutcome::Failed(e)),
                         }
                     }
-                    delta.llm_requests = requests.len() as u64;
-                    let results = stages::classify(llm, requests).await;
-                    delta.llm_time = t0.elapsed();
+                    delta.llm_requests = jobs.len() as u64;
+                    let slots: Vec<usize> = jobs.iter().map(|(i, _, _)| *i).collect();
+                    let results = match &inner.scheduler {
+                        None => {
+                            let requests = jobs.into_iter().map(|(_, _, r)| r).collect();
+                            stages::classify(llm, requests).await
+                        }
+                        Some(scheduler) => {
+                            stages::classify_budgeted(llm, scheduler, jobs, deadline).await
+                        }
+                    };
                     for (i, o) in slots.into_iter().zip(results) {
                         outcomes[i] = Some(o);
                     }
                 }
             }
+            delta.llm_time = t0.elapsed();
         }
 
         // merge
@@ -615,14 +616,18 @@ impl Pipeline {
         if let Some((entity, error)) = first_error {
             tracing::warn!(
                 failures = delta.failures,
-                routed = delta.routed,
+                routed = routed.len(),
                 first_entity = %entity,
                 first_error = %error,
                 "LLM calls failed; those entities keep their local labels"
             );
         }
-        inner.stats.record(&delta);
-        Ok(out)
+        (out, delta)
+    }
+
+    /// Records a call's counts in the run statistics.
+    pub(crate) fn record(&self, delta: &StatsSnapshot) {
+        self.inner.stats.record(delta);
     }
 
     /// Few-shot examples for the routed candidates from the retriever (on tokio's blocking
@@ -662,6 +667,84 @@ impl Pipeline {
             ));
         }
         Ok(lists)
+    }
+}
+
+/// What the local stages made of one call: the work left for the LLM side and their times.
+pub(crate) struct Local {
+    pub(crate) work: Work,
+    pub(crate) tagger_time: std::time::Duration,
+    pub(crate) estimator_time: std::time::Duration,
+}
+
+impl Local {
+    /// The counts of the local side (entities, routed, times); `documents` is the caller's.
+    pub(crate) fn delta(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            entities: self.work.scored.len() as u64,
+            routed: self.work.routed.len() as u64,
+            tagger_time: self.tagger_time,
+            estimator_time: self.estimator_time,
+            ..StatsSnapshot::default()
+        }
+    }
+
+    pub(crate) fn into_work(self) -> Work {
+        self.work
+    }
+}
+
+/// The sentences of a call with their scored candidates, the routed ones (indices into
+/// `scored`, ascending) and their examples (one list per routed candidate, or why retrieval
+/// failed).
+pub(crate) struct Work {
+    pub(crate) sentences: Vec<Sentence>,
+    pub(crate) scored: Vec<stages::ScoredCandidate>,
+    pub(crate) routed: Vec<usize>,
+    pub(crate) examples: std::result::Result<Vec<Vec<Example>>, String>,
+}
+
+impl Work {
+    /// Splits a call's work into one piece per sentence (document order).
+    pub(crate) fn split(self) -> Vec<Work> {
+        let Work {
+            sentences,
+            scored,
+            routed,
+            examples,
+        } = self;
+        let mut out: Vec<Work> = sentences
+            .into_iter()
+            .map(|sentence| Work {
+                sentences: vec![sentence],
+                scored: Vec::new(),
+                routed: Vec::new(),
+                examples: Ok(Vec::new()),
+            })
+            .collect();
+        let mut examples = examples.map(|e| e.into_iter().map(Some).collect::<Vec<_>>());
+        let mut r = 0;
+        for (i, mut s) in scored.into_iter().enumerate() {
+            let Some(piece) = out.get_mut(s.doc) else {
+                continue;
+            };
+            s.doc = 0;
+            if routed.get(r) == Some(&i) {
+                piece.routed.push(piece.scored.len());
+                match (&mut examples, &mut piece.examples) {
+                    (Ok(all), Ok(mine)) => {
+                        if let Some(list) = all.get_mut(r).and_then(Option::take) {
+                            mine.push(list);
+                        }
+                    }
+                    (Err(e), mine) => *mine = Err(e.clone()),
+                    (Ok(_), Err(_)) => {}
+                }
+                r += 1;
+            }
+            piece.scored.push(s);
+        }
+        out
     }
 }
 
@@ -733,6 +816,20 @@ fn tag_input(
 #[derive(Debug)]
 pub struct AnnotationStream {
     rx: mpsc::Receiver<Result<Annotation>>,
+    forward: AbortOnDrop,
+}
+
+/// Aborts the forwarding task when the stream is dropped (the receiver alone would only stop
+/// it at its next send).
+#[derive(Debug)]
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
+        }
+    }
 }
 
 impl AnnotationStream {
@@ -744,6 +841,10 @@ impl AnnotationStream {
     /// The underlying channel receiver. The producer stops at its next send once the receiver
     /// is dropped.
     pub fn into_receiver(self) -> mpsc::Receiver<Result<Annotation>> {
-        self.rx
+        let AnnotationStream { rx, mut forward } = self;
+        // The forwarding task must outlive this value: detach it (it stops at its next send
+        // once the receiver is dropped).
+        forward.0 = None;
+        rx
     }
 }

@@ -223,6 +223,7 @@ mod tests {
                 entity(&plain, 2, 3, "ORG", "ORG", Provenance::Local),
             ],
             rejected: vec![],
+            timings: None,
         };
         let s = score_annotations(std::slice::from_ref(&gold), &[a]).unwrap();
         assert_eq!((s.local.predicted, s.local.correct), (3, 1));
@@ -236,6 +237,7 @@ mod tests {
             sentence: plain.clone(),
             entities: vec![entity(&plain, 2, 3, "ORG", "ORG", Provenance::Local)],
             rejected: vec![entity(&plain, 0, 1, "LOC", "LOC", Provenance::LlmRejected)],
+            timings: None,
         };
         let s = score_annotations(std::slice::from_ref(&gold), &[b]).unwrap();
         assert_eq!((s.local.predicted, s.local.correct), (2, 2));
@@ -274,6 +276,7 @@ mod tests {
             sentence: plain,
             entities: vec![paris, acme],
             rejected: vec![said],
+            timings: None,
         };
         let labels = |v: Vec<WordSpan>| {
             v.into_iter()
@@ -323,6 +326,7 @@ mod tests {
             sentence: other,
             entities: vec![],
             rejected: vec![],
+            timings: None,
         };
         assert!(score_annotations(std::slice::from_ref(&gold), &[]).is_err());
         assert!(score_annotations(&[gold], &[a]).is_err());

@@ -16,6 +16,7 @@ use linkner_llm::{Answer, ClassifyRequest, Example, LlmClassifier, LlmError, Loc
 use linkner_uncertainty::UncertaintyEstimator;
 
 use crate::annotation::{Annotation, LinkedEntity, LlmVerdict, Provenance};
+use crate::budget::{BudgetReason, Scheduler};
 use crate::error::{LinkError, Result};
 use crate::merge::MergePolicy;
 use crate::policy::{RouteInput, RoutingPolicy};
@@ -43,6 +44,8 @@ pub(crate) enum LlmOutcome {
     Answer(Answer),
     /// The call failed; the local label is kept.
     Failed(LlmError),
+    /// The routing budget left it with its local label (never sent, or answered too late).
+    Skipped(BudgetReason),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,6 +259,62 @@ pub(crate) async fn classify(
     }
 }
 
+/// Sends each request through the budget's [`Scheduler`] (most uncertain first, `priority`
+/// being the uncertainty) and waits for the answers until `deadline` at the latest. A request
+/// still queued at the deadline is [`BudgetReason::Capacity`]; an answer still on its way is
+/// [`BudgetReason::Deadline`] (the call goes on in the background, holding its slot, so that
+/// the number of calls in flight stays true to the server's load). Needs a tokio runtime.
+pub(crate) async fn classify_budgeted(
+    llm: &Arc<dyn LlmClassifier>,
+    scheduler: &Arc<Scheduler>,
+    jobs: Vec<(usize, f32, ClassifyRequest)>,
+    deadline: Option<tokio::time::Instant>,
+) -> Vec<LlmOutcome> {
+    // Queue the most uncertain first, so that even the free slots go to them.
+    let mut jobs: Vec<(usize, (usize, f32, ClassifyRequest))> =
+        jobs.into_iter().enumerate().collect();
+    jobs.sort_by(|a, b| b.1.1.total_cmp(&a.1.1).then(a.0.cmp(&b.0)));
+    let order: Vec<usize> = jobs.iter().map(|(k, _)| *k).collect();
+    let calls = jobs.into_iter().map(|(_, (_, priority, request))| {
+        let llm = Arc::clone(llm);
+        let scheduler = Arc::clone(scheduler);
+        async move {
+            let chars = request.sentence.chars().count();
+            let slot = match scheduler.acquire(priority, deadline, chars).await {
+                Ok(slot) => slot,
+                Err(reason) => return LlmOutcome::Skipped(reason),
+            };
+            let call = tokio::spawn(async move {
+                let r = llm.classify(&request).await;
+                slot.finished(r.as_ref().ok().map(|a| a.usage.prompt_tokens));
+                r
+            });
+            let joined = match deadline {
+                None => call.await,
+                Some(d) => match tokio::time::timeout_at(d, call).await {
+                    Ok(joined) => joined,
+                    Err(_) => return LlmOutcome::Skipped(BudgetReason::Deadline),
+                },
+            };
+            match joined {
+                Ok(Ok(a)) => LlmOutcome::Answer(a),
+                Ok(Err(e)) => LlmOutcome::Failed(e),
+                Err(e) => LlmOutcome::Failed(LlmError::Transport(format!(
+                    "the LLM backend panicked or was cancelled: {e}"
+                ))),
+            }
+        }
+    });
+    let outcomes = futures_util::future::join_all(calls).await;
+    let mut back: Vec<Option<LlmOutcome>> = (0..outcomes.len()).map(|_| None).collect();
+    for (k, o) in order.into_iter().zip(outcomes) {
+        back[k] = Some(o);
+    }
+    back.into_iter()
+        .map(|o| o.unwrap_or(LlmOutcome::Skipped(BudgetReason::Capacity)))
+        .collect()
+}
+
 /// Aborts a spawned task when dropped (the caller's future was cancelled).
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
@@ -308,6 +367,12 @@ pub(crate) fn merge(
     let answer = match outcome {
         None => return local(),
         Some(LlmOutcome::Failed(e)) => return failed(e),
+        Some(LlmOutcome::Skipped(reason)) => {
+            return Merged {
+                provenance: Provenance::Budget { reason },
+                ..local()
+            };
+        }
         Some(LlmOutcome::Answer(a)) => a,
     };
     if schema.class(answer.class).is_none() {
@@ -389,6 +454,7 @@ pub(crate) fn account(
             sentence,
             entities: Vec::new(),
             rejected: Vec::new(),
+            timings: None,
         })
         .collect();
     for (u, cached) in usage.iter().flatten() {
@@ -407,6 +473,12 @@ pub(crate) fn account(
                 delta.failures += 1;
                 delta.failures_by_kind.add(*kind, 1);
             }
+            Provenance::Budget {
+                reason: BudgetReason::Capacity,
+            } => delta.budget_skipped += 1,
+            Provenance::Budget {
+                reason: BudgetReason::Deadline,
+            } => delta.deadline_missed += 1,
         }
         let ScoredCandidate {
             doc,

@@ -80,6 +80,8 @@ pub struct RunStats {
     rejected: AtomicU64,
     failures: AtomicU64,
     failures_by_kind: [AtomicU64; KINDS],
+    budget_skipped: AtomicU64,
+    deadline_missed: AtomicU64,
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
     cached_prompt_tokens: AtomicU64,
@@ -112,6 +114,8 @@ impl RunStats {
         for (c, n) in self.failures_by_kind.iter().zip(d.failures_by_kind.0) {
             add(c, n);
         }
+        add(&self.budget_skipped, d.budget_skipped);
+        add(&self.deadline_missed, d.deadline_missed);
         add(&self.prompt_tokens, d.prompt_tokens);
         add(&self.completion_tokens, d.completion_tokens);
         add(&self.cached_prompt_tokens, d.cached_prompt_tokens);
@@ -137,6 +141,8 @@ impl RunStats {
             failures_by_kind: FailureCounts(std::array::from_fn(
                 |i| get(&self.failures_by_kind[i]),
             )),
+            budget_skipped: get(&self.budget_skipped),
+            deadline_missed: get(&self.deadline_missed),
             prompt_tokens: get(&self.prompt_tokens),
             completion_tokens: get(&self.completion_tokens),
             cached_prompt_tokens: get(&self.cached_prompt_tokens),
@@ -158,6 +164,8 @@ impl RunStats {
             &self.relabelled,
             &self.rejected,
             &self.failures,
+            &self.budget_skipped,
+            &self.deadline_missed,
             &self.prompt_tokens,
             &self.completion_tokens,
             &self.cached_prompt_tokens,
@@ -175,8 +183,10 @@ impl RunStats {
 
 /// A copy of a pipeline's counters at one moment (serialisable: durations in seconds).
 ///
-/// Every routed entity ends in exactly one of `confirmed`, `relabelled`, `rejected` or
-/// `failures`, so `routed == confirmed + relabelled + rejected + failures`.
+/// Every routed entity ends in exactly one of `confirmed`, `relabelled`, `rejected`,
+/// `failures`, `budget_skipped` or `deadline_missed`, so `routed == confirmed + relabelled +
+/// rejected + failures + budget_skipped + deadline_missed` (the last two stay 0 without a
+/// [`RoutingBudget`](crate::RoutingBudget)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
     /// Documents (texts or sentences) annotated.
@@ -200,6 +210,14 @@ pub struct StatsSnapshot {
     /// The same failures by kind (timeout, rate-limited, connection, out of schema, …).
     #[serde(default)]
     pub failures_by_kind: FailureCounts,
+    /// Routed entities the routing budget never sent (the LLM was busy with more uncertain
+    /// ones until the document's deadline): local label kept.
+    #[serde(default)]
+    pub budget_skipped: u64,
+    /// Routed entities sent to the LLM whose answer missed the document's deadline: the
+    /// answer was dropped, the local label kept.
+    #[serde(default)]
+    pub deadline_missed: u64,
     /// Prompt tokens the server counted.
     pub prompt_tokens: u64,
     /// Completion tokens the server counted.
@@ -241,6 +259,8 @@ impl StatsSnapshot {
             failures_by_kind: FailureCounts(std::array::from_fn(|i| {
                 self.failures_by_kind.0[i].saturating_sub(before.failures_by_kind.0[i])
             })),
+            budget_skipped: self.budget_skipped.saturating_sub(before.budget_skipped),
+            deadline_missed: self.deadline_missed.saturating_sub(before.deadline_missed),
             prompt_tokens: self.prompt_tokens.saturating_sub(before.prompt_tokens),
             completion_tokens: self
                 .completion_tokens
@@ -252,6 +272,35 @@ impl StatsSnapshot {
             estimator_time: self.estimator_time.saturating_sub(before.estimator_time),
             llm_time: self.llm_time.saturating_sub(before.llm_time),
         }
+    }
+
+    /// Adds every count and time of `other` to this snapshot.
+    pub fn add(&mut self, other: &StatsSnapshot) {
+        self.documents += other.documents;
+        self.entities += other.entities;
+        self.routed += other.routed;
+        self.llm_requests += other.llm_requests;
+        self.cache_hits += other.cache_hits;
+        self.confirmed += other.confirmed;
+        self.relabelled += other.relabelled;
+        self.rejected += other.rejected;
+        self.failures += other.failures;
+        for (c, n) in self
+            .failures_by_kind
+            .0
+            .iter_mut()
+            .zip(other.failures_by_kind.0)
+        {
+            *c += n;
+        }
+        self.budget_skipped += other.budget_skipped;
+        self.deadline_missed += other.deadline_missed;
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.cached_prompt_tokens += other.cached_prompt_tokens;
+        self.tagger_time += other.tagger_time;
+        self.estimator_time += other.estimator_time;
+        self.llm_time += other.llm_time;
     }
 
     /// Fraction of the entities that were routed (0 when there was none).
@@ -302,5 +351,9 @@ mod tests {
         assert_eq!(d.llm_time, Duration::from_secs(7));
         // After a reset the later snapshot is smaller: zeros, not a wrap-around.
         assert_eq!(before.since(&after).documents, 0);
+        // `add` is the inverse of `since`.
+        let mut sum = before;
+        sum.add(&d);
+        assert_eq!(sum, after);
     }
 }

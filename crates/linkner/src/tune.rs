@@ -438,6 +438,7 @@ mod tests {
                 linked(&plain, 2, &[0.02, 0.0, 0.0, 0.98, 0.0], 0.05, None),
             ],
             rejected: vec![],
+            timings: None,
         };
         (vec![gold], vec![a])
     }

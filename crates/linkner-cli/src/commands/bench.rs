@@ -96,6 +96,9 @@ pub enum BenchWhat {
     Tagger(TaggerBenchArgs),
     /// One training pass over the first `--limit` sentences against a PyTorch training loop.
     Train(TrainBenchArgs),
+    /// A labelled set replayed as an open-loop stream at fixed arrival rates: latency
+    /// percentiles, throughput, F1, LLM calls and budget drops per rate, LLM off / on / budget.
+    Stream(super::bench_stream::StreamBenchArgs),
 }
 
 /// Arguments of `linkner bench train`.
@@ -196,6 +199,7 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
     match args.what {
         BenchWhat::Tagger(a) => run_tagger(&a),
         BenchWhat::Train(a) => run_train(&a),
+        BenchWhat::Stream(a) => super::bench_stream::run(&a),
     }
 }
 
@@ -348,12 +352,12 @@ fn default_encoder() -> PathBuf {
 }
 
 /// Resets the peak-RSS counter of this process (Linux `clear_refs`); false where unsupported.
-fn reset_peak_rss() -> bool {
+pub(super) fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// Peak resident memory of this process in MiB (`VmHWM`).
-fn peak_rss_mb() -> Option<f64> {
+pub(super) fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -876,7 +880,7 @@ fn print_table(r: &TaggerBench) {
 
 /// CPU seconds (user + system, all threads) this process has used so far, from
 /// `/proc/self/stat` (Linux; clock ticks of 1/100 s, the `USER_HZ` of Linux's ABI).
-fn cpu_seconds() -> Option<f64> {
+pub(super) fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
     let rest = &stat[stat.rfind(')')? + 1..];

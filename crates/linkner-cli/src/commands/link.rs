@@ -1,5 +1,5 @@
-//! `linkner link` (local-only vs linked F1 on labelled data) and `linkner annotate` (plain text
-//! in, JSONL out).
+//! `linkner link` (local-only vs linked F1 on labelled data); `linkner annotate` lives in
+//! [`super::annotate`].
 //!
 //! ```text
 //! linkner link --model DIR --data test.txt --llm-url URL [--policy 0.4|budget:10%|...]
@@ -11,7 +11,6 @@
 //! linked output, and the oracle ceiling of that routing (gold labels for routed entities). With
 //! `--oracle` no LLM is called at all: a [`GoldOracle`] answers, and the output says so.
 
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +25,6 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use super::CliError;
-use super::input::{Line, read_lines, source_name};
 use super::llm_failures::{FailureArgs, FailureTally};
 use super::pipeline_args::PipelineArgs;
 use super::tagger_common::{read_docs, read_documents_of};
@@ -372,55 +370,8 @@ pub fn human(r: &LinkReport) -> String {
     out
 }
 
-/// Arguments of `linkner annotate`.
-#[derive(Debug, Args)]
-pub struct AnnotateArgs {
-    /// The pipeline (tagger, estimator, policy, LLM).
-    #[command(flatten)]
-    pub pipeline: PipelineArgs,
-    /// Plain text, one document per line; standard input when absent.
-    #[arg(long, value_name = "FILE")]
-    pub input: Option<PathBuf>,
-    /// JSONL output (one annotation per input line, in order); standard output when absent.
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Print the run statistics to stderr at the end.
-    #[arg(long)]
-    pub stats: bool,
-    /// Output format: `jsonl` (one [`linkner::Annotation`] per line) or `text` (readable).
-    #[arg(long, value_enum, default_value_t = AnnotateFormat::Jsonl)]
-    pub format: AnnotateFormat,
-    /// What a line that cannot be annotated does (not UTF-8, or its tagging failed): `fail`
-    /// stops the run naming the line; `skip` writes an error record in its place
-    /// (`{"error": {"line": N, "message": …}}`) and goes on, so output lines still match
-    /// input lines.
-    #[arg(long, value_enum, default_value_t = OnError::Fail)]
-    pub on_error: OnError,
-    /// When the LLM side failed.
-    #[command(flatten)]
-    pub failures: FailureArgs,
-}
-
-/// What `linkner annotate` does with a line it cannot annotate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OnError {
-    /// Stop with an error naming the line.
-    Fail,
-    /// Write an error record for the line and go on.
-    Skip,
-}
-
-/// Output formats of `linkner annotate`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AnnotateFormat {
-    /// One JSON annotation per input line.
-    Jsonl,
-    /// The text, then one line per entity (char span, text, label, uncertainty, provenance).
-    Text,
-}
-
 /// The readable form of one annotation.
-fn annotation_text(a: &linkner::Annotation) -> String {
+pub(super) fn annotation_text(a: &linkner::Annotation) -> String {
     let mut out = format!("{}\n", a.text());
     for e in a.entities.iter().chain(&a.rejected) {
         let how = match &e.provenance {
@@ -429,6 +380,7 @@ fn annotation_text(a: &linkner::Annotation) -> String {
                 format!("llm_failed ({}: {error})", kind.name())
             }
             linkner::Provenance::LlmRejected => format!("llm_rejected (was {})", e.local_label),
+            linkner::Provenance::Budget { reason } => format!("budget ({})", reason.name()),
             p => p.name().to_string(),
         };
         out.push_str(&format!(
@@ -437,81 +389,4 @@ fn annotation_text(a: &linkner::Annotation) -> String {
         ));
     }
     out
-}
-
-/// Runs `linkner annotate`: every input line gets exactly one output line (an empty line gives
-/// an annotation without entities). A line that cannot be annotated stops the run with its line
-/// number (`--on-error fail`) or gets an error record (`--on-error skip`). Exits with status 3
-/// after writing everything when the LLM failed for too many routed entities.
-pub fn run_annotate(args: AnnotateArgs) -> Result<(), CliError> {
-    let config = args.pipeline.link_config()?;
-    // The input first: a bad line is reported before the model is loaded.
-    let source = source_name(args.input.as_deref());
-    let lines: Vec<Line> = read_lines(args.input.as_deref())?;
-    if args.on_error == OnError::Fail
-        && let Some(Err(e)) = lines.iter().find(|l| l.is_err())
-    {
-        return Err(e.clone().into());
-    }
-    let pipeline = args.pipeline.build(&config, None)?;
-    let out: Box<dyn Write> = match &args.output {
-        Some(path) => {
-            Box::new(std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?)
-        }
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut out = BufWriter::new(out);
-    let good: Vec<String> = lines
-        .iter()
-        .filter_map(|l| l.as_ref().ok().cloned())
-        .collect();
-    let rt = runtime()?;
-    rt.block_on(async {
-        let mut stream = pipeline.annotate_stream(good)?;
-        for (i, line) in lines.iter().enumerate() {
-            let n = i + 1;
-            let item = match line {
-                Err(e) => Err(e.clone()),
-                Ok(_) => match stream.next().await {
-                    Some(Ok(a)) => Ok(a),
-                    Some(Err(e)) => Err(format!("{source}: line {n}: {e}")),
-                    None => Err(format!("{source}: line {n}: no annotation came back")),
-                },
-            };
-            match (item, args.on_error) {
-                (Ok(annotation), _) => match args.format {
-                    AnnotateFormat::Jsonl => {
-                        serde_json::to_writer(&mut out, &annotation)?;
-                        out.write_all(b"\n")?;
-                    }
-                    AnnotateFormat::Text => {
-                        out.write_all(annotation_text(&annotation).as_bytes())?
-                    }
-                },
-                (Err(message), OnError::Skip) => {
-                    tracing::warn!("{message}; skipped");
-                    match args.format {
-                        AnnotateFormat::Jsonl => {
-                            let record = serde_json::json!({
-                                "error": {"line": n, "message": message}
-                            });
-                            serde_json::to_writer(&mut out, &record)?;
-                            out.write_all(b"\n")?;
-                        }
-                        AnnotateFormat::Text => writeln!(out, "error: {message}")?,
-                    }
-                }
-                (Err(message), OnError::Fail) => return Err(CliError::from(message)),
-            }
-        }
-        Ok::<(), CliError>(())
-    })?;
-    out.flush()?;
-    let stats = pipeline.stats();
-    if args.stats {
-        eprintln!("{}", serde_json::to_string(&stats)?);
-    }
-    let mut tally = FailureTally::default();
-    tally.add_run(&stats);
-    tally.check(args.failures.llm_failure_limit)
 }

@@ -1,6 +1,8 @@
 //! One module per subcommand; each exposes `XxxArgs` (clap) and `run(args)`.
 
+pub mod annotate;
 pub mod bench;
+pub mod bench_stream;
 pub mod eval;
 pub mod input;
 pub mod link;

@@ -85,6 +85,16 @@ pub struct PipelineArgs {
     /// fuse:WEIGHT (log-linear pooling, weight of the local model), rerank:K, or JSON.
     #[arg(long, value_name = "POLICY")]
     pub merge: Option<String>,
+    /// LLM capacity under a routing budget: `N` calls in flight, or
+    /// `in_flight=N,calls=R/s,tokens=R/s` (any subset). Routed entities then wait for the LLM
+    /// most uncertain first; see --latency-budget-ms.
+    #[arg(long, value_name = "SPEC")]
+    pub llm_budget: Option<String>,
+    /// Per-document latency budget in milliseconds: an entity the LLM cannot answer in time
+    /// keeps its local label (provenance `budget`); implies a routing budget (4 calls in flight
+    /// unless --llm-budget says otherwise).
+    #[arg(long, value_name = "MS")]
+    pub latency_budget_ms: Option<u64>,
 }
 
 /// Parses `f32` / `bf16`.
@@ -183,6 +193,20 @@ impl PipelineArgs {
         }
         if let Some(m) = non_empty(&self.merge) {
             config.merge = m.parse::<MergePolicy>()?;
+        }
+        if let Some(spec) = non_empty(&self.llm_budget) {
+            let mut budget = spec.parse::<linkner::RoutingBudget>()?;
+            if budget.latency_ms.is_none() {
+                budget.latency_ms = config.budget.as_ref().and_then(|b| b.latency_ms);
+            }
+            config.budget = Some(budget);
+        }
+        if let Some(ms) = self.latency_budget_ms {
+            let budget = config
+                .budget
+                .get_or_insert_with(linkner::RoutingBudget::new);
+            budget.latency_ms = Some(ms);
+            budget.validate()?;
         }
         Ok(config)
     }

@@ -240,7 +240,12 @@ fn routed_accuracy(
             .chain(a.rejected.iter().map(|e| (e, true)))
         {
             let Some(v) = &e.llm else { continue };
-            if !e.provenance.is_routed() || matches!(e.provenance, Provenance::LlmFailed { .. }) {
+            if !e.provenance.is_routed()
+                || matches!(
+                    e.provenance,
+                    Provenance::LlmFailed { .. } | Provenance::Budget { .. }
+                )
+            {
                 continue;
             }
             let want = gold_class(schema, &g.spans, &e.span);
@@ -747,6 +752,7 @@ mod tests {
             ],
             // "said": local MISC, LLM says O (right), rejected.
             rejected: vec![ent(1, "MISC", "MISC", Some(0), Provenance::LlmRejected)],
+            timings: None,
         };
         let acc = routed_accuracy(&schema, &[gold], &[a]);
         assert_eq!(acc.answered, 3);

@@ -1,0 +1,550 @@
+//! The stream path: [`Pipeline::stream`] annotates any `futures::Stream` of documents with
+//! bounded latency and bounded memory.
+//!
+//! ```text
+//! input ──► micro-batcher ──► tagger batches ──► one task per document ──► output
+//!           (max_batch or      (chunks_in_flight   (LLM calls under the       (input order or
+//!            max_wait)          at once)            budget, merge, account)    as completed)
+//! ```
+//!
+//! - **Micro-batching.** A tagger batch closes at [`StreamOptions::chunk_size`] documents or
+//!   [`StreamOptions::max_wait`] after its first document, whichever comes first: a trickle
+//!   of input is tagged as it comes, a busy input still fills batches.
+//! - **Bounded.** At most [`StreamOptions::max_pending`] documents are read and not yet handed
+//!   to the consumer: a slow consumer slows the reading (backpressure), and memory stays flat on
+//!   an endless input. Every channel is bounded.
+//! - **Per document after tagging.** A document whose entities are not routed is written as
+//!   soon as its batch is tagged; it never waits for another document's LLM answers (with
+//!   [`StreamOrder::Completed`]; in input order it waits only for the documents before it).
+//! - **Timings.** Each annotation carries [`Timings`](crate::annotation::Timings): queued,
+//!   tagging, LLM and total milliseconds.
+//! - **Dropping the output stops the work**: nothing more is read, tagged or sent to the LLM
+//!   (an LLM call already running under a budget finishes in the background, see
+//!   [`crate::budget`]).
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use crate::annotation::{Annotation, Timings};
+use crate::error::{LinkError, Result};
+use crate::pipeline::{Input, Pipeline, Work};
+use linkner_core::Sentence;
+
+/// In which order a stream's annotations come out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamOrder {
+    /// In input order (default): a document waits for the documents before it.
+    #[default]
+    Input,
+    /// As soon as each is ready: a quick document overtakes one waiting for the LLM.
+    Completed,
+}
+
+/// Options of the stream path ([`Pipeline::stream`] and [`Pipeline::annotate_stream`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Most documents per tagger batch (`max_batch`; default 32). A [`crate::RoutingPolicy::Budget`]
+    /// fraction applies per batch.
+    pub chunk_size: usize,
+    /// Tagger batches in flight at once (default 2): with a `Sync` tagger they run at the
+    /// same time; an exclusive tagger takes them in turn.
+    pub chunks_in_flight: usize,
+    /// Finished documents buffered before the producer waits for the consumer (default 64).
+    pub channel_capacity: usize,
+    /// How long a batch waits for more documents after its first one (default 10 ms).
+    pub max_wait: Duration,
+    /// Most documents read and not yet handed to the consumer (default 512; at least
+    /// `chunk_size`): the memory bound and the backpressure of the stream.
+    pub max_pending: usize,
+    /// Input order (default) or as completed.
+    pub order: StreamOrder,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            chunk_size: 32,
+            chunks_in_flight: 2,
+            channel_capacity: 64,
+            max_wait: Duration::from_millis(10),
+            max_pending: 512,
+            order: StreamOrder::Input,
+        }
+    }
+}
+
+impl StreamOptions {
+    /// Checks that every size is at least 1 and `max_pending` at least `chunk_size`.
+    pub fn validate(&self) -> Result<()> {
+        if self.chunk_size == 0
+            || self.chunks_in_flight == 0
+            || self.channel_capacity == 0
+            || self.max_pending == 0
+        {
+            return Err(LinkError::Build(
+                "stream options must all be at least 1".into(),
+            ));
+        }
+        if self.max_pending < self.chunk_size {
+            return Err(LinkError::Build(format!(
+                "stream max_pending ({}) must be at least the batch size ({})",
+                self.max_pending, self.chunk_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One document of a stream: raw text (split into words by the tagger, as
+/// [`Pipeline::annotate`] does) or a pre-tokenized [`Sentence`] (words kept as given, as
+/// [`Pipeline::annotate_sentences`] does). `String`, `&str` and `Sentence` convert into it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamDocument {
+    /// Raw text; char offsets point into it.
+    Text(String),
+    /// A sentence whose words are kept; char offsets point into its `text`.
+    Sentence(Sentence),
+}
+
+impl From<String> for StreamDocument {
+    fn from(t: String) -> Self {
+        StreamDocument::Text(t)
+    }
+}
+
+impl From<&str> for StreamDocument {
+    fn from(t: &str) -> Self {
+        StreamDocument::Text(t.to_string())
+    }
+}
+
+impl From<&String> for StreamDocument {
+    fn from(t: &String) -> Self {
+        StreamDocument::Text(t.clone())
+    }
+}
+
+impl From<Sentence> for StreamDocument {
+    fn from(s: Sentence) -> Self {
+        StreamDocument::Sentence(s)
+    }
+}
+
+/// One annotated document of [`Pipeline::stream`].
+#[derive(Debug)]
+pub struct Streamed<K> {
+    /// The caller's id of the document, passed through.
+    pub id: K,
+    /// Its position in the input, from 0.
+    pub index: u64,
+    /// Its annotation (with [`Annotation::timings`]), or why it could not be annotated (this
+    /// document only: the stream goes on).
+    pub result: Result<Annotation>,
+}
+
+/// What travels to the consumer: the item and the document's place in the bound.
+struct Done<K> {
+    item: Streamed<K>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// A document read from the input.
+struct Arrived<K> {
+    index: u64,
+    id: K,
+    doc: StreamDocument,
+    arrived: Instant,
+    permit: OwnedSemaphorePermit,
+}
+
+/// Aborts the stream's tasks when the output is dropped.
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// The output of [`Pipeline::stream`]: a [`futures::Stream`](futures_util::Stream) of
+/// [`Streamed`] items, one per input document. Dropping it stops the work.
+pub struct Annotations<K> {
+    rx: mpsc::Receiver<Done<K>>,
+    order: StreamOrder,
+    next: u64,
+    held: BTreeMap<u64, Done<K>>,
+    _tasks: Tasks,
+}
+
+impl<K> std::fmt::Debug for Annotations<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Annotations")
+            .field("order", &self.order)
+            .field("next", &self.next)
+            .field("held", &self.held.len())
+            .finish()
+    }
+}
+
+impl<K> Stream for Annotations<K> {
+    type Item = Streamed<K>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Streamed<K>>> {
+        let this = &mut *self;
+        loop {
+            if this.order == StreamOrder::Input
+                && let Some(done) = this.held.remove(&this.next)
+            {
+                this.next += 1;
+                return Poll::Ready(Some(done.item));
+            }
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(done)) => match this.order {
+                    StreamOrder::Completed => return Poll::Ready(Some(done.item)),
+                    StreamOrder::Input => {
+                        this.held.insert(done.item.index, done);
+                    }
+                },
+                // Every document gets its item, so nothing is held at the end; should a task
+                // have been lost, what is held still comes out (in order).
+                Poll::Ready(None) => {
+                    return Poll::Ready(this.held.pop_first().map(|(i, d)| {
+                        this.next = i + 1;
+                        d.item
+                    }));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl Pipeline {
+    /// Annotates a stream of documents, each with the caller's id, as they come (see the
+    /// [module docs](crate::stream)): micro-batched tagging, then each document on its own,
+    /// under the [`RoutingBudget`](crate::RoutingBudget) when there is one. Yields exactly one
+    /// [`Streamed`] per input document, with its id, in input order or as completed
+    /// ([`StreamOptions::order`]). Without a budget, the annotations are those of the batch
+    /// calls on the same texts.
+    ///
+    /// Must be called inside a tokio runtime. The input is polled on a tokio worker: a
+    /// blocking source (standard input, a file) belongs on its own thread feeding a channel.
+    ///
+    /// ```no_run
+    /// # async fn demo(pipeline: linkner::Pipeline) -> linkner::Result<()> {
+    /// use futures_util::StreamExt;
+    /// let tweets = futures_util::stream::iter(vec![(7_u64, "Klopp joins Liverpool"),
+    ///                                               (9, "rain in Köln")]);
+    /// let mut out = pipeline.stream(tweets)?;
+    /// while let Some(item) = out.next().await {
+    ///     let a = item.result?;
+    ///     println!("{} {:?} {:?}", item.id, a.spans(), a.timings);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn stream<K, S, T>(&self, input: S) -> Result<Annotations<K>>
+    where
+        S: Stream<Item = (K, T)> + Send + 'static,
+        K: Send + 'static,
+        T: Into<StreamDocument> + Send + 'static,
+    {
+        self.stream_ordered(input, self.stream_options().order)
+    }
+
+    /// [`Pipeline::stream`] with the output order given here.
+    pub(crate) fn stream_ordered<K, S, T>(
+        &self,
+        input: S,
+        order: StreamOrder,
+    ) -> Result<Annotations<K>>
+    where
+        S: Stream<Item = (K, T)> + Send + 'static,
+        K: Send + 'static,
+        T: Into<StreamDocument> + Send + 'static,
+    {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|e| LinkError::Task(format!("a stream needs a tokio runtime: {e}")))?;
+        let options = self.stream_options();
+        options.validate()?;
+        let permits = Arc::new(Semaphore::new(options.max_pending));
+        let (batch_tx, batch_rx) = mpsc::channel(options.chunks_in_flight);
+        let (out_tx, out_rx) = mpsc::channel(options.channel_capacity);
+        let reader = handle.spawn(read_batches(input, options, permits, batch_tx));
+        let stage = handle.spawn(self.clone().run_batches(batch_rx, out_tx, options));
+        Ok(Annotations {
+            rx: out_rx,
+            order,
+            next: 0,
+            held: BTreeMap::new(),
+            _tasks: Tasks(vec![reader, stage]),
+        })
+    }
+
+    /// Tags the batches from the micro-batcher (`chunks_in_flight` at once) and finishes each
+    /// document on its own task.
+    async fn run_batches<K: Send + 'static>(
+        self,
+        mut batches: mpsc::Receiver<Vec<Arrived<K>>>,
+        out: mpsc::Sender<Done<K>>,
+        options: StreamOptions,
+    ) {
+        let mut tagging: JoinSet<Vec<Tagged<K>>> = JoinSet::new();
+        let mut documents: JoinSet<()> = JoinSet::new();
+        let mut open = true;
+        loop {
+            tokio::select! {
+                batch = batches.recv(), if open && tagging.len() < options.chunks_in_flight => {
+                    match batch {
+                        Some(batch) => {
+                            tagging.spawn(self.clone().tag_batch(batch));
+                        }
+                        None => open = false,
+                    }
+                }
+                Some(tagged) = tagging.join_next(), if !tagging.is_empty() => {
+                    // `tag_batch` cannot panic (its risky part runs on a task of its own).
+                    for t in tagged.into_iter().flatten() {
+                        documents.spawn(self.clone().finish(t, out.clone()));
+                    }
+                }
+                Some(_) = documents.join_next(), if !documents.is_empty() => {}
+                else => break,
+            }
+        }
+    }
+
+    /// The local stages for one batch; when the batch fails, each document alone, so that an
+    /// error names only the documents it concerns.
+    async fn tag_batch<K: Send + 'static>(self, batch: Vec<Arrived<K>>) -> Vec<Tagged<K>> {
+        let started = Instant::now();
+        let docs: Vec<StreamDocument> = batch.iter().map(|a| a.doc.clone()).collect();
+        let mut pieces: Vec<Result<Work>> = Vec::with_capacity(docs.len());
+        // Texts and sentences go to the tagger in separate calls (runs of one kind).
+        let mut rest = &docs[..];
+        while !rest.is_empty() {
+            let is_text = matches!(rest[0], StreamDocument::Text(_));
+            let n = rest
+                .iter()
+                .take_while(|d| matches!(d, StreamDocument::Text(_)) == is_text)
+                .count();
+            let (run, tail) = rest.split_at(n);
+            rest = tail;
+            match self.local_guarded(input_of(run)).await {
+                Ok(work) => pieces.extend(work.split().into_iter().map(Ok)),
+                Err(e) if run.len() == 1 => pieces.push(Err(e)),
+                Err(_) => {
+                    for d in run {
+                        let one = self.local_guarded(input_of(std::slice::from_ref(d))).await;
+                        pieces.push(one.and_then(|w| {
+                            w.split().pop().ok_or_else(|| {
+                                LinkError::TaggerOutput("no annotation for the document".into())
+                            })
+                        }));
+                    }
+                }
+            }
+        }
+        let tagging = started.elapsed();
+        batch
+            .into_iter()
+            .zip(pieces)
+            .map(|(doc, work)| Tagged {
+                doc,
+                work,
+                started,
+                tagging,
+            })
+            .collect()
+    }
+
+    /// [`Pipeline::local`] on texts, on a task of its own (a panicking estimator fails the
+    /// batch instead of losing it), its counts recorded.
+    async fn local_guarded(&self, input: Input) -> Result<Work> {
+        let p = self.clone();
+        let job = tokio::spawn(async move { p.local(input).await });
+        let local = job
+            .await
+            .map_err(|e| LinkError::Task(format!("stream batch: {e}")))??;
+        self.record(&local.delta());
+        Ok(local.into_work())
+    }
+
+    /// The LLM side of one document, its timings, and its item to the consumer.
+    async fn finish<K>(self, tagged: Tagged<K>, out: mpsc::Sender<Done<K>>) {
+        let Tagged {
+            doc,
+            work,
+            started,
+            tagging,
+        } = tagged;
+        let Arrived {
+            index,
+            id,
+            arrived,
+            permit,
+            ..
+        } = doc;
+        let result = match work {
+            Err(e) => Err(e),
+            Ok(work) => {
+                let p = self.clone();
+                let deadline = self.deadline(arrived);
+                let mut job = AbortOnDrop(tokio::spawn(async move {
+                    let t0 = Instant::now();
+                    let (mut out, mut delta) = p.decide(work, deadline).await;
+                    delta.documents = 1;
+                    p.record(&delta);
+                    (out.pop(), t0.elapsed())
+                }));
+                match (&mut job.0).await {
+                    Ok((Some(mut a), llm)) => {
+                        a.timings = Some(Timings {
+                            queued_ms: ms(started.saturating_duration_since(arrived)),
+                            tagging_ms: ms(tagging),
+                            llm_ms: ms(llm),
+                            total_ms: ms(arrived.elapsed()),
+                        });
+                        Ok(a)
+                    }
+                    Ok((None, _)) => Err(LinkError::TaggerOutput(
+                        "no annotation for the document".into(),
+                    )),
+                    Err(e) => Err(LinkError::Task(format!("stream document: {e}"))),
+                }
+            }
+        };
+        let item = Streamed { id, index, result };
+        // A closed output means the consumer is gone: nothing to do.
+        let _ = out
+            .send(Done {
+                item,
+                _permit: permit,
+            })
+            .await;
+    }
+}
+
+/// The tagger input of a run of documents of one kind.
+fn input_of(run: &[StreamDocument]) -> Input {
+    match run.first() {
+        Some(StreamDocument::Sentence(_)) => Input::Sentences(
+            run.iter()
+                .filter_map(|d| match d {
+                    StreamDocument::Sentence(s) => Some(s.clone()),
+                    StreamDocument::Text(_) => None,
+                })
+                .collect(),
+        ),
+        _ => Input::Texts(
+            run.iter()
+                .filter_map(|d| match d {
+                    StreamDocument::Text(t) => Some(t.clone()),
+                    StreamDocument::Sentence(_) => None,
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// One document after its batch's local stages.
+struct Tagged<K> {
+    doc: Arrived<K>,
+    work: Result<Work>,
+    /// When its batch started tagging.
+    started: Instant,
+    /// How long its batch took.
+    tagging: Duration,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The micro-batcher: reads the input (one permit per document: the bound) and sends a batch
+/// when it has `chunk_size` documents or its first document has waited `max_wait`.
+async fn read_batches<K, S, T>(
+    input: S,
+    options: StreamOptions,
+    permits: Arc<Semaphore>,
+    batches: mpsc::Sender<Vec<Arrived<K>>>,
+) where
+    S: Stream<Item = (K, T)> + Send,
+    K: Send,
+    T: Into<StreamDocument> + Send,
+{
+    let mut input = std::pin::pin!(input);
+    let mut batch: Vec<Arrived<K>> = Vec::new();
+    let mut close_at: Option<Instant> = None;
+    let mut index = 0u64;
+    loop {
+        let next = async {
+            let permit = permits.clone().acquire_owned().await.ok()?;
+            let (id, text) = input.next().await?;
+            Some((permit, id, text))
+        };
+        let close = async {
+            match close_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        // Input first: a busy input fills the batch; the timer closes it when the input is
+        // quiet (or every permit is taken).
+        let event = tokio::select! {
+            biased;
+            item = next => Some(item),
+            () = close => None,
+        };
+        let full = match event {
+            Some(Some((permit, id, text))) => {
+                let now = Instant::now();
+                if batch.is_empty() {
+                    close_at = Some(now + options.max_wait);
+                }
+                batch.push(Arrived {
+                    index,
+                    id,
+                    doc: text.into(),
+                    arrived: now,
+                    permit,
+                });
+                index += 1;
+                batch.len() >= options.chunk_size
+            }
+            Some(None) => {
+                if !batch.is_empty() {
+                    let _ = batches.send(batch).await;
+                }
+                return;
+            }
+            None => true,
+        };
+        if full && !batch.is_empty() {
+            close_at = None;
+            if batches.send(std::mem::take(&mut batch)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
