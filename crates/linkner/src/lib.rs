@@ -41,6 +41,7 @@ pub mod budget;
 #[cfg(all(feature = "span-tagger", feature = "openai"))]
 pub mod config;
 pub mod error;
+pub mod frontier;
 #[cfg(feature = "span-tagger")]
 pub mod knn;
 pub mod merge;
@@ -59,6 +60,7 @@ pub use budget::{BudgetReason, RoutingBudget};
 #[cfg(all(feature = "span-tagger", feature = "openai"))]
 pub use config::{ExamplesSection, LinkConfig, PipelineSection, TaggerSection};
 pub use error::{LinkError, Result};
+pub use frontier::{Frontier, FrontierPoint, TuningRecord};
 pub use merge::MergePolicy;
 pub use oracle::GoldOracle;
 pub use pipeline::{AnnotationStream, Pipeline, PipelineBuilder};

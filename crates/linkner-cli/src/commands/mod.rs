@@ -4,6 +4,7 @@ pub mod annotate;
 pub mod bench;
 pub mod bench_stream;
 pub mod eval;
+pub mod frontier;
 pub mod input;
 pub mod link;
 pub mod llm_failures;

@@ -3,12 +3,14 @@
 //! `linkner tune` on a dev split), on the whole set: local F1, linked F1, Δ with a paired
 //! bootstrap confidence interval, the oracle ceiling of that routing, % routed, the LLM's
 //! accuracy on routed entities, calls, tokens and time; optionally an ablation table on one set
-//! (one config per technique) and the dev F1-vs-threshold plots of the tuning runs.
+//! (one config per technique), the dev F1-vs-threshold plots of the tuning runs and their
+//! cost–accuracy frontiers (dev F1 against LLM calls, see [`super::frontier`]).
 //!
 //! ```text
 //! linkner report --configs configs [--sets oov,wnut17] [--sample 0] [--resamples 1000]
 //!                [--ablation configs/ablation --ablation-set oov] [--tune-json runs/tune]
 //!                [--out docs/results.md] [--json results.json]
+//! linkner report --frontier-only [--tune-json configs/tuning] [--out docs/frontier.md]
 //! ```
 //!
 //! A set whose config or data file is missing is listed as skipped, never silently dropped.
@@ -27,6 +29,7 @@ use linkner::{Annotation, LinkConfig, LinkScores, Provenance, RoutingPolicy, Sta
 use serde::{Deserialize, Serialize};
 
 use super::CliError;
+use super::frontier::SetFrontier;
 use super::link::{GoldSet, annotate_all, read_gold, runtime};
 use super::llm_failures::{FailureArgs, FailureTally};
 use super::pipeline_args::PipelineArgs;
@@ -76,12 +79,22 @@ pub struct ReportArgs {
     /// OOV set takes hours.
     #[arg(long, default_value_t = 0)]
     pub ablation_sample: usize,
-    /// Folder of `linkner tune --json` outputs named `<set>.json`: their dev F1-vs-threshold
-    /// curves are plotted.
+    /// Folder of `linkner tune --json` outputs named `<set>.json` (e.g. `configs/tuning`):
+    /// their dev F1-vs-threshold curves and cost–accuracy frontiers are plotted.
     #[arg(long, value_name = "DIR")]
     pub tune_json: Option<PathBuf>,
+    /// Only the cost–accuracy frontiers of the tuning records of `--tune-json` (default
+    /// `configs/tuning`; all of them, or the `--sets` named): no tagger, LLM or data is used.
+    /// `--out` defaults to `docs/frontier.md`.
+    #[arg(long)]
+    pub frontier_only: bool,
     /// The Markdown report.
-    #[arg(long, value_name = "FILE", default_value = "docs/results.md")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "docs/results.md",
+        default_value_if("frontier_only", "true", "docs/frontier.md")
+    )]
     pub out: PathBuf,
     /// Folder of the PNG plots (linked from the report by a path relative to it).
     #[arg(long, value_name = "DIR", default_value = "docs/plots")]
@@ -134,6 +147,14 @@ const SETS: &[SetSpec] = &[
         file: "twitterner/test.txt",
     },
 ];
+
+/// The display name of a set's dev split (`CoNLL-03` for `conll03`), else `name` itself.
+pub(super) fn dev_title(name: &str) -> String {
+    SETS.iter()
+        .find(|s| s.name == name)
+        .map_or(name, |s| s.title.trim_end_matches(" test"))
+        .to_string()
+}
 
 /// How well the LLM did on the routed entities of a run.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -191,6 +212,8 @@ pub struct SetResult {
     pub run: RunResult,
     /// The dev F1-vs-threshold plot, relative to the report.
     pub plot: Option<String>,
+    /// The cost–accuracy frontier of the set's tuning record.
+    pub frontier: Option<SetFrontier>,
 }
 
 /// Everything the report shows.
@@ -339,6 +362,9 @@ fn run_config(
 
 /// Runs `linkner report`.
 pub fn run(args: ReportArgs) -> Result<(), CliError> {
+    if args.frontier_only {
+        return super::frontier::run_only(&args);
+    }
     let started = Instant::now();
     if let Some(n) = args.pipeline.threads {
         linkner::tagger::set_threads(n)?;
@@ -397,6 +423,15 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             Some(dir) => plot_tuning(&args, set, &dir.join(format!("{}.json", set.name)))?,
             None => None,
         };
+        let frontier = match &args.tune_json {
+            Some(dir) => super::frontier::for_set(
+                set.name,
+                &dir.join(format!("{}.json", set.name)),
+                &args.plots,
+                &args.out,
+            )?,
+            None => None,
+        };
         results.push(SetResult {
             name: set.name.to_string(),
             title: set.title.to_string(),
@@ -405,6 +440,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             sentences_in_file: gold.total,
             run,
             plot,
+            frontier,
         });
     }
     let mut ablation = Vec::new();
@@ -698,6 +734,10 @@ fn markdown(r: &Report, args: &ReportArgs) -> String {
                 let _ = writeln!(md, "![{}]({p})\n", s.title);
             }
         }
+    }
+    let frontiers: Vec<&SetFrontier> = r.sets.iter().filter_map(|s| s.frontier.as_ref()).collect();
+    if !frontiers.is_empty() {
+        let _ = writeln!(md, "\n{}", super::frontier::section(&frontiers));
     }
     md
 }
