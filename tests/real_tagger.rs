@@ -551,3 +551,90 @@ fn the_training_set_plants_every_kind_of_case() {
     let entities: usize = data.iter().map(|s| s.spans.len()).sum();
     assert!(entities >= 150, "{entities}");
 }
+
+/// An LLM whose answer depends only on the request: relabels every entity whose text has an
+/// even number of chars to ORG, rejects the odd ones. Deterministic, so any difference between
+/// two runs comes from the pipeline.
+struct ParityLlm;
+
+#[linkner::async_trait]
+impl linkner::llm::LlmClassifier for ParityLlm {
+    fn name(&self) -> String {
+        "parity".into()
+    }
+    async fn classify(
+        &self,
+        request: &linkner::llm::ClassifyRequest,
+    ) -> Result<linkner::llm::Answer, linkner::llm::LlmError> {
+        let class = if request.entity.chars().count().is_multiple_of(2) {
+            3
+        } else {
+            0
+        };
+        linkner::llm::Answer::for_class(&request.schema, class)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_budget_a_stream_of_the_real_tagger_gives_the_batch_results() {
+    use futures_util::StreamExt;
+    let tagger = tagger();
+    let mut rng = Rng(0xBA7C_5EED_0000_0042);
+    let data = training_set(60, &mut rng);
+    let texts: Vec<String> = data.iter().map(|s| s.text.clone()).collect();
+    let build = || {
+        Pipeline::builder()
+            .exclusive_tagger(tagger.clone())
+            .estimator(Arc::new(Confidence::new()))
+            .llm(Arc::new(ParityLlm))
+            // Every candidate is routed: the stream's LLM path is exercised on all of them.
+            .policy(RoutingPolicy::Always)
+            .stream_options(linkner::StreamOptions {
+                chunk_size: 7,
+                max_wait: std::time::Duration::from_millis(1),
+                ..Default::default()
+            })
+            .build()
+            .unwrap()
+    };
+    let batch = build().annotate_batch(&texts).await.unwrap();
+    let streamed: Vec<_> = build()
+        .stream(futures_util::stream::iter(
+            texts.clone().into_iter().enumerate(),
+        ))
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(streamed.len(), batch.len());
+    let mut routed = 0;
+    for (b, s) in batch.iter().zip(&streamed) {
+        let s = s.result.as_ref().unwrap();
+        let key = |a: &linkner::Annotation| -> Vec<(usize, usize, String, String, String)> {
+            a.entities
+                .iter()
+                .chain(&a.rejected)
+                .map(|e| {
+                    (
+                        e.entity.start,
+                        e.entity.end,
+                        e.entity.label.clone(),
+                        e.local_label.clone(),
+                        e.provenance.name().to_string(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(key(s), key(b), "{}", b.text());
+        for (x, y) in s.entities.iter().zip(&b.entities) {
+            // Batches of other sizes pad differently: scores agree to float noise.
+            assert!((x.uncertainty - y.uncertainty).abs() < 1e-4);
+        }
+        routed += b.entities.len() + b.rejected.len();
+    }
+    assert!(routed >= 60, "the tagger found {routed} entities");
+    let f1 = |anns: Vec<linkner::Annotation>| {
+        linkner::score_annotations(&data, &anns).unwrap().linked.f1
+    };
+    let streamed: Vec<_> = streamed.into_iter().map(|s| s.result.unwrap()).collect();
+    assert_eq!(f1(batch), f1(streamed), "the same F1 to the digit");
+}

@@ -273,8 +273,10 @@ struct State {
     calls_free: Option<Instant>,
     /// Earliest start of the next call under `prompt_tokens_per_second`.
     tokens_free: Option<Instant>,
-    /// Moving average of the answer time of sent calls.
-    latency: Option<Duration>,
+    /// Answer times of the latest sent calls (a ring of [`RECENT`]).
+    recent: Vec<Duration>,
+    /// Where the next answer time goes in `recent`.
+    recent_at: usize,
     /// Moving average of prompt tokens per call.
     prompt_tokens: Option<f64>,
 }
@@ -288,8 +290,20 @@ pub(crate) struct Scheduler {
 /// Smallest heap size at which closed waiters are swept out.
 const SWEEP_MIN: usize = 256;
 
-/// Weight of a new observation in the moving averages.
+/// Weight of a new observation in the moving average of prompt tokens.
 const EWMA: f64 = 0.2;
+
+/// Answer times kept for the estimate (their median: one cold or stuck call does not move it).
+const RECENT: usize = 9;
+
+impl State {
+    /// The usual answer time: the median of the recent ones (0 before the first answer).
+    fn latency(&self) -> Duration {
+        let mut r = self.recent.clone();
+        r.sort();
+        r.get(r.len() / 2).copied().unwrap_or_default()
+    }
+}
 
 impl Scheduler {
     pub(crate) fn new(budget: RoutingBudget) -> Scheduler {
@@ -302,7 +316,8 @@ impl Scheduler {
                 sweep_at: SWEEP_MIN,
                 calls_free: None,
                 tokens_free: None,
-                latency: None,
+                recent: Vec::with_capacity(RECENT),
+                recent_at: 0,
                 prompt_tokens: None,
             }),
         }
@@ -379,12 +394,16 @@ impl Scheduler {
                 .into_iter()
                 .flatten()
                 .fold(now, Instant::max);
+            // A call that cannot answer before the deadline (it would start too late, or the
+            // usual answer time does not fit) would only hold a slot: skip it.
             if let Some(d) = deadline
-                && start + st.latency.unwrap_or_default() > d
+                && start + st.latency() > d
             {
                 // The estimate only learns from calls that are sent: let it decay with every
-                // skip, so that one slow answer cannot stop all later calls.
-                st.latency = st.latency.map(|l| l.mul_f64(0.95));
+                // skip, so that slow answers (a cold server) cannot stop all later calls.
+                for l in &mut st.recent {
+                    *l = l.mul_f64(0.95);
+                }
                 drop(st);
                 return Err(BudgetReason::Capacity);
             }
@@ -416,10 +435,13 @@ impl Scheduler {
     /// Records a finished call (answer time and prompt tokens) in the moving averages.
     fn observe(&self, latency: Duration, prompt_tokens: Option<u64>) {
         let mut st = self.lock();
-        st.latency = Some(match st.latency {
-            None => latency,
-            Some(l) => l.mul_f64(1.0 - EWMA) + latency.mul_f64(EWMA),
-        });
+        if st.recent.len() < RECENT {
+            st.recent.push(latency);
+        } else {
+            let at = st.recent_at;
+            st.recent[at] = latency;
+        }
+        st.recent_at = (st.recent_at + 1) % RECENT;
         if let Some(t) = prompt_tokens.filter(|t| *t > 0) {
             let t = t as f64;
             st.prompt_tokens = Some(st.prompt_tokens.map_or(t, |p| p * (1.0 - EWMA) + t * EWMA));
@@ -579,10 +601,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_usual_answer_time_counts_against_the_deadline() {
         let s = Arc::new(Scheduler::new(RoutingBudget::new().max_in_flight(2)));
-        let slot = s.acquire(0.5, None, 10).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        slot.finished(Some(120));
-        drop(slot);
+        // Answer times 300, 300 and one stuck 5 s call: the median (300 ms) is the estimate.
+        for ms in [300, 5000, 300] {
+            let slot = s.acquire(0.5, None, 10).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            slot.finished(Some(120));
+        }
         let now = Instant::now();
         let r = s
             .acquire(0.5, Some(now + Duration::from_millis(200)), 10)
@@ -597,5 +621,25 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cold_first_answer_does_not_stop_all_later_calls() {
+        let s = Arc::new(Scheduler::new(RoutingBudget::new().max_in_flight(1)));
+        let slot = s.acquire(0.5, None, 10).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        slot.finished(None);
+        drop(slot);
+        // 1 s per document: skipped at first, sent again once the estimate has decayed.
+        let mut skipped = 0;
+        loop {
+            let d = Instant::now() + Duration::from_secs(1);
+            match s.acquire(0.5, Some(d), 10).await {
+                Err(_) => skipped += 1,
+                Ok(_) => break,
+            }
+            assert!(skipped < 100, "never sent again");
+        }
+        assert!(skipped > 10, "{skipped}");
     }
 }

@@ -16,7 +16,7 @@
 //! - **Per document after tagging.** A document whose entities are not routed is written as
 //!   soon as its batch is tagged; it never waits for another document's LLM answers (with
 //!   [`StreamOrder::Completed`]; in input order it waits only for the documents before it).
-//! - **Timings.** Each annotation carries [`Timings`](crate::annotation::Timings): queued,
+//! - **Timings.** Each annotation carries [`Timings`]: queued,
 //!   tagging, LLM and total milliseconds.
 //! - **Dropping the output stops the work**: nothing more is read, tagged or sent to the LLM
 //!   (an LLM call already running under a budget finishes in the background, see

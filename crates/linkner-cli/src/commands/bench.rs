@@ -98,7 +98,7 @@ pub enum BenchWhat {
     Train(TrainBenchArgs),
     /// A labelled set replayed as an open-loop stream at fixed arrival rates: latency
     /// percentiles, throughput, F1, LLM calls and budget drops per rate, LLM off / on / budget.
-    Stream(super::bench_stream::StreamBenchArgs),
+    Stream(Box<super::bench_stream::StreamBenchArgs>),
 }
 
 /// Arguments of `linkner bench train`.
