@@ -143,7 +143,9 @@ impl State<'_> {
         if line.bytes().all(|b| b.is_ascii_whitespace()) {
             return self.end_sentence();
         }
-        let mut cols = line.split([' ', '\t']).filter(|c| !c.is_empty());
+        // A stray carriage return separates columns like a space (the writer never puts one in
+        // a word, so what is read can be written back).
+        let mut cols = line.split([' ', '\t', '\r']).filter(|c| !c.is_empty());
         let Some(word) = cols.next() else {
             return self.end_sentence();
         };
