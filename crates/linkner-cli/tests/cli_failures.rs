@@ -11,27 +11,14 @@ mod fake_server;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
-use common::{TRAIN, linkner, stderr, train_tiny};
+use common::{TRAIN, linkner, stderr};
 use fake_server::{FakeServer, Fault, Script};
 use serde_json::Value;
 
 /// A tagger trained on the four sentences (once for the whole file).
 fn model() -> &'static PathBuf {
-    static MODEL: OnceLock<PathBuf> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let data = dir.join("data.txt");
-        std::fs::write(&data, TRAIN).unwrap();
-        let model = dir.join("model");
-        train_tiny(
-            &data,
-            &model,
-            &["--epochs", "20", "--lr", "2e-4", "--patience", "0"],
-        );
-        model
-    })
+    &common::tiny_fixture().1
 }
 
 /// Runs `cmd` with `stdin` on its standard input.

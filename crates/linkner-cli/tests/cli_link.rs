@@ -9,27 +9,13 @@ mod common;
 mod local_server;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
-use common::{TRAIN, link_json, linkner, train_tiny};
+use common::{link_json, linkner};
 use serde_json::Value;
 
 /// The data file and a tagger trained on it (once for the whole file).
 fn fixture() -> &'static (PathBuf, PathBuf) {
-    static FIXTURE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let data = dir.join("data.txt");
-        std::fs::write(&data, TRAIN).unwrap();
-        let model = dir.join("model");
-        // Enough epochs to memorise the four sentences: the tests need entities.
-        train_tiny(
-            &data,
-            &model,
-            &["--epochs", "20", "--lr", "2e-4", "--patience", "0"],
-        );
-        (data, model)
-    })
+    common::tiny_fixture()
 }
 
 fn f(v: &Value, path: &[&str]) -> f64 {

@@ -14,29 +14,16 @@ mod local_server;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{TRAIN, linkner, train_tiny};
+use common::linkner;
 use fake_server::{FakeServer, Fault, Script, chat};
 use serde_json::Value;
 
 /// A tagger trained on the four sentences (once for the whole file).
 fn model() -> &'static PathBuf {
-    static MODEL: OnceLock<PathBuf> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let data = dir.join("data.txt");
-        std::fs::write(&data, TRAIN).unwrap();
-        let model = dir.join("model");
-        train_tiny(
-            &data,
-            &model,
-            &["--epochs", "20", "--lr", "2e-4", "--patience", "0"],
-        );
-        model
-    })
+    &common::tiny_fixture().1
 }
 
 /// `linkner annotate` on the tiny model with `args`, its standard streams piped.

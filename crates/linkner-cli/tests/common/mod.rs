@@ -55,6 +55,24 @@ pub fn train_tiny(
     output
 }
 
+/// [`TRAIN`] written to a file and a tagger trained on it with enough epochs to memorise the
+/// four sentences (the tests need entities): once per test binary.
+pub fn tiny_fixture() -> &'static (PathBuf, PathBuf) {
+    static FIXTURE: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let data = dir.join("data.txt");
+        std::fs::write(&data, TRAIN).unwrap();
+        let model = dir.join("model");
+        train_tiny(
+            &data,
+            &model,
+            &["--epochs", "20", "--lr", "2e-4", "--patience", "0"],
+        );
+        (data, model)
+    })
+}
+
 /// Asserts that a finished `linkner` run succeeded (its stderr in the message) and returns it.
 pub fn run_ok(out: std::process::Output) -> std::process::Output {
     assert!(
