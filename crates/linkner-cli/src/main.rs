@@ -40,6 +40,9 @@ enum Command {
     /// Annotate a stream of documents (plain text or JSONL, one per line) with the whole
     /// pipeline; each annotation written as soon as it is ready (JSONL out).
     Annotate(commands::annotate::AnnotateArgs),
+    /// Serve the pipeline over HTTP: POST /v1/annotate (JSON) and /v1/annotate/stream
+    /// (NDJSON), /healthz, /readyz, /metrics (Prometheus), /openapi.json and a page at /.
+    Serve(commands::serve::ServeArgs),
     /// Print a label schema as an editable TOML/JSON file: inferred from labelled data
     /// (`--from-data FILE`), a built-in, a schema file (checked) or a tagger folder's.
     Schema(commands::schema::SchemaArgs),
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Link(args) => commands::link::run(args),
         Command::Annotate(args) => commands::annotate::run_annotate(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Tune(args) => commands::tune::run(args),
         Command::Schema(args) => commands::schema::run(args),

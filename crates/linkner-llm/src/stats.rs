@@ -14,7 +14,8 @@ use crate::request::{Answer, Usage};
 ///
 /// With [layers](crate::layer), each field comes from the layer that knows it: `calls`,
 /// `failures`, `failures_by_kind` and the latencies from the outermost layer (what the caller
-/// saw), `cache_hits` and `cache_write_failures` from [`Cached`](crate::layer::Cached),
+/// saw), `cache_hits`, `cache_write_failures` and the `shared_cache_*` counters from
+/// [`Cached`](crate::layer::Cached),
 /// `retries` from [`Retry`](crate::layer::Retry), `breaker_trips` from
 /// [`CircuitBreaker`](crate::layer::CircuitBreaker), `requests` and tokens from the backend
 /// itself (or, when it counts none, the attempts [`Retry`](crate::layer::Retry) made).
@@ -36,8 +37,21 @@ pub struct Stats {
     /// Answers that could not be written to the cache file (the answers themselves were
     /// returned; see [`AnswerCache`](crate::AnswerCache)).
     pub cache_write_failures: u64,
+    /// Calls answered from the shared answer store ([`crate::shared`]) after an in-memory
+    /// miss (also counted in `cache_hits`).
+    pub shared_cache_hits: u64,
+    /// Reads of the shared answer store that gave no usable answer: nothing stored, or the
+    /// read failed (`shared_cache_hits + shared_cache_misses` is the number of reads).
+    pub shared_cache_misses: u64,
+    /// Reads and writes of the shared answer store that failed: an error, a timeout, an
+    /// undecodable value, or skipped during the cool-down after a failure (the calls
+    /// themselves were answered by memory or the LLM).
+    pub shared_cache_errors: u64,
     /// Times the circuit breaker opened.
     pub breaker_trips: u64,
+    /// The circuit breaker's state when the snapshot was taken (absent without a breaker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker_state: Option<crate::layer::BreakerState>,
     /// Prompt tokens over all requests.
     pub prompt_tokens: u64,
     /// Completion tokens over all requests.

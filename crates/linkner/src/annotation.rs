@@ -149,6 +149,9 @@ pub struct Timings {
     pub llm_ms: f64,
     /// From arrival to the annotation being ready.
     pub total_ms: f64,
+    /// Documents in its tagger batch (itself included): how much the micro-batcher shared.
+    #[serde(default)]
+    pub batch_size: usize,
 }
 
 impl Annotation {

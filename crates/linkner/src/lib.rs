@@ -68,7 +68,9 @@ pub use policy::{DEFAULT_THRESHOLD, RouteInput, RoutingPolicy};
 pub use retrieve::ExampleRetriever;
 pub use scoring::{LinkScorer, LinkScores, score_annotations, spans_at_threshold};
 pub use stats::{FailureCounts, RunStats, StatsSnapshot};
-pub use stream::{Annotations, StreamDocument, StreamOptions, StreamOrder, Streamed};
+pub use stream::{
+    Annotations, DocumentOptions, StreamDocument, StreamOptions, StreamOrder, Streamed,
+};
 
 /// Re-exported so LLM backends written outside linkner need no direct dependency on it.
 pub use linkner_llm::async_trait;

@@ -140,6 +140,43 @@ impl From<Sentence> for StreamDocument {
     }
 }
 
+/// Options of one document of a stream ([`Pipeline::stream_with_options`]): what a service
+/// lets each request choose. The default follows the pipeline's config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DocumentOptions {
+    /// `Some(false)`: no LLM for this document, every entity keeps its local label
+    /// ([`crate::Provenance::Local`]) whatever the routing policy says. `None`/`Some(true)`:
+    /// as the pipeline is configured.
+    pub llm: Option<bool>,
+    /// This document's latency budget in milliseconds, from its arrival (replaces the
+    /// [`RoutingBudget`](crate::RoutingBudget)'s `latency_ms`; needs a routing budget on the
+    /// pipeline to be enforced, see [`crate::PipelineBuilder::budget`]).
+    pub latency_budget_ms: Option<u64>,
+}
+
+impl DocumentOptions {
+    /// LLM off for this document.
+    pub fn local_only() -> Self {
+        DocumentOptions {
+            llm: Some(false),
+            latency_budget_ms: None,
+        }
+    }
+
+    /// With this latency budget.
+    pub fn with_latency_budget(mut self, ms: u64) -> Self {
+        self.latency_budget_ms = Some(ms);
+        self
+    }
+
+    /// With the LLM on (`true`) or off (`false`).
+    pub fn with_llm(mut self, on: bool) -> Self {
+        self.llm = Some(on);
+        self
+    }
+}
+
 /// One annotated document of [`Pipeline::stream`].
 #[derive(Debug)]
 pub struct Streamed<K> {
@@ -163,6 +200,7 @@ struct Arrived<K> {
     index: u64,
     id: K,
     doc: StreamDocument,
+    options: DocumentOptions,
     arrived: Instant,
     permit: OwnedSemaphorePermit,
 }
@@ -263,6 +301,23 @@ impl Pipeline {
         self.stream_ordered(input, self.stream_options().order)
     }
 
+    /// [`Pipeline::stream`] with [`DocumentOptions`] per document (LLM on or off, its own
+    /// latency budget) and the output order given here: what a service uses to let the
+    /// requests of different callers share tagger batches while each keeps its own options
+    /// (with [`StreamOrder::Completed`], so that no caller waits for another's LLM calls).
+    pub fn stream_with_options<K, S, T>(
+        &self,
+        input: S,
+        order: StreamOrder,
+    ) -> Result<Annotations<K>>
+    where
+        S: Stream<Item = (K, T, DocumentOptions)> + Send + 'static,
+        K: Send + 'static,
+        T: Into<StreamDocument> + Send + 'static,
+    {
+        self.stream_inner(input, order)
+    }
+
     /// [`Pipeline::stream`] with the output order given here.
     pub(crate) fn stream_ordered<K, S, T>(
         &self,
@@ -271,6 +326,16 @@ impl Pipeline {
     ) -> Result<Annotations<K>>
     where
         S: Stream<Item = (K, T)> + Send + 'static,
+        K: Send + 'static,
+        T: Into<StreamDocument> + Send + 'static,
+    {
+        let input = input.map(|(k, t)| (k, t, DocumentOptions::default()));
+        self.stream_inner(input, order)
+    }
+
+    fn stream_inner<K, S, T>(&self, input: S, order: StreamOrder) -> Result<Annotations<K>>
+    where
+        S: Stream<Item = (K, T, DocumentOptions)> + Send + 'static,
         K: Send + 'static,
         T: Into<StreamDocument> + Send + 'static,
     {
@@ -357,6 +422,7 @@ impl Pipeline {
             }
         }
         let tagging = started.elapsed();
+        let batch_size = batch.len();
         batch
             .into_iter()
             .zip(pieces)
@@ -365,6 +431,7 @@ impl Pipeline {
                 work,
                 started,
                 tagging,
+                batch_size,
             })
             .collect()
     }
@@ -388,19 +455,28 @@ impl Pipeline {
             work,
             started,
             tagging,
+            batch_size,
         } = tagged;
         let Arrived {
             index,
             id,
             arrived,
             permit,
+            options,
             ..
         } = doc;
         let result = match work {
             Err(e) => Err(e),
-            Ok(work) => {
+            Ok(mut work) => {
+                if options.llm == Some(false) {
+                    work.routed.clear();
+                    work.examples = Ok(Vec::new());
+                }
                 let p = self.clone();
-                let deadline = self.deadline(arrived);
+                let deadline = match options.latency_budget_ms {
+                    Some(ms) => Some(arrived + Duration::from_millis(ms)),
+                    None => self.deadline(arrived),
+                };
                 let mut job = AbortOnDrop(tokio::spawn(async move {
                     let t0 = Instant::now();
                     let (mut out, mut delta) = p.decide(work, deadline).await;
@@ -415,6 +491,7 @@ impl Pipeline {
                             tagging_ms: ms(tagging),
                             llm_ms: ms(llm),
                             total_ms: ms(arrived.elapsed()),
+                            batch_size,
                         });
                         Ok(a)
                     }
@@ -466,6 +543,8 @@ struct Tagged<K> {
     started: Instant,
     /// How long its batch took.
     tagging: Duration,
+    /// Documents in its batch.
+    batch_size: usize,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -489,7 +568,7 @@ async fn read_batches<K, S, T>(
     permits: Arc<Semaphore>,
     batches: mpsc::Sender<Vec<Arrived<K>>>,
 ) where
-    S: Stream<Item = (K, T)> + Send,
+    S: Stream<Item = (K, T, DocumentOptions)> + Send,
     K: Send,
     T: Into<StreamDocument> + Send,
 {
@@ -500,8 +579,8 @@ async fn read_batches<K, S, T>(
     loop {
         let next = async {
             let permit = permits.clone().acquire_owned().await.ok()?;
-            let (id, text) = input.next().await?;
-            Some((permit, id, text))
+            let (id, text, options) = input.next().await?;
+            Some((permit, id, text, options))
         };
         let close = async {
             match close_at {
@@ -517,7 +596,7 @@ async fn read_batches<K, S, T>(
             () = close => None,
         };
         let full = match event {
-            Some(Some((permit, id, text))) => {
+            Some(Some((permit, id, text, doc_options))) => {
                 let now = Instant::now();
                 if batch.is_empty() {
                     close_at = Some(now + options.max_wait);
@@ -526,6 +605,7 @@ async fn read_batches<K, S, T>(
                     index,
                     id,
                     doc: text.into(),
+                    options: doc_options,
                     arrived: now,
                     permit,
                 });

@@ -13,6 +13,7 @@ pub mod predict;
 pub mod report;
 pub mod schema;
 pub mod score;
+pub mod serve;
 mod tagger_common;
 pub mod train;
 pub mod tune;

@@ -254,6 +254,7 @@ impl<S: LlmClassifier> LlmClassifier for CircuitBreaker<S> {
     fn stats(&self) -> Option<Stats> {
         let mut s = self.inner.stats().unwrap_or_default();
         s.breaker_trips += self.trips();
+        s.breaker_state = Some(self.state());
         self.meter.apply(&mut s);
         Some(s)
     }
