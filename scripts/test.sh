@@ -17,6 +17,9 @@ bash scripts/setup-python.sh
 # llama.cpp's llama-server and the small test model (Qwen2.5-Coder-0.5B-Instruct); the tests that
 # talk to a real LLM start and stop their own server on 127.0.0.1 with it.
 bash scripts/setup-llm.sh small
+# The real services of the `linkner serve` tests (Debian's redis-server, chromium, prometheus);
+# each test starts its own on a free loopback port and stops it by pid.
+bash scripts/setup-services.sh
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 
@@ -48,6 +51,7 @@ test_ports=(
   "${LINKNER_OPENAI_TEST_PORT:-18185}"
   "${LINKNER_REPORT_TEST_PORT:-18186}"
   "${LINKNER_STREAM_TEST_PORT:-18187}"
+  "${LINKNER_SERVE_TEST_PORT:-18188}"
 )
 for port in "${test_ports[@]}"; do
   bash scripts/llm-server.sh stop "$port"
@@ -64,6 +68,7 @@ expected_llm_tests=(
   token_classification::pipeline_with_the_real_local_llm_server
   cli_schema::link_with_a_schema_file_against_the_real_local_llm_server
   cli_stream::annotate_streams_through_the_real_local_llm_server_under_a_latency_budget
+  cli_serve::serve_with_the_real_local_llm_server
 )
 LINKNER_LLM_TEST_RECORD="$(mktemp "${TMPDIR:-/tmp}/linkner-llm-tests.XXXXXX")"
 export LINKNER_LLM_TEST_RECORD
