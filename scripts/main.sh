@@ -18,18 +18,50 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-bash scripts/setup-python.sh
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 
+# --- Data and disk first: nothing is downloaded before the job is known to be able to run ------
 data="$LINKNER_DATA/conll03/conll"
 # The 4-column copy of the same CoNLL-03 splits keeps the -DOCSTART- lines: the tagger reads the
 # sentences of a document together (document context).
 docs="$LINKNER_DATA/conll03/conll_4col"
-if [ ! -f "$data/train.txt" ] || [ ! -f "$docs/train.txt" ]; then
-  echo "CoNLL-03 not found under $data and $docs: set LINKNER_DATA to your datasets folder (see README)" >&2
+oov="$LINKNER_DATA/conll03/robustness_conll/oov/test.txt"
+missing=()
+for f in "$docs/train.txt" "$docs/dev.txt" "$oov"; do
+  [ -f "$f" ] || missing+=("$f")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  cat >&2 <<MSG
+linkner main job: the data it needs is not under LINKNER_DATA=$LINKNER_DATA
+  missing: ${missing[*]}
+LINKNER_DATA must hold (CoNLL files: one word per line, the tag in the last column, blank line
+between sentences):
+  \$LINKNER_DATA/conll03/conll_4col/{train,dev,test}.txt        CoNLL-2003 with its -DOCSTART- lines
+                                                                 (e.g. github.com/kamalkraj/BERT-NER data/)
+  \$LINKNER_DATA/conll03/robustness_conll/oov/test.txt           the OOV robustness test set of LinkNER
+                                                                 (github.com/BeyonderXX/MINER,
+                                                                 data/conll2003/trans_data/OOV/trans/test.txt)
+  the other sets (conll03/conll/, typos, wikigold/, wnut17/, twitterner/) are for the tests
+  and \`linkner report\`: README, section "Data", shows the whole layout.
+Set LINKNER_DATA to that folder (default: ../shared/data next to the clone). Nothing was downloaded.
+MSG
   exit 1
 fi
+# Space for what the set-up writes under LINKNER_CACHE when it is not there yet: the venv with
+# LibTorch (~5 GB), the build folder (~12 GB), llama-server and the 1.5B model (~1.5 GB).
+need_gb=20
+if [ ! -f "$LINKNER_VENV/.linkner-python-ok-v2" ] || [ ! -d "$CARGO_BUILD_BUILD_DIR/debug" ]; then
+  probe="$LINKNER_CACHE"
+  while [ ! -d "$probe" ]; do probe="$(dirname "$probe")"; done
+  free_gb=$(( $(df -Pk "$probe" | awk 'NR==2 {print $4}') / 1024 / 1024 ))
+  if [ "$free_gb" -lt "$need_gb" ]; then
+    echo "linkner main job: $free_gb GB free under $probe; the first run needs about $need_gb GB (venv with LibTorch, build folder, LLM). Free space or set LINKNER_CACHE elsewhere. Nothing was downloaded." >&2
+    exit 1
+  fi
+fi
+
+bash scripts/setup-python.sh
 # Workspace-wide with all targets: the same dependency features as the test command, so the two
 # share one build of burn/LibTorch (a `-p` build would resolve features differently).
 cargo build --workspace --all-targets --locked
