@@ -133,6 +133,8 @@ if [ -n "$heavy" ]; then
   echo "$heavy" >&2
   exit 1
 fi
+# Every crate packages (metadata, versions on path dependencies, files inside the crate).
+step "cargo package --workspace" cargo package --workspace --no-verify --allow-dirty --locked --quiet
 step "light linker builds and tests (no default features)" \
   cargo test -p linkner --no-default-features --locked --lib
 # The pure-Rust build, tested: all the tagger's tests on burn's flex backend, without LibTorch
