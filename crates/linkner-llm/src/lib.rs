@@ -16,8 +16,10 @@
 //!   disk), [`ConcurrencyLimit`](layer::ConcurrencyLimit), a per-entity
 //!   [`Deadline`](layer::Deadline) and a [`CircuitBreaker`](layer::CircuitBreaker); a custom
 //!   backend gets them all with `backend.reliable(Reliability::default())`
-//!   ([`LlmClassifierExt`]). The OpenAI backend is its bare [`OpenAiTransport`] inside the
-//!   same layers.
+//!   ([`LlmClassifierExt`]). Behind the in-memory cache, an optional [`shared`] tier
+//!   ([`SharedStore`]; [`RedisStore`] with the `redis` feature) lets replicas and later runs
+//!   reuse answers; it never fails a call. The OpenAI backend is its bare [`OpenAiTransport`]
+//!   inside the same layers.
 //! - Typed failures: every failure is an [`LlmError`] with a [`FailureKind`] (timeout,
 //!   rate_limited, connection, malformed, out_of_schema, circuit_open, deadline, backend, …);
 //!   the linker turns any of them into "keep the local label". [`Stats`] counts them by kind in
@@ -53,7 +55,10 @@ pub mod layer;
 pub mod openai;
 pub mod parse;
 pub mod prompt;
+#[cfg(feature = "redis")]
+pub mod redis_store;
 pub mod request;
+pub mod shared;
 pub mod stats;
 
 pub use cache::{AnswerCache, CacheKey};
@@ -68,7 +73,10 @@ pub use openai::{
 pub use prompt::{
     AnswerKeys, AnswerVocabulary, ExamplePool, NegativeExamples, PromptTemplate, RenderedPrompt,
 };
+#[cfg(feature = "redis")]
+pub use redis_store::RedisStore;
 pub use request::{Answer, ClassifyRequest, Example, LocalLabel, Usage};
+pub use shared::{SharedStore, SharedTier, StoreError};
 pub use stats::Stats;
 
 /// Re-exported so backends written outside this crate need no direct dependency on it.

@@ -24,7 +24,9 @@ use crate::http::parse_retry_after;
 use crate::layer::{BreakerPolicy, CacheKeyer, Layer, Reliability, Reliable, RetryPolicy};
 use crate::parse::{argmax, logprob_distribution, parse_constrained, parse_free_text};
 use crate::prompt::{AnswerVocabulary, PromptTemplate, RenderedPrompt};
+use crate::redis_store::RedisStore;
 use crate::request::{Answer, ClassifyRequest, Example, Usage};
+use crate::shared::SharedTier;
 use crate::stats::{Counters, Stats};
 /// How the backend obtains the answer from the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +161,16 @@ pub struct OpenAiConfig {
     pub cache_capacity: usize,
     /// Also keep the cache in this JSONL file (loaded at build, appended to).
     pub cache_path: Option<PathBuf>,
+    /// Share answers through this Redis server (`redis://[:password@]host[:port][/db]`), behind
+    /// the in-memory cache: replicas and later runs reuse each other's answers. Redis being
+    /// unreachable or going away never fails an answer (it comes from the LLM; see
+    /// [`crate::shared`]). Independent of `cache`, which is the in-memory tier only.
+    pub cache_redis_url: Option<String>,
+    /// How long an answer lives in Redis, seconds (`None`: until Redis evicts it).
+    pub cache_redis_ttl_s: Option<u64>,
+    /// Longest time one Redis read or write may take, milliseconds (past it: a miss, or an
+    /// unwritten answer; Redis is then skipped for a second).
+    pub cache_redis_timeout_ms: u64,
     /// The prompt template and its switches (span marking, local hint, answer keys).
     pub template: PromptTemplate,
     /// Contextual calibration of the label distributions (`logprobs` mode only): see
@@ -196,6 +208,9 @@ impl Default for OpenAiConfig {
             cache: true,
             cache_capacity: AnswerCache::DEFAULT_CAPACITY,
             cache_path: None,
+            cache_redis_url: None,
+            cache_redis_ttl_s: None,
+            cache_redis_timeout_ms: SharedTier::DEFAULT_TIMEOUT.as_millis() as u64,
             template: PromptTemplate::default(),
             calibrate: false,
             examples: Vec::new(),
@@ -262,6 +277,16 @@ impl OpenAiConfig {
         at_least_one("max_in_flight", self.max_in_flight as u64)?;
         at_least_one("max_response_bytes", self.max_response_bytes)?;
         at_least_one("cache_capacity", self.cache_capacity as u64)?;
+        at_least_one("cache_redis_timeout_ms", self.cache_redis_timeout_ms)?;
+        if let Some(ttl) = self.cache_redis_ttl_s {
+            at_least_one("cache_redis_ttl_s", ttl)?;
+        }
+        if let Some(url) = &self.cache_redis_url {
+            RedisStore::open(url).map_err(|e| LlmError::InvalidSetting {
+                field: "cache_redis_url".into(),
+                message: e.to_string(),
+            })?;
+        }
         if self.breaker_threshold > 0 {
             positive_secs("breaker_cooldown_s", self.breaker_cooldown_s)?;
             let max = positive_secs("breaker_max_cooldown_s", self.breaker_max_cooldown_s)?;
@@ -318,6 +343,23 @@ impl OpenAiConfig {
             cooldown: secs(self.breaker_cooldown_s),
             max_cooldown: secs(self.breaker_max_cooldown_s),
         }
+    }
+
+    /// The shared answer tier of these settings: a [`RedisStore`] on `cache_redis_url` with
+    /// its expiry and timeout (`None` without a URL). Connects on first use.
+    pub fn shared_tier(&self) -> Result<Option<SharedTier>> {
+        let Some(url) = &self.cache_redis_url else {
+            return Ok(None);
+        };
+        let store = RedisStore::open(url)
+            .map_err(|e| LlmError::InvalidSetting {
+                field: "cache_redis_url".into(),
+                message: e.to_string(),
+            })?
+            .with_ttl(self.cache_redis_ttl_s.map(Duration::from_secs));
+        Ok(Some(SharedTier::new(store).timeout(Duration::from_millis(
+            self.cache_redis_timeout_ms,
+        ))))
     }
 }
 
@@ -491,6 +533,25 @@ impl OpenAiBuilder {
         self
     }
 
+    /// Shares answers through the Redis server at `url` (see
+    /// [`OpenAiConfig::cache_redis_url`]).
+    pub fn cache_redis_url(mut self, url: impl Into<String>) -> Self {
+        self.config.cache_redis_url = Some(url.into());
+        self
+    }
+
+    /// Sets how long an answer lives in Redis, seconds (`None`: no expiry).
+    pub fn cache_redis_ttl_s(mut self, ttl: Option<u64>) -> Self {
+        self.config.cache_redis_ttl_s = ttl;
+        self
+    }
+
+    /// Sets the longest time one Redis read or write may take, milliseconds.
+    pub fn cache_redis_timeout_ms(mut self, ms: u64) -> Self {
+        self.config.cache_redis_timeout_ms = ms;
+        self
+    }
+
     /// Replaces the prompt template.
     pub fn template(mut self, template: PromptTemplate) -> Self {
         self.config.template = template;
@@ -567,6 +628,7 @@ impl OpenAiBuilder {
                 .and_then(|s| Duration::try_from_secs_f64(s).ok()),
             breaker: c.breaker_policy(),
             cache,
+            shared: c.shared_tier()?,
         };
         let keyer: Arc<dyn CacheKeyer> = Arc::new(BodyKeyer(transport.inner.clone()));
         let stack: Reliable<OpenAiTransport> = settings.layer(transport.clone()).with_keyer(keyer);
@@ -703,6 +765,12 @@ impl OpenAiClassifier {
     /// The answer cache, when it is on.
     pub fn cache(&self) -> Option<&Arc<AnswerCache>> {
         self.stack.cache()
+    }
+
+    /// The shared answer tier (`cache_redis_url`), when there is one; its store's
+    /// [`check`](crate::SharedStore::check) tells whether Redis answers (a readiness probe).
+    pub fn shared(&self) -> Option<&SharedTier> {
+        self.stack.shared()
     }
 
     /// The prompt that would be sent for a request.

@@ -1,8 +1,8 @@
-//! [`Cached`]: answers repeats from an [`AnswerCache`].
+//! [`Cached`]: answers repeats from an [`AnswerCache`], and from a [`SharedTier`] behind it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -10,6 +10,7 @@ use crate::cache::{AnswerCache, CacheKey, CachedAnswer};
 use crate::classifier::LlmClassifier;
 use crate::error::Result;
 use crate::request::{Answer, ClassifyRequest};
+use crate::shared::{SharedTier, StoreError};
 use crate::stats::{CallMeter, Stats};
 
 /// Computes the cache key of a request: a hash of everything that determines the answer.
@@ -69,9 +70,16 @@ impl CacheKeyer for RequestKeyer {
 /// classifier and stores its answer. Errors are never cached. A hit whose class does not fit
 /// the request's schema is ignored (asked again). A failed write to the cache file never fails
 /// the call: it is logged and counted (`cache_write_failures` in [`Stats`]).
+///
+/// With a [`SharedTier`] ([`Cached::with_shared`]), a request the in-memory cache misses is
+/// looked up in the shared store (a hit there is copied into memory), and a fresh answer is
+/// written to both. The shared tier never fails a call either: a read that fails, times out
+/// or finds an undecodable value is a miss, a failed write is counted, and after a failure the
+/// tier is skipped for its cool-down (see [`crate::shared`]).
 pub struct Cached<S> {
     inner: S,
     cache: Option<Arc<AnswerCache>>,
+    shared: Option<SharedState>,
     keyer: Arc<dyn CacheKeyer>,
     hits: AtomicU64,
     meter: CallMeter,
@@ -82,7 +90,112 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Cached<S> {
         f.debug_struct("Cached")
             .field("inner", &self.inner)
             .field("cache", &self.cache)
+            .field("shared", &self.shared.as_ref().map(|s| &s.tier))
             .finish_non_exhaustive()
+    }
+}
+
+/// Longest cool-down applied (a longer one is cut to it, so the clock cannot overflow).
+const MAX_COOLDOWN: Duration = Duration::from_secs(86_400);
+
+/// The shared tier of one [`Cached`] layer: the store with its bounds, when it may be used
+/// again after a failure, and its counters.
+#[derive(Debug)]
+struct SharedState {
+    tier: SharedTier,
+    /// Skip the store until then (set by a failure, cleared by a success).
+    down_until: Mutex<Option<Instant>>,
+    /// A failure has been logged as a warning since the last success.
+    warned: AtomicBool,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl SharedState {
+    fn new(tier: SharedTier) -> Self {
+        SharedState {
+            tier,
+            down_until: Mutex::new(None),
+            warned: AtomicBool::new(false),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs one store operation under the tier's timeout, unless the tier is cooling down
+    /// after a failure; records the outcome (a failure starts a cool-down).
+    async fn run<T>(
+        &self,
+        what: &str,
+        op: impl Future<Output = std::result::Result<T, StoreError>>,
+    ) -> Option<T> {
+        let skip = {
+            let down = self
+                .down_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            down.is_some_and(|t| Instant::now() < t)
+        };
+        if skip {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let r = match tokio::time::timeout(self.tier.timeout, op).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Timeout(self.tier.timeout)),
+        };
+        match r {
+            Ok(v) => {
+                if self.warned.swap(false, Ordering::Relaxed) {
+                    tracing::info!(store = %self.tier.store.describe(),
+                        "the shared answer cache answers again");
+                }
+                *self
+                    .down_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
+                Some(v)
+            }
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                self.failed(what, &e);
+                None
+            }
+        }
+    }
+
+    fn failed(&self, what: &str, e: &StoreError) {
+        // An undecodable value says nothing about the store's health: no cool-down for it.
+        if !matches!(e, StoreError::Invalid(_)) && self.tier.cooldown > Duration::ZERO {
+            *self
+                .down_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) =
+                Some(Instant::now() + self.tier.cooldown.min(MAX_COOLDOWN));
+        }
+        if matches!(e, StoreError::Invalid(_)) || self.warned.swap(true, Ordering::Relaxed) {
+            tracing::debug!(store = %self.tier.store.describe(), error = %e,
+                "shared answer cache {what} failed");
+        } else {
+            tracing::warn!(store = %self.tier.store.describe(), error = %e,
+                cooldown = ?self.tier.cooldown,
+                "shared answer cache {what} failed; answers come from memory or the LLM \
+                 meanwhile (failures are counted in the backend's stats)");
+        }
+    }
+
+    async fn get(&self, key: CacheKey) -> Option<CachedAnswer> {
+        let found = self.run("read", self.tier.store.get(key)).await.flatten();
+        if found.is_none() {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    async fn put(&self, key: CacheKey, answer: &CachedAnswer) {
+        self.run("write", self.tier.store.put(key, answer)).await;
     }
 }
 
@@ -98,6 +211,7 @@ impl<S: LlmClassifier> Cached<S> {
         Cached {
             inner,
             cache,
+            shared: None,
             keyer: Arc::new(RequestKeyer { namespace }),
             hits: AtomicU64::new(0),
             meter: CallMeter::default(),
@@ -112,9 +226,21 @@ impl<S> Cached<S> {
         self
     }
 
+    /// Consults `tier` after an in-memory miss and writes fresh answers to it (`None`: no
+    /// shared tier). Works with or without an in-memory cache.
+    pub fn with_shared(mut self, tier: Option<SharedTier>) -> Self {
+        self.shared = tier.map(SharedState::new);
+        self
+    }
+
     /// The cache, when there is one.
     pub fn cache(&self) -> Option<&Arc<AnswerCache>> {
         self.cache.as_ref()
+    }
+
+    /// The shared tier, when there is one.
+    pub fn shared(&self) -> Option<&SharedTier> {
+        self.shared.as_ref().map(|s| &s.tier)
     }
 
     /// The wrapped classifier.
@@ -124,31 +250,61 @@ impl<S> Cached<S> {
 }
 
 impl<S: LlmClassifier> Cached<S> {
-    async fn call(&self, cache: &AnswerCache, request: &ClassifyRequest) -> Result<Answer> {
+    async fn call(&self, request: &ClassifyRequest) -> Result<Answer> {
         let started = Instant::now();
         let key = self.keyer.key(request)?;
-        if let Some(hit) = cache.get(&key)
-            && hit.class < request.schema.num_classes()
+        let fits = |hit: &CachedAnswer| hit.class < request.schema.num_classes();
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key))
+            && fits(&hit)
         {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            let mut a = Answer::for_class(&request.schema, hit.class)?;
-            a.confidence = hit.confidence;
-            a.distribution = hit.distribution;
-            a.raw = hit.raw;
-            a.cached = true;
-            a.latency = started.elapsed();
-            return Ok(a);
+            return self.hit(request, hit, started);
+        }
+        if let Some(shared) = &self.shared {
+            match shared.get(key).await {
+                Some(hit) if fits(&hit) => {
+                    shared.hits.fetch_add(1, Ordering::Relaxed);
+                    if let Some(c) = &self.cache {
+                        c.put(key, hit.clone());
+                    }
+                    return self.hit(request, hit, started);
+                }
+                // Another schema's answer under this key cannot be (the key hashes the
+                // schema), but if it is there it is not this request's answer.
+                Some(_) => {
+                    shared.misses.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {}
+            }
         }
         let a = self.inner.classify(request).await?;
-        cache.put(
-            key,
-            CachedAnswer {
-                class: a.class,
-                confidence: a.confidence,
-                distribution: a.distribution.clone(),
-                raw: a.raw.clone(),
-            },
-        );
+        let answer = CachedAnswer {
+            class: a.class,
+            confidence: a.confidence,
+            distribution: a.distribution.clone(),
+            raw: a.raw.clone(),
+        };
+        if let Some(c) = &self.cache {
+            c.put(key, answer.clone());
+        }
+        if let Some(shared) = &self.shared {
+            shared.put(key, &answer).await;
+        }
+        Ok(a)
+    }
+
+    fn hit(
+        &self,
+        request: &ClassifyRequest,
+        hit: CachedAnswer,
+        started: Instant,
+    ) -> Result<Answer> {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        let mut a = Answer::for_class(&request.schema, hit.class)?;
+        a.confidence = hit.confidence;
+        a.distribution = hit.distribution;
+        a.raw = hit.raw;
+        a.cached = true;
+        a.latency = started.elapsed();
         Ok(a)
     }
 }
@@ -161,9 +317,10 @@ impl<S: LlmClassifier> LlmClassifier for Cached<S> {
 
     async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
         let started = Instant::now();
-        let r = match &self.cache {
-            None => self.inner.classify(request).await,
-            Some(cache) => self.call(cache, request).await,
+        let r = if self.cache.is_none() && self.shared.is_none() {
+            self.inner.classify(request).await
+        } else {
+            self.call(request).await
         };
         super::finish(&self.meter, started, r)
     }
@@ -173,6 +330,11 @@ impl<S: LlmClassifier> LlmClassifier for Cached<S> {
         s.cache_hits += self.hits.load(Ordering::Relaxed);
         if let Some(c) = &self.cache {
             s.cache_write_failures += c.write_failures();
+        }
+        if let Some(t) = &self.shared {
+            s.shared_cache_hits += t.hits.load(Ordering::Relaxed);
+            s.shared_cache_misses += t.misses.load(Ordering::Relaxed);
+            s.shared_cache_errors += t.errors.load(Ordering::Relaxed);
         }
         self.meter.apply(&mut s);
         Some(s)

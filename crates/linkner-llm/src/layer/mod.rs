@@ -3,7 +3,7 @@
 //!
 //! | layer | what it adds |
 //! |---|---|
-//! | [`Cached`] | answers from a bounded [`AnswerCache`] (LRU, optional JSONL file) |
+//! | [`Cached`] | answers from a bounded [`AnswerCache`] (LRU, optional JSONL file), then from an optional [`SharedTier`] (e.g. Redis, shared by replicas) |
 //! | [`ConcurrencyLimit`] | at most N calls in flight (a fair semaphore) |
 //! | [`Deadline`] | one overall time limit per call, across every retry and backoff |
 //! | [`Retry`] | retries of retryable failures, exponential backoff with jitter, `Retry-After` |
@@ -68,6 +68,7 @@ use crate::cache::AnswerCache;
 use crate::classifier::LlmClassifier;
 use crate::error::Result;
 use crate::request::Answer;
+use crate::shared::SharedTier;
 use crate::stats::CallMeter;
 
 /// Wraps a classifier into another (tower's `Layer`).
@@ -83,7 +84,8 @@ pub trait Layer<S> {
 pub type Reliable<S> = Cached<ConcurrencyLimit<Deadline<Retry<CircuitBreaker<S>>>>>;
 
 /// Settings of the full stack ([`Reliable`]): retries, in-flight bound, deadline, circuit
-/// breaker and an optional answer cache. The defaults are those of the OpenAI backend.
+/// breaker, an optional answer cache and an optional shared tier behind it. The defaults are
+/// those of the OpenAI backend.
 #[derive(Debug, Clone)]
 pub struct Reliability {
     /// Retry policy.
@@ -96,6 +98,9 @@ pub struct Reliability {
     pub breaker: BreakerPolicy,
     /// Answer cache (`None`: no cache).
     pub cache: Option<Arc<AnswerCache>>,
+    /// Shared answer store consulted after an in-memory miss (`None`: none); see
+    /// [`crate::shared`].
+    pub shared: Option<SharedTier>,
 }
 
 impl Default for Reliability {
@@ -106,6 +111,7 @@ impl Default for Reliability {
             deadline: Some(Duration::from_secs(120)),
             breaker: BreakerPolicy::default(),
             cache: None,
+            shared: None,
         }
     }
 }
@@ -146,6 +152,16 @@ impl Reliability {
         self.cache = Some(cache);
         self
     }
+
+    /// Shares answers with other processes through `tier` (any [`SharedStore`], e.g. a
+    /// [`RedisStore`](crate::RedisStore)): looked up after an in-memory miss, written after
+    /// each fresh answer, never a failure ([`crate::shared`]).
+    ///
+    /// [`SharedStore`]: crate::SharedStore
+    pub fn shared_store(mut self, tier: SharedTier) -> Self {
+        self.shared = Some(tier);
+        self
+    }
 }
 
 impl<S: LlmClassifier> Layer<S> for Reliability {
@@ -156,7 +172,7 @@ impl<S: LlmClassifier> Layer<S> for Reliability {
         let s = Retry::new(s, self.retry.clone());
         let s = Deadline::new(s, self.deadline);
         let s = ConcurrencyLimit::new(s, self.max_in_flight);
-        Cached::optional(s, self.cache.clone())
+        Cached::optional(s, self.cache.clone()).with_shared(self.shared.clone())
     }
 }
 
