@@ -65,7 +65,9 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     assert!(
-        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
         "{head}"
     );
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
@@ -120,7 +122,10 @@ fn sigterm_with_requests_in_flight_answers_them_all_and_exits_0() {
         assert_eq!(status, 200, "{v}");
         let s = sources(&v["annotations"][0]);
         assert!(!s.is_empty(), "{v}");
-        assert!(s.iter().all(|s| s.starts_with("llm_")), "answered, not cut: {s:?}");
+        assert!(
+            s.iter().all(|s| s.starts_with("llm_")),
+            "answered, not cut: {s:?}"
+        );
     }
     let code = child.wait().unwrap().code();
     assert_eq!(code, Some(0), "a graceful stop exits 0");
@@ -158,7 +163,10 @@ fn serve_with_the_real_local_llm_server() {
     assert_eq!(status, 200, "{v}");
     let anns = v["annotations"].as_array().unwrap();
     assert_eq!(anns.len(), 2);
-    assert_eq!((anns[0]["id"].clone(), anns[1]["id"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (anns[0]["id"].clone(), anns[1]["id"].clone()),
+        (json!(1), json!(2))
+    );
     let all: Vec<String> = anns.iter().flat_map(sources).collect();
     assert!(
         all.iter().any(|s| s.starts_with("llm_")),

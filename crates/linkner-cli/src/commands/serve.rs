@@ -99,7 +99,9 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
         let addr = listener.local_addr()?;
         eprintln!("linkner serve: listening on http://{addr}");
-        server.serve(listener, linkner_serve::shutdown_signal()).await?;
+        server
+            .serve(listener, linkner_serve::shutdown_signal())
+            .await?;
         eprintln!("linkner serve: stopped (requests in flight finished)");
         Ok::<_, CliError>(())
     })
