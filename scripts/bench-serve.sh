@@ -25,6 +25,7 @@
 #   THREADS=2 (LibTorch threads of linkner, torch threads of the peer)
 #   PEER_MAX_BATCH=32 (peer's dynamic batch; 1 = one request per forward)
 #   SERVERS="linkner peer" (also: peer1 = the peer with --max-batch 1; "" = none)
+#   LINKNER_EXTRA="" / PEER_EXTRA="": more flags, e.g. "--precision bf16" / "--bf16"
 #   WARM_N=300 dev tweets of closed-loop warm-up per server (LLM_WARM_N=20 with the LLM on)
 #   RATES="10 25 50 100 150 200 300 400 500 600 800 1000 1200 1500"  DURATION=20 (seconds)
 #   P99_MS=200  REFINE=2  CONNS=128 (oha connections)  OHA_THREADS=1 (oha's tokio threads)
@@ -35,13 +36,17 @@
 #     answer cache turned off in a temporary copy so that repeated tweets are not free)
 #     --latency-budget-ms $LLM_BUDGET_MS (2000) against llama-server started by
 #     scripts/llm-server.sh (model $LLM_MODEL=quality, port: a free one), rates $LLM_RATES
-#     ("2 5 10 25 50 100"), sweep stopped at p99 > $LLM_P99_MS (budget + 500)
+#     ("2 5 10 25 50 100"), sweep stopped at p99 > $LLM_P99_MS (budget + 500); with
+#     LLM_BODY_BUDGET=1 (default) each body also carries "options": {"latency_budget_ms": BUDGET}
+#     (a request without it gets the request timeout as its budget)
 #   OHA=$LINKNER_CACHE/tools/bin/oha (cargo install oha --locked --root $LINKNER_CACHE/tools)
 #
 # The load generator shares the machine with the server (2 cores here): oha runs on one tokio
 # thread. Run it on an otherwise idle machine (no cargo build); it warns when the load average
 # is above 1.
 set -euo pipefail
+# The whole script is one block, read before it runs: editing the file during a run is safe.
+{
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 # shellcheck source=scripts/env.sh
@@ -61,6 +66,8 @@ export CONNS="${CONNS:-128}"
 export OHA_THREADS="${OHA_THREADS:-1}"
 export OUT="${OUT:-target/bench-serve}"
 export AGREE_N="${AGREE_N:-200}"
+export LINKNER_EXTRA="${LINKNER_EXTRA:-}"
+export PEER_EXTRA="${PEER_EXTRA:-}"
 export WARM_N="${WARM_N:-300}"
 export LLM_WARM_N="${LLM_WARM_N:-20}"
 export LLM="${LLM:-0}"
@@ -69,6 +76,7 @@ export LLM_BUDGET_MS="${LLM_BUDGET_MS:-2000}"
 export LLM_RATES="${LLM_RATES:-2 5 10 25 50 100}"
 export LLM_P99_MS="${LLM_P99_MS:-$((LLM_BUDGET_MS + 500))}"
 export LLM_MODEL="${LLM_MODEL:-quality}"
+export LLM_BODY_BUDGET="${LLM_BODY_BUDGET:-1}"
 export OHA="${OHA:-$LINKNER_CACHE/tools/bin/oha}"
 export PYTHON="$LINKNER_VENV/bin/python"
 export TEST_DATA="${TEST_DATA:-$LINKNER_DATA/twitterner/test.txt}"
@@ -127,15 +135,21 @@ def tweets(path):
     return out
 
 
-def bodies(path, texts):
+def bodies(path, texts, options=None):
     with open(path, "w", encoding="utf-8") as f:
         for t in texts:
-            f.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
+            b = {"text": t}
+            if options:
+                b["options"] = options
+            f.write(json.dumps(b, ensure_ascii=False) + "\n")
     return path
 
 
 TEST = bodies(os.path.join(OUT, "bodies-test.jsonl"), tweets(E["TEST_DATA"]))
 DEV = bodies(os.path.join(OUT, "bodies-dev.jsonl"), tweets(E["DEV_DATA"]))
+LLM_OPTIONS = {"latency_budget_ms": int(E["LLM_BUDGET_MS"])} if E["LLM_BODY_BUDGET"] == "1" else None
+TEST_LLM = bodies(os.path.join(OUT, "bodies-test-llm.jsonl"), tweets(E["TEST_DATA"]), LLM_OPTIONS)
+DEV_LLM = bodies(os.path.join(OUT, "bodies-dev-llm.jsonl"), tweets(E["DEV_DATA"]), LLM_OPTIONS)
 
 
 def free_port():
@@ -185,6 +199,7 @@ def start(name):
     if name in ("linkner", "linkner-llm"):
         cmd = [E["LINKNER_BIN"], "serve", "--host", "127.0.0.1", "--port", str(port),
                "--threads", E["THREADS"]]
+        cmd += E["LINKNER_EXTRA"].split()
         if name == "linkner":
             cmd += ["--model", E["MODEL"], "--policy", "never"]
         else:
@@ -200,6 +215,7 @@ def start(name):
         batch = "1" if name == "peer1" else E["PEER_MAX_BATCH"]
         cmd = [E["PYTHON"], "scripts/serve_peer.py", "--model", E["MODEL"], "--host", "127.0.0.1",
                "--port", str(port), "--threads", E["THREADS"], "--max-batch", batch]
+        cmd += E["PEER_EXTRA"].split()
     log(name, "starting:", " ".join(cmd))
     proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -259,12 +275,13 @@ def metrics(url):
 
 
 def one_rate(proc, url, rate):
+    body = TEST_LLM if E.get("CURRENT") == "linkner-llm" else TEST
     pid = proc.pid
     m0 = metrics(url) if "linkner" in E.get("CURRENT", "") else None
     reset_hwm(pid)
     c0 = cpu_s(pid)
     t0 = time.time()
-    d = oha(url, TEST, ["-q", str(rate), "-z", f"{DUR}s", "-w", "--latency-correction",
+    d = oha(url, body, ["-q", str(rate), "-z", f"{DUR}s", "-w", "--latency-correction",
                         "-c", E["CONNS"]])
     wall = time.time() - t0
     c1 = cpu_s(pid)
@@ -336,7 +353,7 @@ def sweep(name, rates, limit):
         # Warm-up: closed loop, dev tweets (never the measured ones); with the LLM a few, one
         # at a time, so that no LLM backlog is left for the measured runs.
         warm, conns = (E["LLM_WARM_N"], "1") if name == "linkner-llm" else (E["WARM_N"], "4")
-        w = oha(url, DEV, ["-n", warm, "-c", conns])
+        w = oha(url, DEV_LLM if name == "linkner-llm" else DEV, ["-n", warm, "-c", conns])
         log(name, f"warm-up: {warm} dev tweets, {w['summary']['requestsPerSec']:.1f}/s closed loop "
                   f"({conns} connections), p99 {1000 * (w['latencyPercentiles'].get('p99') or 0):.0f} ms")
         time.sleep(2)
@@ -403,7 +420,8 @@ def main():
     meta = {
         "duration_s": DUR, "threads": int(E["THREADS"]), "peer_max_batch": int(E["PEER_MAX_BATCH"]),
         "conns": int(E["CONNS"]), "oha_threads": int(E["OHA_THREADS"]), "p99_limit_ms": limit,
-        "model": E["MODEL"], "tweets": E["TEST_DATA"], "load_average_before": load,
+        "model": E["MODEL"], "tweets": E["TEST_DATA"],
+        "linkner_extra": E["LINKNER_EXTRA"], "peer_extra": E["PEER_EXTRA"], "load_average_before": load,
         "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "oha": subprocess.run([E["OHA"], "--version"], capture_output=True, text=True).stdout.strip(),
     }
@@ -446,3 +464,5 @@ def main():
 
 main()
 PY
+exit
+}

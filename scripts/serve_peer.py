@@ -383,13 +383,14 @@ def _hf_name(burn):
 class PeerTagger:
     """The linkner SpanNER tagger of a `linkner train` folder, in PyTorch."""
 
-    def __init__(self, model_dir, threads=2):
+    def __init__(self, model_dir, threads=2, bf16=False):
         import torch
         from safetensors.torch import load_file
         from tokenizers import Tokenizer
         from transformers import BertConfig, BertModel
 
         self.torch = torch
+        self.bf16 = bf16
         torch.set_num_threads(threads)
         with open(os.path.join(model_dir, "tagger.json"), encoding="utf-8") as f:
             cfg = json.load(f)
@@ -530,8 +531,8 @@ class PeerTagger:
                     width.append(e - s - 1)
                     shape.append(sh)
                     owner.append((d, s, e))
-            with torch.inference_mode():
-                hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self.bf16):
+                hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()
                 flat = hidden.reshape(b * t, -1)
                 if owner:
                     x = (
@@ -704,7 +705,7 @@ def read_conll_words(path, limit):
 
 
 def check(args):
-    tagger = PeerTagger(args.model, args.threads)
+    tagger = PeerTagger(args.model, args.threads, args.bf16)
     sents = read_conll_words(args.data, args.check_n)
     texts = [" ".join(w) for w in sents]
     t0 = time.perf_counter()
@@ -780,6 +781,8 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8100)
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    ap.add_argument("--bf16", action="store_true",
+                    help="encoder under torch.autocast(cpu, bfloat16); the span head stays f32")
     ap.add_argument("--max-batch", type=int, default=32,
                     help="most texts per forward pass (dynamic batching; 1: one request each)")
     ap.add_argument("--check", action="store_true",
@@ -795,7 +798,7 @@ def main():
         return check(args)
     import uvicorn
 
-    tagger = PeerTagger(args.model, args.threads)
+    tagger = PeerTagger(args.model, args.threads, args.bf16)
     tagger.tag(["warm up the peer"])
     app = make_app(tagger, args.max_batch)
     uvicorn.run(app, host=args.host, port=args.port, workers=1, log_level="warning",
