@@ -18,6 +18,13 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More log lines on standard error: -v info, -vv debug, -vvv trace (`LINKNER_LOG`, a
+    /// tracing filter, wins when set).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Errors only: no warnings, notes or progress bars on standard error.
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 /// The subcommands.
@@ -60,16 +67,28 @@ enum Command {
 /// `annotate` was stopped by SIGINT / SIGTERM after writing what was in flight.
 fn main() -> ExitCode {
     malloc::tune();
+    let cli = Cli::parse();
+    commands::set_quiet(cli.quiet);
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LINKNER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
         // Colour codes only for a terminal, never into a log file or a pipe.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
+    // `--json` is a flag (JSON on standard output) in every command but `report` and `tune`,
+    // where it still names a file: there an error stays text.
+    let json_errors = !matches!(cli.command, Command::Report(_) | Command::Tune(_))
+        && std::env::args_os().skip(1).any(|a| a == "--json");
     let result = match cli.command {
         Command::Score(args) => commands::score::run(args),
         Command::Train(args) => commands::train::run(args),
@@ -94,7 +113,11 @@ fn main() -> ExitCode {
                 eprintln!("linkner: {f}");
                 return ExitCode::from(commands::llm_failures::EXIT_LLM_FAILURES);
             }
-            eprintln!("error: {}", error_text(e.as_ref()));
+            let text = error_text(e.as_ref());
+            eprintln!("error: {text}");
+            if json_errors {
+                println!("{}", error_json(e.as_ref(), &text));
+            }
             ExitCode::FAILURE
         }
     }
@@ -116,6 +139,19 @@ fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The JSON object a command run with `--json` prints on standard output when it fails:
+/// `{"error": {"message": <the one-line text>, "causes": [<each source's message>],
+/// "exit_code": 1}}`.
+fn error_json(e: &(dyn std::error::Error + 'static), text: &str) -> serde_json::Value {
+    let mut causes = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        causes.push(s.to_string());
+        source = s.source();
+    }
+    serde_json::json!({"error": {"message": text, "causes": causes, "exit_code": 1}})
+}
+
 #[cfg(test)]
 mod tests {
     use super::error_text;
@@ -133,6 +169,21 @@ mod tests {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             Some(&self.0)
         }
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        // Catches a subcommand flag that clashes with the global -q/-v, duplicate names, …
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_json_error_lists_every_cause() {
+        let e = Outer(std::io::Error::other("no such file"));
+        let v = super::error_json(&e, &error_text(&e));
+        assert_eq!(v["error"]["message"], "config.json: no such file");
+        assert_eq!(v["error"]["causes"], serde_json::json!(["no such file"]));
     }
 
     #[test]

@@ -89,6 +89,31 @@ impl ApiKey {
     }
 }
 
+/// The environment variable a backend with no `api_key_env` takes its key from, given a
+/// way to read the environment: `LINKNER_LLM_API_KEY` when it is set (any server), else
+/// `OPENAI_API_KEY` when `base_url`'s host is `api.openai.com` (the variable every OpenAI
+/// client reads), else none. A key found this way is never sent to another host.
+pub fn default_api_key_var(
+    base_url: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Option<&'static str> {
+    let set = |v: &str| lookup(v).is_some_and(|k| !k.trim().is_empty());
+    if set("LINKNER_LLM_API_KEY") {
+        return Some("LINKNER_LLM_API_KEY");
+    }
+    let host = base_url
+        .split_once("://")
+        .map_or(base_url, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("")
+        .rsplit('@')
+        .next()
+        .unwrap_or("");
+    let host = host.split(':').next().unwrap_or("").to_ascii_lowercase();
+    (host == "api.openai.com" && set("OPENAI_API_KEY")).then_some("OPENAI_API_KEY")
+}
+
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ApiKey(<redacted>)")
@@ -116,7 +141,11 @@ pub struct OpenAiConfig {
     pub base_url: String,
     /// Model name sent in requests.
     pub model: String,
-    /// Environment variable holding the API key (none sent when unset or empty).
+    /// Environment variable holding the API key (none sent when it is unset or empty).
+    ///
+    /// When this is `None`, the key follows the ecosystem's conventions (see
+    /// [`default_api_key_var`]): `LINKNER_LLM_API_KEY` whenever it is set, else
+    /// `OPENAI_API_KEY` when `base_url` is OpenAI's own API (`api.openai.com`).
     pub api_key_env: Option<String>,
     /// Answer mode.
     pub mode: AnswerMode,
@@ -588,7 +617,9 @@ impl OpenAiBuilder {
         let api_key = match (self.api_key, &c.api_key_env) {
             (Some(k), _) => Some(k),
             (None, Some(var)) => ApiKey::from_env(var),
-            (None, None) => None,
+            (None, None) => {
+                default_api_key_var(&base, |v| std::env::var(v).ok()).and_then(ApiKey::from_env)
+            }
         };
         let http = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
@@ -1159,6 +1190,38 @@ struct TimingsJson {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_default_key_follows_the_conventions() {
+        use super::default_api_key_var as var;
+        let none = |_: &str| None::<String>;
+        let openai = |v: &str| (v == "OPENAI_API_KEY").then(|| "sk-1".to_string());
+        let both = |v: &str| Some(format!("key-{v}"));
+        let blank = |_: &str| Some("  ".to_string());
+        assert_eq!(var("https://api.openai.com/v1", none), None);
+        assert_eq!(
+            var("https://api.openai.com/v1", openai),
+            Some("OPENAI_API_KEY")
+        );
+        assert_eq!(
+            var("https://API.OpenAI.com:443/v1", openai),
+            Some("OPENAI_API_KEY")
+        );
+        // The OpenAI key goes to OpenAI only.
+        assert_eq!(var("http://127.0.0.1:8080/v1", openai), None);
+        assert_eq!(var("https://api.openai.com.evil.example/v1", openai), None);
+        assert_eq!(var("https://api.openai.com@evil.example/v1", openai), None);
+        // LINKNER_LLM_API_KEY goes to whatever server is configured, and wins.
+        assert_eq!(
+            var("http://127.0.0.1:8080/v1", both),
+            Some("LINKNER_LLM_API_KEY")
+        );
+        assert_eq!(
+            var("https://api.openai.com/v1", both),
+            Some("LINKNER_LLM_API_KEY")
+        );
+        assert_eq!(var("https://api.openai.com/v1", blank), None);
+    }
+
     use super::*;
 
     fn req() -> ClassifyRequest {

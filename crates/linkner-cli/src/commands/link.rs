@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressStyle;
 use linkner::core::score::Scores;
 use linkner::core::{Document, Sentence};
 use linkner::{Annotation, GoldOracle, LinkScores, Pipeline, StatsSnapshot, score_annotations};
@@ -162,7 +162,7 @@ pub async fn annotate_all(
     label: &str,
 ) -> Result<Vec<Annotation>, CliError> {
     let n: usize = documents.iter().map(|d| d.sentences.len()).sum();
-    let bar = ProgressBar::new(n as u64);
+    let bar = super::progress_bar(n as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} sentences ({per_sec}, ETA {eta}) {msg}",

@@ -60,7 +60,9 @@ pub struct PipelineArgs {
     /// Answer mode: logprobs (default), constrained, free_text.
     #[arg(long, value_name = "MODE")]
     pub llm_mode: Option<String>,
-    /// Environment variable holding the API key (none sent when unset).
+    /// Environment variable holding the API key (none sent when unset). Without it (and
+    /// without `api_key_env` in the config) the key is `LINKNER_LLM_API_KEY` when set, else
+    /// `OPENAI_API_KEY` when the URL is OpenAI's (`api.openai.com`).
     #[arg(long, value_name = "VAR")]
     pub llm_api_key_env: Option<String>,
     /// Most LLM requests in flight at once.
@@ -106,6 +108,18 @@ pub fn parse_precision(s: &str) -> Result<Precision, String> {
     }
 }
 
+/// Says on stderr when an environment variable (not a flag) replaces a value of the config
+/// file: a variable exported long ago should not change a run silently.
+fn env_notice(var: &str, value: &str, field: &str, file_value: &str) {
+    let from_env = std::env::var(var).is_ok_and(|v| v.trim() == value.trim());
+    if from_env && !super::quiet() {
+        eprintln!(
+            "linkner: note: {var}={value:?} (environment) replaces the config's {field} \
+             {file_value:?}; unset {var} to use the file's value"
+        );
+    }
+}
+
 fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
@@ -127,6 +141,14 @@ impl PipelineArgs {
             }
         };
         if let Some(model) = &self.model {
+            if self.config.is_some() && model != &config.tagger.model {
+                env_notice(
+                    "LINKNER_MODEL",
+                    &model.display().to_string(),
+                    "tagger.model",
+                    &config.tagger.model.display().to_string(),
+                );
+            }
             config.tagger.model = model.clone();
         }
         if let Some(kind) = self.tagger_kind {
@@ -158,6 +180,16 @@ impl PipelineArgs {
             || self.llm_timeout.is_some()
             || self.llm_cache.is_some();
         if llm_flags {
+            if let (Some(file), Some(url)) = (&config.llm, non_empty(&self.llm_url))
+                && url != file.base_url
+            {
+                env_notice("LINKNER_LLM_URL", url, "llm.base_url", &file.base_url);
+            }
+            if let (Some(file), Some(m)) = (&config.llm, non_empty(&self.llm_model))
+                && m != file.model
+            {
+                env_notice("LINKNER_LLM_MODEL", m, "llm.model", &file.model);
+            }
             let llm = config.llm.get_or_insert_with(OpenAiConfig::default);
             if let Some(url) = non_empty(&self.llm_url) {
                 llm.base_url = url.to_string();

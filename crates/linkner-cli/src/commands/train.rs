@@ -277,7 +277,7 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         patience: args.patience,
         ..TrainConfig::default()
     };
-    let bar = ProgressBar::new(0);
+    let bar = super::progress_bar(0);
     bar.set_style(
         ProgressStyle::with_template(
             "{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta_precise} {msg}",
