@@ -97,6 +97,68 @@ async fn a_busy_input_fills_batches_up_to_max_batch() {
     }
 }
 
+/// A tagger whose first batch takes 300 ms of real time (a busy tagger).
+struct SlowFirstBatch {
+    inner: BatchRecorder,
+    calls: AtomicUsize,
+}
+
+impl LocalTagger for SlowFirstBatch {
+    fn schema(&self) -> &LabelSchema {
+        self.inner.schema()
+    }
+    fn tag_sentences(
+        &self,
+        sentences: &[Sentence],
+        options: &PredictOptions,
+    ) -> Result<Vec<Vec<Candidate>>, TaggerError> {
+        let out = self.inner.tag_sentences(sentences, options);
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_tagger_is_busy_the_next_batch_keeps_filling() {
+    let (recorder, sizes) = recorder();
+    let tagger = SlowFirstBatch {
+        inner: recorder,
+        calls: AtomicUsize::new(0),
+    };
+    let pipeline = Pipeline::builder()
+        .exclusive_tagger(tagger)
+        .estimator(Arc::new(Confidence::new()))
+        .policy(RoutingPolicy::Never)
+        .stream_options(StreamOptions {
+            chunks_in_flight: 1,
+            ..options(32, 0)
+        })
+        .build()
+        .unwrap();
+    let (tx, input) = live::<(usize, String)>();
+    let mut out = pipeline.stream(input).unwrap();
+    tx.send((0, "Alice".into())).await.unwrap();
+    // The first document goes at once (max_wait 0, the slot is free) ...
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(*sizes.lock().unwrap(), vec![1]);
+    // ... and the ten that come while it is tagged wait for the slot in one batch, not in
+    // ten batches of one queued behind it.
+    for i in 1..=10 {
+        tx.send((i, format!("Alice {i}"))).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(tx);
+    let mut ids = Vec::new();
+    while let Some(item) = out.next().await {
+        assert!(item.result.is_ok());
+        ids.push(item.id);
+    }
+    assert_eq!(ids, (0..=10).collect::<Vec<_>>());
+    assert_eq!(*sizes.lock().unwrap(), vec![1, 10]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_quiet_input_closes_the_batch_after_max_wait_and_writes_before_the_input_ends() {
     let (tagger, sizes) = recorder();

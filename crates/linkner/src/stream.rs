@@ -9,7 +9,10 @@
 //!
 //! - **Micro-batching.** A tagger batch closes at [`StreamOptions::chunk_size`] documents or
 //!   [`StreamOptions::max_wait`] after its first document, whichever comes first: a trickle
-//!   of input is tagged as it comes, a busy input still fills batches.
+//!   of input is tagged as it comes, a busy input still fills batches. A batch that is due
+//!   goes to the tagger when one of the [`StreamOptions::chunks_in_flight`] slots is free;
+//!   until then it keeps filling, so that under a backlog batches grow with the load (the
+//!   continuous batching of inference servers) instead of queueing small ones.
 //! - **Bounded.** At most [`StreamOptions::max_pending`] documents are read and not yet handed
 //!   to the consumer: a slow consumer slows the reading (backpressure), and memory stays flat on
 //!   an endless input. Every channel is bounded.
@@ -361,7 +364,7 @@ impl Pipeline {
     /// document on its own task.
     async fn run_batches<K: Send + 'static>(
         self,
-        mut batches: mpsc::Receiver<Vec<Arrived<K>>>,
+        mut batches: mpsc::Receiver<(Vec<Arrived<K>>, OwnedSemaphorePermit)>,
         out: mpsc::Sender<Done<K>>,
         options: StreamOptions,
     ) {
@@ -372,8 +375,15 @@ impl Pipeline {
             tokio::select! {
                 batch = batches.recv(), if open && tagging.len() < options.chunks_in_flight => {
                     match batch {
-                        Some(batch) => {
-                            tagging.spawn(self.clone().tag_batch(batch));
+                        Some((batch, slot)) => {
+                            let p = self.clone();
+                            tagging.spawn(async move {
+                                let tagged = p.tag_batch(batch).await;
+                                // The slot frees when the batch is tagged: the batcher
+                                // closes its next batch then.
+                                drop(slot);
+                                tagged
+                            });
                         }
                         None => open = false,
                     }
@@ -561,22 +571,47 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 /// The micro-batcher: reads the input (one permit per document: the bound) and sends a batch
-/// when it has `chunk_size` documents or its first document has waited `max_wait`.
+/// to the tagger when it has `chunk_size` documents, or when its first document has waited
+/// `max_wait` **and** a tagger slot is free (one of `chunks_in_flight`, held by the batch
+/// until it is tagged). While every slot is busy the open batch keeps filling, so that a
+/// backlog is tagged in a few full batches instead of a queue of small ones: batches follow
+/// the load, as in the continuous batching of inference servers.
 async fn read_batches<K, S, T>(
     input: S,
     options: StreamOptions,
     permits: Arc<Semaphore>,
-    batches: mpsc::Sender<Vec<Arrived<K>>>,
+    batches: mpsc::Sender<(Vec<Arrived<K>>, OwnedSemaphorePermit)>,
 ) where
     S: Stream<Item = (K, T, DocumentOptions)> + Send,
     K: Send,
     T: Into<StreamDocument> + Send,
 {
+    let slots = Arc::new(Semaphore::new(options.chunks_in_flight));
     let mut input = std::pin::pin!(input);
     let mut batch: Vec<Arrived<K>> = Vec::new();
     let mut close_at: Option<Instant> = None;
     let mut index = 0u64;
+    let mut ended = false;
     loop {
+        let due = close_at.is_some_and(|t| Instant::now() >= t);
+        if !batch.is_empty() && (ended || batch.len() >= options.chunk_size) {
+            // Full (or the input is over): wait for a slot without reading more.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            close_at = None;
+            if batches
+                .send((std::mem::take(&mut batch), slot))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        }
+        if ended {
+            return;
+        }
         let next = async {
             let permit = permits.clone().acquire_owned().await.ok()?;
             let (id, text, options) = input.next().await?;
@@ -584,19 +619,32 @@ async fn read_batches<K, S, T>(
         };
         let close = async {
             match close_at {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending().await,
+                Some(t) if !due => tokio::time::sleep_until(t).await,
+                _ => std::future::pending().await,
             }
         };
-        // Input first: a busy input fills the batch; the timer closes it when the input is
-        // quiet (or every permit is taken).
+        let slot = async {
+            if due {
+                slots.clone().acquire_owned().await.ok()
+            } else {
+                std::future::pending().await
+            }
+        };
+        // Input first: a busy input fills the batch; once the batch is due, the first free
+        // slot takes it.
+        enum Event<I> {
+            Item(Option<I>),
+            Due,
+            Slot(Option<OwnedSemaphorePermit>),
+        }
         let event = tokio::select! {
             biased;
-            item = next => Some(item),
-            () = close => None,
+            item = next => Event::Item(item),
+            slot = slot => Event::Slot(slot),
+            () = close => Event::Due,
         };
-        let full = match event {
-            Some(Some((permit, id, text, doc_options))) => {
+        match event {
+            Event::Item(Some((permit, id, text, doc_options))) => {
                 let now = Instant::now();
                 if batch.is_empty() {
                     close_at = Some(now + options.max_wait);
@@ -610,20 +658,19 @@ async fn read_batches<K, S, T>(
                     permit,
                 });
                 index += 1;
-                batch.len() >= options.chunk_size
             }
-            Some(None) => {
-                if !batch.is_empty() {
-                    let _ = batches.send(batch).await;
+            Event::Item(None) => ended = true,
+            Event::Due => {}
+            Event::Slot(None) => return,
+            Event::Slot(Some(slot)) => {
+                close_at = None;
+                if batches
+                    .send((std::mem::take(&mut batch), slot))
+                    .await
+                    .is_err()
+                {
+                    return;
                 }
-                return;
-            }
-            None => true,
-        };
-        if full && !batch.is_empty() {
-            close_at = None;
-            if batches.send(std::mem::take(&mut batch)).await.is_err() {
-                return;
             }
         }
     }

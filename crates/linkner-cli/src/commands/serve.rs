@@ -46,6 +46,11 @@ pub struct ServeArgs {
     /// the slow part).
     #[arg(long, value_name = "MS")]
     pub request_timeout_ms: Option<u64>,
+    /// How long a tagger batch waits for more documents after its first one while a tagger
+    /// slot is free, milliseconds (default: the config's `pipeline.stream_max_wait_ms`, 10;
+    /// while the tagger is busy a batch keeps filling whatever this is).
+    #[arg(long, value_name = "MS")]
+    pub max_wait_ms: Option<u64>,
     /// Tokio worker threads of the HTTP side (default 2).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub http_threads: usize,
@@ -78,6 +83,9 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let serve_config = args.serve_config();
     serve_config.validate()?;
     let mut config = args.pipeline.link_config()?;
+    if let Some(ms) = args.max_wait_ms {
+        config.pipeline.stream_max_wait_ms = ms;
+    }
     // Deadlines (per-request budgets, the request timeout) are enforced by the budget.
     if config.llm.is_some() && config.budget.is_none() {
         config.budget = Some(RoutingBudget::new());
