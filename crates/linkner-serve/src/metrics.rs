@@ -18,6 +18,7 @@
 //! | `linkner_budget_skipped_total` | counter | | routed entities kept local by the budget |
 //! | `linkner_deadline_missed_total` | counter | | LLM answers that came after the deadline |
 //! | `linkner_llm_in_flight` / `linkner_llm_queued` | gauge | | LLM calls running / waiting under the budget |
+//! | `linkner_llm_shared_cache_hits_total` / `_misses_total` / `_errors_total` | counter | | reads of the shared (Redis) answer store that answered / found nothing; reads and writes that failed |
 //! | `linkner_llm_breaker_trips_total` | counter | | times the circuit breaker opened |
 //! | `linkner_llm_breaker_state` | gauge | `state` (`closed`, `open`, `half_open`) | 1 for the circuit breaker's current state, 0 for the others |
 //!
@@ -102,6 +103,15 @@ pub(crate) fn render(pipeline: &Pipeline) -> Option<String> {
     metrics::gauge!("linkner_llm_queued").set(queued as f64);
     if let Some(llm) = pipeline.llm_stats() {
         set("linkner_llm_cache_hits_total", llm.cache_hits);
+        set("linkner_llm_shared_cache_hits_total", llm.shared_cache_hits);
+        set(
+            "linkner_llm_shared_cache_misses_total",
+            llm.shared_cache_misses,
+        );
+        set(
+            "linkner_llm_shared_cache_errors_total",
+            llm.shared_cache_errors,
+        );
         set("linkner_llm_breaker_trips_total", llm.breaker_trips);
         if let Some(state) = llm.breaker_state {
             use linkner::llm::layer::BreakerState;

@@ -592,3 +592,57 @@ async fn shutdown_finishes_the_requests_in_flight() {
     // Nothing listens any more.
     assert!(client.get(format!("{base}/healthz")).send().await.is_err());
 }
+
+/// An LLM that answers through the scripted one and reports fixed counters, as a backend with
+/// a shared answer store would.
+struct WithStats(Arc<ScriptedLlm>);
+
+#[async_trait::async_trait]
+impl linkner::llm::LlmClassifier for WithStats {
+    fn name(&self) -> String {
+        "with-stats".into()
+    }
+    async fn classify(
+        &self,
+        request: &linkner::llm::ClassifyRequest,
+    ) -> linkner::llm::Result<linkner::llm::Answer> {
+        linkner::llm::LlmClassifier::classify(&*self.0, request).await
+    }
+    fn stats(&self) -> Option<linkner::llm::Stats> {
+        Some(linkner::llm::Stats {
+            cache_hits: 7,
+            shared_cache_hits: 3,
+            shared_cache_misses: 5,
+            shared_cache_errors: 2,
+            ..Default::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn metrics_export_the_llm_backends_cache_counters() {
+    let (_, scripted) = pipeline(&Setup::default());
+    let p = Pipeline::builder()
+        .tagger(Arc::new(tagger()))
+        .estimator(Arc::new(Confidence::new()))
+        .llm(Arc::new(WithStats(scripted)))
+        .policy(RoutingPolicy::Threshold { threshold: 0.4 })
+        .budget(RoutingBudget::new())
+        .build()
+        .unwrap();
+    let app = Server::builder(p).build().unwrap().router();
+    let (st, _, v) = call(&app, "GET", "/metrics", "").await;
+    assert_eq!(st, StatusCode::OK);
+    let text = v["text"].as_str().unwrap();
+    for line in [
+        "linkner_llm_cache_hits_total 7",
+        "linkner_llm_shared_cache_hits_total 3",
+        "linkner_llm_shared_cache_misses_total 5",
+        "linkner_llm_shared_cache_errors_total 2",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing from /metrics:\n{text}"
+        );
+    }
+}
