@@ -3,15 +3,21 @@
 
 mod common;
 
-#[test]
-fn an_exported_variable_that_replaces_the_config_model_is_announced() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("pipeline.json");
+/// A pipeline config whose tagger model is `/models/from-the-file` (which does not exist).
+fn config_naming_a_model(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("pipeline.json");
     std::fs::write(
         &config,
         r#"{"tagger": {"model": "/models/from-the-file"}, "policy": {"type": "never"}}"#,
     )
     .unwrap();
+    config
+}
+
+#[test]
+fn an_exported_variable_that_replaces_the_config_model_is_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_naming_a_model(dir.path());
     let run = |env_model: Option<&str>| {
         let mut cmd = common::linkner();
         cmd.env_remove("LINKNER_MODEL")
@@ -40,12 +46,7 @@ fn an_exported_variable_that_replaces_the_config_model_is_announced() {
 #[test]
 fn quiet_silences_the_note_and_the_error_still_shows() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("pipeline.json");
-    std::fs::write(
-        &config,
-        r#"{"tagger": {"model": "/models/from-the-file"}, "policy": {"type": "never"}}"#,
-    )
-    .unwrap();
+    let config = config_naming_a_model(dir.path());
     let out = common::linkner()
         .env_remove("LINKNER_LOG")
         .env("LINKNER_MODEL", "/models/from-the-environment")

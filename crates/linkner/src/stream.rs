@@ -592,56 +592,46 @@ async fn read_batches<K, S, T>(
     let mut close_at: Option<Instant> = None;
     let mut index = 0u64;
     let mut ended = false;
+    /// What the batcher waits for.
+    enum Event<I> {
+        Item(Option<I>),
+        Due,
+        Slot(Option<OwnedSemaphorePermit>),
+    }
     loop {
         let due = close_at.is_some_and(|t| Instant::now() >= t);
-        if !batch.is_empty() && (ended || batch.len() >= options.chunk_size) {
+        let event = if !batch.is_empty() && (ended || batch.len() >= options.chunk_size) {
             // Full (or the input is over): wait for a slot without reading more.
-            let Ok(slot) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            close_at = None;
-            if batches
-                .send((std::mem::take(&mut batch), slot))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            continue;
-        }
-        if ended {
+            Event::Slot(slots.clone().acquire_owned().await.ok())
+        } else if ended {
             return;
-        }
-        let next = async {
-            let permit = permits.clone().acquire_owned().await.ok()?;
-            let (id, text, options) = input.next().await?;
-            Some((permit, id, text, options))
-        };
-        let close = async {
-            match close_at {
-                Some(t) if !due => tokio::time::sleep_until(t).await,
-                _ => std::future::pending().await,
+        } else {
+            let next = async {
+                let permit = permits.clone().acquire_owned().await.ok()?;
+                let (id, text, options) = input.next().await?;
+                Some((permit, id, text, options))
+            };
+            let close = async {
+                match close_at {
+                    Some(t) if !due => tokio::time::sleep_until(t).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            let slot = async {
+                if due {
+                    slots.clone().acquire_owned().await.ok()
+                } else {
+                    std::future::pending().await
+                }
+            };
+            // Input first: a busy input fills the batch; once the batch is due, the first
+            // free slot takes it.
+            tokio::select! {
+                biased;
+                item = next => Event::Item(item),
+                slot = slot => Event::Slot(slot),
+                () = close => Event::Due,
             }
-        };
-        let slot = async {
-            if due {
-                slots.clone().acquire_owned().await.ok()
-            } else {
-                std::future::pending().await
-            }
-        };
-        // Input first: a busy input fills the batch; once the batch is due, the first free
-        // slot takes it.
-        enum Event<I> {
-            Item(Option<I>),
-            Due,
-            Slot(Option<OwnedSemaphorePermit>),
-        }
-        let event = tokio::select! {
-            biased;
-            item = next => Event::Item(item),
-            slot = slot => Event::Slot(slot),
-            () = close => Event::Due,
         };
         match event {
             Event::Item(Some((permit, id, text, doc_options))) => {
