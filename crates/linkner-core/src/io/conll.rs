@@ -47,6 +47,8 @@ pub struct ConllReader {
     scheme: Option<TagScheme>,
     schema: Option<LabelSchema>,
     check_columns: bool,
+    word_column: Option<usize>,
+    tag_column: Option<usize>,
 }
 
 impl Default for ConllReader {
@@ -63,7 +65,19 @@ impl ConllReader {
             scheme: None,
             schema: None,
             check_columns: true,
+            word_column: None,
+            tag_column: None,
         }
+    }
+
+    /// The 1-based columns of the word and the tag (`None`: the first and the last), for files
+    /// with the tag elsewhere (CoNLL-U's `MISC`, OntoNotes' NER column, CoNLL-2003's chunk
+    /// tags). With either given, lines that start with `#` are comments (CoNLL-U) and every line
+    /// must have the columns named.
+    pub fn columns(mut self, word: Option<usize>, tag: Option<usize>) -> Self {
+        self.word_column = word;
+        self.tag_column = tag;
+        self
     }
 
     /// Requires every sentence's tags to be well formed in `scheme` (`None`, the default,
@@ -145,21 +159,39 @@ impl State<'_> {
         }
         // A stray carriage return separates columns like a space (the writer never puts one in
         // a word, so what is read can be written back).
-        let mut cols = line.split([' ', '\t', '\r']).filter(|c| !c.is_empty());
-        let Some(word) = cols.next() else {
+        let explicit = self.reader.word_column.is_some() || self.reader.tag_column.is_some();
+        if explicit && line.starts_with('#') {
+            return Ok(());
+        }
+        let cols: Vec<&str> = line
+            .split([' ', '\t', '\r'])
+            .filter(|c| !c.is_empty())
+            .collect();
+        let Some(&first) = cols.first() else {
             return self.end_sentence();
         };
-        if word == DOCSTART {
+        let count = cols.len();
+        let word_col = self.reader.word_column.unwrap_or(1);
+        let tag_col = self.reader.tag_column.unwrap_or(count);
+        if first == DOCSTART || cols.get(word_col.wrapping_sub(1)) == Some(&DOCSTART) {
             self.end_sentence()?;
             self.end_document();
             return Ok(());
         }
-        let mut count = 1usize;
-        let mut tag = word;
-        for c in cols {
-            count += 1;
-            tag = c;
+        if explicit {
+            let need = word_col.max(tag_col);
+            if word_col == 0 || tag_col == 0 || count < need || word_col == tag_col {
+                return Err(self.parse_error(
+                    line_no,
+                    format!(
+                        "found {count} columns; expected the word in column {word_col} and the \
+                         tag in column {tag_col} (1-based, two different columns)"
+                    ),
+                ));
+            }
         }
+        let word = cols[word_col - 1];
+        let tag = cols[tag_col - 1];
         if count < 2 {
             return Err(self.parse_error(
                 line_no,

@@ -376,6 +376,47 @@ pub fn write_jsonl(path: impl AsRef<Path>, docs: &[Document]) -> Result<()> {
     JsonlWriter::new().write_path(path, docs)
 }
 
+/// The JSONL object of a [`super::TextRecord`] (offsets in `map`'s unit), with each entity's
+/// `uncertainty` and `routed` when the record carries them.
+pub(crate) fn record_json(record: &super::TextRecord, map: &super::OffsetMap) -> serde_json::Value {
+    let entities: Vec<serde_json::Value> = record
+        .entities
+        .iter()
+        .map(|e| {
+            let mut v = serde_json::json!({
+                "start": map.from_char(e.entity.start),
+                "end": map.from_char(e.entity.end),
+                "text": e.entity.text,
+                "label": e.entity.label,
+            });
+            if let Some(s) = e.entity.score {
+                v["score"] = serde_json::json!(s);
+            }
+            if let Some(u) = e.uncertainty {
+                v["uncertainty"] = serde_json::json!(u);
+            }
+            if let Some(r) = e.routed {
+                v["routed"] = serde_json::json!(r);
+            }
+            v
+        })
+        .collect();
+    let mut v = serde_json::json!({ "text": record.text, "entities": entities });
+    if let Some(tokens) = &record.tokens {
+        v["tokens"] = serde_json::json!(
+            tokens
+                .iter()
+                .map(|t| serde_json::json!({
+                    "text": t.text,
+                    "start": map.from_char(t.start),
+                    "end": map.from_char(t.end),
+                }))
+                .collect::<Vec<_>>()
+        );
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,18 @@
 //!   [`SpannerWriter`].
 //! - [`jsonl`]: one JSON object per sentence with char offsets (text, tokens, entities with
 //!   optional scores) — [`JsonlReader`], [`JsonlWriter`]; the format predictions are written in.
+//! - [`hf`]: Hugging Face `datasets` token classification (`tokens` + `ner_tags`, integer tags
+//!   named by the dataset's features), JSON lines or Parquet — [`HfReader`].
+//! - [`spacy`]: spaCy's `Doc.to_json` documents — [`SpacyReader`].
+//! - [`label_studio`]: Label Studio tasks (annotations in, predictions out; UTF-16 offsets) —
+//!   [`LabelStudioReader`].
+//! - [`doccano`]: doccano's sequence-labeling JSONL — [`DoccanoReader`].
+//! - [`brat`]: brat standoff `.txt` + `.ann` folders — [`BratReader`], [`BratWriter`].
+//!
+//! Every format is written through [`record_writer`] ([`TextRecord`]s, streamed; offsets in the
+//! unit of [`WriteOptions::offsets`], see [`offsets`]); every format is read through
+//! [`read_dataset_with`] and its [`ReadOptions`]. The formats that store entities as char
+//! offsets into a text cut words where an entity starts or ends inside one ([`align`]).
 //!
 //! Every reader returns [`Document`]s whose [`Sentence`]s carry char offsets (see the crate docs)
 //! and gold entities as word spans. Readers take any [`BufRead`] plus a display name used in
@@ -30,8 +42,18 @@
 //! # Ok::<(), linkner_core::CoreError>(())
 //! ```
 
+pub mod align;
+pub mod brat;
 pub mod conll;
+pub mod doccano;
+pub mod hf;
+mod json_records;
 pub mod jsonl;
+pub mod label_studio;
+pub mod offsets;
+mod parquet;
+pub mod record;
+pub mod spacy;
 pub mod spanner;
 
 use std::fmt;
@@ -42,8 +64,19 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use align::{CharSpan, sentence_from_char_spans};
+pub use brat::{BratReader, BratWriter};
 pub use conll::{ConllReader, ConllWriter, Separator, read_conll, write_conll};
+pub use doccano::DoccanoReader;
+pub use hf::HfReader;
 pub use jsonl::{JsonlReader, JsonlRecord, JsonlWriter, read_jsonl, write_jsonl};
+pub use label_studio::LabelStudioReader;
+pub use offsets::{OffsetMap, OffsetUnit};
+pub use record::{
+    RecordEntity, RecordWriter, TextRecord, WriteOptions, gold_records, record_writer,
+    record_writer_to_path, write_records_string,
+};
+pub use spacy::SpacyReader;
 pub use spanner::{SpannerReader, SpannerWriter, read_spanner, write_spanner};
 
 use crate::error::{CoreError, Result};
@@ -60,25 +93,79 @@ pub enum DataFormat {
     Spanner,
     /// One JSON object per sentence ([`jsonl`]).
     Jsonl,
+    /// Hugging Face `datasets` token classification ([`hf`]).
+    Hf,
+    /// spaCy `Doc.to_json` documents ([`spacy`]).
+    Spacy,
+    /// Label Studio tasks ([`label_studio`]).
+    #[serde(rename = "label-studio")]
+    LabelStudio,
+    /// doccano sequence-labeling JSONL ([`doccano`]).
+    Doccano,
+    /// brat standoff folders ([`brat`]).
+    Brat,
 }
 
 impl DataFormat {
     /// Names accepted by [`DataFormat::from_str`].
-    pub const NAMES: &'static [&'static str] = &["conll", "spanner", "jsonl"];
+    pub const NAMES: &'static [&'static str] = &[
+        "conll",
+        "spanner",
+        "jsonl",
+        "hf",
+        "spacy",
+        "label-studio",
+        "doccano",
+        "brat",
+    ];
 
-    /// The format's name (`conll`, `spanner`, `jsonl`).
+    /// Every format, in the order of [`DataFormat::NAMES`].
+    pub const ALL: &'static [DataFormat] = &[
+        DataFormat::Conll,
+        DataFormat::Spanner,
+        DataFormat::Jsonl,
+        DataFormat::Hf,
+        DataFormat::Spacy,
+        DataFormat::LabelStudio,
+        DataFormat::Doccano,
+        DataFormat::Brat,
+    ];
+
+    /// The format's name (`conll`, `spanner`, `jsonl`, `hf`, `spacy`, `label-studio`,
+    /// `doccano`, `brat`).
     pub fn name(self) -> &'static str {
         match self {
             DataFormat::Conll => "conll",
             DataFormat::Spanner => "spanner",
             DataFormat::Jsonl => "jsonl",
+            DataFormat::Hf => "hf",
+            DataFormat::Spacy => "spacy",
+            DataFormat::LabelStudio => "label-studio",
+            DataFormat::Doccano => "doccano",
+            DataFormat::Brat => "brat",
         }
     }
 
-    /// Guesses the format of a file from its first non-whitespace byte: `[` is spanner JSON,
-    /// `{` is JSONL, anything else (or an empty file) is CoNLL.
+    /// Guesses the format of a path: a folder or an `.ann` file is brat, a file that starts with
+    /// `PAR1` is Parquet (Hugging Face); otherwise the first record's keys tell JSON formats
+    /// apart ([`DataFormat::sniff_json`]), and without them the first non-whitespace byte: `[`
+    /// is spanner JSON, `{` is JSONL, anything else (or an empty file) is CoNLL.
     pub fn detect(path: impl AsRef<Path>) -> Result<DataFormat> {
         let path = path.as_ref();
+        if path.is_dir() || path.extension().is_some_and(|e| e == "ann") {
+            return Ok(DataFormat::Brat);
+        }
+        if parquet::is_parquet(path)? {
+            return Ok(DataFormat::Hf);
+        }
+        let mut head = Vec::new();
+        open(path)?
+            .take(64 * 1024)
+            .read_to_end(&mut head)
+            .map_err(|e| io_error(path, e))?;
+        if let Some(f) = Self::sniff_json(&String::from_utf8_lossy(&head)) {
+            return Ok(f);
+        }
         let mut reader = open(path)?;
         let mut buf = [0u8; 4096];
         loop {
@@ -100,6 +187,39 @@ impl DataFormat {
     }
 }
 
+impl DataFormat {
+    /// The JSON format whose keys the start of a file shows, if any: `"context"` spanner,
+    /// `"data"` with `"annotations"` or `"predictions"` Label Studio, `"ner_tags"` Hugging Face,
+    /// `"ents"` spaCy, `"start_offset"` or `"label": [[` doccano.
+    pub fn sniff_json(head: &str) -> Option<DataFormat> {
+        let t = head.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+        if !t.starts_with(['[', '{']) {
+            return None;
+        }
+        let first = match t.find('\n') {
+            Some(n) if t.starts_with('{') => &t[..n],
+            _ => t,
+        };
+        let has = |k: &str| first.contains(&format!("\"{k}\""));
+        let compact: String = first.chars().filter(|c| !c.is_whitespace()).collect();
+        if has("context") && has("span_posLabel") {
+            Some(DataFormat::Spanner)
+        } else if has("data") && (has("annotations") || has("predictions")) {
+            Some(DataFormat::LabelStudio)
+        } else if has("ents") && has("text") {
+            Some(DataFormat::Spacy)
+        } else if has("start_offset") || compact.contains("\"label\":[[") {
+            Some(DataFormat::Doccano)
+        } else if TAG_FIELDS_OF_HF.iter().any(|k| has(k)) && (has("tokens") || has("words")) {
+            Some(DataFormat::Hf)
+        } else {
+            None
+        }
+    }
+}
+
+const TAG_FIELDS_OF_HF: &[&str] = hf::TAG_FIELDS;
+
 impl fmt::Display for DataFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -114,11 +234,42 @@ impl FromStr for DataFormat {
             "conll" | "conll03" | "bio" | "txt" => Ok(DataFormat::Conll),
             "spanner" | "json" => Ok(DataFormat::Spanner),
             "jsonl" | "ndjson" => Ok(DataFormat::Jsonl),
+            "hf" | "huggingface" | "hugging-face" | "datasets" | "parquet" => Ok(DataFormat::Hf),
+            "spacy" => Ok(DataFormat::Spacy),
+            "label-studio" | "labelstudio" | "label_studio" => Ok(DataFormat::LabelStudio),
+            "doccano" => Ok(DataFormat::Doccano),
+            "brat" | "standoff" => Ok(DataFormat::Brat),
             _ => Err(CoreError::UnknownName {
                 kind: "data format",
                 name: s.to_string(),
                 expected: Self::NAMES.join(", "),
             }),
+        }
+    }
+}
+
+/// Options of [`read_dataset_with`] beyond the format: what each reader may need.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Labels must be this schema's types.
+    pub schema: Option<LabelSchema>,
+    /// The unit of the file's offsets (formats that store offsets); `None` is the format's
+    /// convention (UTF-16 for Label Studio, chars for the others).
+    pub offsets: Option<OffsetUnit>,
+    /// CoNLL: the 1-based column of the word (first by default).
+    pub word_column: Option<usize>,
+    /// CoNLL: the 1-based column of the tag (last by default).
+    pub tag_column: Option<usize>,
+    /// Hugging Face: the names of integer tags, overriding the dataset's metadata.
+    pub label_names: Option<Vec<String>>,
+}
+
+impl ReadOptions {
+    /// Options that only check labels against `schema`.
+    pub fn with_schema(schema: Option<LabelSchema>) -> Self {
+        ReadOptions {
+            schema,
+            ..Default::default()
         }
     }
 }
@@ -130,15 +281,46 @@ pub fn read_dataset(
     format: Option<DataFormat>,
     schema: Option<LabelSchema>,
 ) -> Result<Vec<Document>> {
+    read_dataset_with(path, format, &ReadOptions::with_schema(schema))
+}
+
+/// Reads a dataset file (or brat folder) of `format` (guessed when `None`) with `options`.
+pub fn read_dataset_with(
+    path: impl AsRef<Path>,
+    format: Option<DataFormat>,
+    options: &ReadOptions,
+) -> Result<Vec<Document>> {
     let path = path.as_ref();
     let format = match format {
         Some(f) => f,
         None => DataFormat::detect(path)?,
     };
+    let schema = options.schema.clone();
+    let unit = |default| options.offsets.unwrap_or(default);
     match format {
-        DataFormat::Conll => ConllReader::new().schema(schema).read_path(path),
+        DataFormat::Conll => ConllReader::new()
+            .schema(schema)
+            .columns(options.word_column, options.tag_column)
+            .read_path(path),
         DataFormat::Spanner => SpannerReader::new().schema(schema).read_path(path),
         DataFormat::Jsonl => JsonlReader::new().schema(schema).read_path(path),
+        DataFormat::Hf => HfReader::new()
+            .schema(schema)
+            .label_names(options.label_names.clone())
+            .read_path(path),
+        DataFormat::Spacy => SpacyReader::new()
+            .schema(schema)
+            .offsets(unit(OffsetUnit::Chars))
+            .read_path(path),
+        DataFormat::LabelStudio => LabelStudioReader::new()
+            .schema(schema)
+            .offsets(unit(OffsetUnit::Utf16))
+            .read_path(path),
+        DataFormat::Doccano => DoccanoReader::new()
+            .schema(schema)
+            .offsets(unit(OffsetUnit::Chars))
+            .read_path(path),
+        DataFormat::Brat => BratReader::new().schema(schema).read_path(path),
     }
 }
 
@@ -185,6 +367,12 @@ pub fn marks_documents(path: impl AsRef<Path>, format: Option<DataFormat>) -> Re
             let docs = JsonlReader::new().read_path(path)?;
             Ok(docs.len() > 1 || docs.iter().any(|d| d.id.is_some()))
         }
+        // One sentence per record, no document boundaries.
+        DataFormat::Hf => Ok(false),
+        // Every record (a spaCy Doc, a task, a line, a .txt file) is a document.
+        DataFormat::Spacy | DataFormat::LabelStudio | DataFormat::Doccano | DataFormat::Brat => {
+            Ok(true)
+        }
     }
 }
 
@@ -197,12 +385,21 @@ pub fn read_documents(
     format: Option<DataFormat>,
     schema: Option<LabelSchema>,
 ) -> Result<Vec<Document>> {
+    read_documents_with(path, format, &ReadOptions::with_schema(schema))
+}
+
+/// [`read_documents`] with [`ReadOptions`].
+pub fn read_documents_with(
+    path: impl AsRef<Path>,
+    format: Option<DataFormat>,
+    options: &ReadOptions,
+) -> Result<Vec<Document>> {
     let path = path.as_ref();
     let format = match format {
         Some(f) => f,
         None => DataFormat::detect(path)?,
     };
-    let docs = read_dataset(path, Some(format), schema)?;
+    let docs = read_dataset_with(path, Some(format), options)?;
     if marks_documents(path, Some(format))? {
         return Ok(docs);
     }
@@ -218,6 +415,39 @@ pub fn read_documents(
 /// All sentences of `docs`, in order (document boundaries dropped).
 pub fn sentences(docs: Vec<Document>) -> Vec<Sentence> {
     docs.into_iter().flat_map(|d| d.sentences).collect()
+}
+
+/// The error of an offset that does not fall on a char boundary of the text in `unit`.
+pub(crate) fn unit_error(
+    path: &Path,
+    line: usize,
+    what: &str,
+    offset: usize,
+    unit: OffsetUnit,
+    len: usize,
+) -> CoreError {
+    let hint = match unit {
+        OffsetUnit::Utf16 if offset <= len => {
+            " (it falls inside a char outside the Basic Multilingual Plane: are the offsets chars?)"
+        }
+        _ => "",
+    };
+    CoreError::parse(
+        path,
+        line,
+        format!(
+            "{what}: offset {offset} is not a char boundary of the text ({len} {unit} long){hint}"
+        ),
+    )
+}
+
+/// A JSON id (string or number) as a string.
+pub(crate) fn id_string(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// Opens a file for buffered reading.
@@ -334,6 +564,43 @@ mod tests {
         }
         let err = "xml".parse::<DataFormat>().unwrap_err();
         assert!(err.to_string().contains("conll, spanner, jsonl"), "{err}");
+        assert_eq!(DataFormat::ALL.len(), DataFormat::NAMES.len());
+        for (f, n) in DataFormat::ALL.iter().zip(DataFormat::NAMES) {
+            assert_eq!(f.name(), *n);
+            let json = serde_json::to_string(f).unwrap();
+            assert_eq!(json, format!("\"{n}\""));
+        }
+    }
+
+    #[test]
+    fn json_formats_are_told_apart_by_their_keys() {
+        let cases = [
+            (
+                r#"[{"context": "a b", "span_posLabel": {}}]"#,
+                Some(DataFormat::Spanner),
+            ),
+            (
+                r#"[{"id": 1, "data": {"text": "a"}, "annotations": []}]"#,
+                Some(DataFormat::LabelStudio),
+            ),
+            (
+                r#"{"text": "a", "ents": [], "tokens": []}"#,
+                Some(DataFormat::Spacy),
+            ),
+            (
+                r#"{"text": "a", "label": [[0, 1, "X"]]}"#,
+                Some(DataFormat::Doccano),
+            ),
+            (
+                r#"{"tokens": ["a"], "ner_tags": [0]}"#,
+                Some(DataFormat::Hf),
+            ),
+            (r#"{"text": "a", "entities": []}"#, None),
+            ("EU B-ORG", None),
+        ];
+        for (head, want) in cases {
+            assert_eq!(DataFormat::sniff_json(head), want, "{head}");
+        }
     }
 
     #[test]
