@@ -1,5 +1,6 @@
 //! Every exchange format against the library that owns it, installed in the project's venv
-//! (`scripts/setup-python.sh`): Hugging Face `datasets`, spaCy, the Label Studio SDK and `pybrat`
+//! (`scripts/setup-python.sh`): Hugging Face `datasets` (JSON lines and Parquet), spaCy (`Doc.to_json`
+//! and DocBin), the Label Studio SDK and `pybrat`
 //! (a brat standoff parser). Both ways, on held-out text: the WNUT-17 test set (tweets: emoji,
 //! accents, odd spelling) and texts with CJK, emoji with ZWJ, combining marks, zero-width chars,
 //! right-to-left script and runs of odd whitespace.
@@ -231,6 +232,7 @@ fn what_the_owner_libraries_write_linkner_reads() {
         ("hf", "train.parquet", DataFormat::Hf, true),
         ("hf-json", "json/train.jsonl", DataFormat::Hf, true),
         ("spacy", "docs.jsonl", DataFormat::Spacy, false),
+        ("spacy-docbin", "train.spacy", DataFormat::Spacy, false),
         (
             "label-studio",
             "export.json",

@@ -138,11 +138,13 @@ def write(fmt, sample_path, out_path):
         else:
             ds.to_json(out_path, force_ascii=False)
             ds.info.write_to_directory(os.path.dirname(out_path))
-    elif fmt == "spacy":
+    elif fmt in ("spacy", "spacy-docbin"):
         import spacy
+        from spacy.tokens import DocBin
 
         nlp = spacy.blank("xx")
-        with open(out_path, "w", encoding="utf-8") as f:
+        docbin = DocBin()
+        with open(out_path if fmt == "spacy" else os.devnull, "w", encoding="utf-8") as f:
             for s in sample:
                 doc = nlp.make_doc(s["text"])
                 spans = []
@@ -152,8 +154,11 @@ def write(fmt, sample_path, out_path):
                     spans.append(span)
                 doc.ents = spans
                 f.write(json.dumps(doc.to_json(), ensure_ascii=False) + "\n")
+                docbin.add(doc)
                 ents = [[e.start_char, e.end_char, e.label_, e.text] for e in doc.ents]
                 wrote.append({"text": doc.text, "entities": ents})
+        if fmt == "spacy-docbin":
+            docbin.to_disk(out_path)
     elif fmt == "label-studio":
         from label_studio_sdk.label_interface import LabelInterface
 

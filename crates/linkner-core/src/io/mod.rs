@@ -54,6 +54,7 @@ pub mod offsets;
 mod parquet;
 pub mod record;
 pub mod spacy;
+mod spacy_symbols;
 pub mod spanner;
 
 use std::fmt;
@@ -147,7 +148,7 @@ impl DataFormat {
     }
 
     /// Guesses the format of a path: a folder or an `.ann` file is brat, a file that starts with
-    /// `PAR1` is Parquet (Hugging Face); otherwise the first record's keys tell JSON formats
+    /// `PAR1` is Parquet (Hugging Face), a `.spacy` file or a zlib stream a spaCy DocBin; otherwise the first record's keys tell JSON formats
     /// apart ([`DataFormat::sniff_json`]), and without them the first non-whitespace byte: `[`
     /// is spanner JSON, `{` is JSONL, anything else (or an empty file) is CoNLL.
     pub fn detect(path: impl AsRef<Path>) -> Result<DataFormat> {
@@ -157,6 +158,9 @@ impl DataFormat {
         }
         if parquet::is_parquet(path)? {
             return Ok(DataFormat::Hf);
+        }
+        if spacy::is_docbin(path)? {
+            return Ok(DataFormat::Spacy);
         }
         let mut head = Vec::new();
         open(path)?
@@ -189,8 +193,9 @@ impl DataFormat {
 
 impl DataFormat {
     /// The JSON format whose keys the start of a file shows, if any: `"context"` spanner,
-    /// `"data"` with `"annotations"` or `"predictions"` Label Studio, `"ner_tags"` Hugging Face,
-    /// `"ents"` spaCy, `"start_offset"` or `"label": [[` doccano.
+    /// `"data"` with `"annotations"` or `"predictions"` Label Studio, `"ents"` spaCy,
+    /// `"start_offset"` or `"label": [[` doccano, `"tokens"` with `"ner_tags"` (or `"tags"`, …)
+    /// and no `"entities"` Hugging Face.
     pub fn sniff_json(head: &str) -> Option<DataFormat> {
         let t = head.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
         if !t.starts_with(['[', '{']) {
@@ -210,7 +215,10 @@ impl DataFormat {
             Some(DataFormat::Spacy)
         } else if has("start_offset") || compact.contains("\"label\":[[") {
             Some(DataFormat::Doccano)
-        } else if TAG_FIELDS_OF_HF.iter().any(|k| has(k)) && (has("tokens") || has("words")) {
+        } else if TAG_FIELDS_OF_HF.iter().any(|k| has(k))
+            && (has("tokens") || has("words"))
+            && !has("entities")
+        {
             Some(DataFormat::Hf)
         } else {
             None
@@ -596,6 +604,11 @@ mod tests {
                 Some(DataFormat::Hf),
             ),
             (r#"{"text": "a", "entities": []}"#, None),
+            // linkner's own JSONL of a tagged file has tokens and tags too.
+            (
+                r#"{"text": "a", "tokens": [{"text": "a", "start": 0, "end": 1}], "entities": [], "tags": ["O"]}"#,
+                None,
+            ),
             ("EU B-ORG", None),
         ];
         for (head, want) in cases {

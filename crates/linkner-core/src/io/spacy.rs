@@ -6,7 +6,9 @@
 //!  "tokens": [{"id": 0, "start": 0, "end": 3}, …]}
 //! ```
 //!
-//! `ents` are char offsets into `text` (Python `str` indices). `tokens` are optional on input;
+//! `ents` are char offsets into `text` (Python `str` indices). A DocBin (`DocBin.to_disk`, the
+//! `.spacy` files of `spacy train`) is read too: words, spaces and the `ENT_IOB`/`ENT_TYPE`
+//! columns ([`SpacyReader::read_path`]). `tokens` are optional on input;
 //! when present they are the words (whitespace tokens dropped), cut at entity boundaries
 //! ([`super::align`]). Each record is a [`Document`] of one sentence; `sents` and the other
 //! annotation layers (`pos`, `dep`, …) are ignored. The writer puts out `text`, `ents` and
@@ -74,9 +76,26 @@ impl SpacyReader {
         self
     }
 
-    /// Reads a file: one [`Document`] per record.
+    /// Reads a file (JSON lines of `Doc.to_json`, or a DocBin `.spacy` file): one [`Document`]
+    /// per spaCy `Doc`.
     pub fn read_path(&self, path: impl AsRef<Path>) -> Result<Vec<Document>> {
         let path = path.as_ref();
+        if is_docbin(path)? {
+            return docbin::read(path)?
+                .into_iter()
+                .map(|d| {
+                    for e in &d.ents {
+                        check_label(self.schema.as_ref(), &e.label, path, 1)?;
+                    }
+                    let s = sentence_from_char_spans(&d.text, Some(&d.words), &d.ents)
+                        .map_err(|m| CoreError::parse(path, 1, m))?;
+                    Ok(Document {
+                        id: None,
+                        sentences: vec![s],
+                    })
+                })
+                .collect();
+        }
         read_json_records(path)?
             .into_iter()
             .map(|(line, value)| {
@@ -127,6 +146,18 @@ impl SpacyReader {
     }
 }
 
+/// Whether `path` is a DocBin: a `.spacy` file, or one that starts like a zlib stream.
+pub(crate) fn is_docbin(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    if path.extension().is_some_and(|e| e == "spacy") {
+        return Ok(true);
+    }
+    let mut head = [0u8; 2];
+    let mut f = super::open(path)?;
+    let n = f.read(&mut head).map_err(|e| super::io_error(path, e))?;
+    Ok(docbin::looks_like(&head[..n]))
+}
+
 /// The `Doc.to_json` layout of a record: `text`, `ents`, `tokens` (with spaCy's whitespace
 /// tokens) in `map`'s unit.
 pub(crate) fn record_json(record: &TextRecord, words: &Sentence, map: &OffsetMap) -> Value {
@@ -169,4 +200,199 @@ pub(crate) fn record_json(record: &TextRecord, words: &Sentence, map: &OffsetMap
         })
         .collect();
     json!({ "text": record.text, "ents": ents, "tokens": tokens })
+}
+
+/// spaCy's DocBin (`.spacy` files: `DocBin.to_disk`): zlib-compressed MessagePack with the
+/// documents' token attributes as a `uint64` array, their string store and trailing spaces.
+///
+/// The words and their spaces rebuild each text exactly as spaCy does; entities come from the
+/// `ENT_IOB`/`ENT_TYPE` columns (spaCy's attribute ids 77 and 78; `ORTH`, 65, is always the first
+/// column). Strings are stored by their 64-bit MurmurHash (`hash64`, seed 1), spaCy's built-in
+/// symbols (`ORG`, `LOC`, …) by their small id ([`super::spacy_symbols`]).
+pub(crate) mod docbin {
+    use std::io::Read;
+    use std::path::Path;
+
+    use rmpv::Value;
+
+    use super::super::align::CharSpan;
+    use crate::error::{CoreError, Result};
+
+    /// spaCy's attribute id of the word's text.
+    const ORTH: u64 = 65;
+    /// spaCy's attribute id of the IOB code of the entity (0 unset, 1 I, 2 O, 3 B).
+    const ENT_IOB: u64 = 77;
+    /// spaCy's attribute id of the entity type (a string hash).
+    const ENT_TYPE: u64 = 78;
+
+    /// Whether `head` starts like a zlib stream (what DocBin writes).
+    pub(crate) fn looks_like(head: &[u8]) -> bool {
+        matches!(head, [0x78, 0x01 | 0x9c | 0xda, ..])
+    }
+
+    /// One document of a DocBin: its text and entities (char offsets).
+    pub(crate) struct Doc {
+        pub text: String,
+        pub words: Vec<(usize, usize)>,
+        pub ents: Vec<CharSpan>,
+    }
+
+    /// Reads every document of a DocBin file.
+    pub(crate) fn read(path: &Path) -> Result<Vec<Doc>> {
+        let bad = |m: String| CoreError::parse(path, 1, format!("not a spaCy DocBin: {m}"));
+        let raw = std::fs::read(path).map_err(|e| super::super::io_error(path, e))?;
+        let mut bytes = Vec::new();
+        flate2::read::ZlibDecoder::new(raw.as_slice())
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(format!("zlib: {e}")))?;
+        let msg = rmpv::decode::read_value(&mut bytes.as_slice())
+            .map_err(|e| bad(format!("MessagePack: {e}")))?;
+        let field = |name: &str| -> Result<&Value> {
+            msg.as_map()
+                .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some(name)))
+                .map(|(_, v)| v)
+                .ok_or_else(|| bad(format!("no `{name}` field")))
+        };
+        let attrs: Vec<u64> = field("attrs")?
+            .as_array()
+            .ok_or_else(|| bad("`attrs` is not a list".into()))?
+            .iter()
+            .map(|a| {
+                a.as_u64()
+                    .ok_or_else(|| bad("an attribute id is not an integer".into()))
+            })
+            .collect::<Result<_>>()?;
+        let col = |id: u64| attrs.iter().position(|&a| a == id);
+        let orth = col(ORTH).ok_or_else(|| bad("no ORTH column".into()))?;
+        let (iob, typ) = (col(ENT_IOB), col(ENT_TYPE));
+        let bin = |name: &str| -> Result<&[u8]> {
+            field(name)?
+                .as_slice()
+                .ok_or_else(|| bad(format!("`{name}` is not binary")))
+        };
+        let tokens: Vec<u64> = bin("tokens")?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect();
+        let spaces = bin("spaces")?;
+        let lengths: Vec<usize> = bin("lengths")?
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap_or_default()).max(0) as usize)
+            .collect();
+        let strings: std::collections::HashMap<u64, String> = field("strings")?
+            .as_array()
+            .ok_or_else(|| bad("`strings` is not a list".into()))?
+            .iter()
+            .filter_map(|s| s.as_str())
+            .map(|s| (hash64(s.as_bytes(), 1), s.to_string()))
+            .collect();
+        let width = attrs.len();
+        let total: usize = lengths.iter().sum();
+        if width == 0 || tokens.len() != total * width || spaces.len() != total {
+            return Err(bad(format!(
+                "{} token values and {} spaces for {total} tokens of {width} attributes",
+                tokens.len(),
+                spaces.len()
+            )));
+        }
+        // spaCy's own symbols are stored under their small id, every other string by its hash.
+        let name = |h: u64| {
+            let symbol = usize::try_from(h)
+                .ok()
+                .and_then(|i| super::super::spacy_symbols::SYMBOLS.get(i));
+            match symbol {
+                Some(s) => Ok((*s).to_string()),
+                None => strings
+                    .get(&h)
+                    .cloned()
+                    .ok_or_else(|| bad(format!("string hash {h} is not in the string store"))),
+            }
+        };
+        let mut docs = Vec::with_capacity(lengths.len());
+        let mut row = 0usize;
+        for &n in &lengths {
+            let mut text = String::new();
+            let mut ents: Vec<CharSpan> = Vec::new();
+            let mut words = Vec::with_capacity(n);
+            let mut pos = 0usize;
+            for t in row..row + n {
+                let values = &tokens[t * width..(t + 1) * width];
+                let word = name(values[orth])?;
+                let len = word.chars().count();
+                let code = iob.map_or(0, |c| values[c]);
+                let label = match typ.map(|c| values[c]) {
+                    Some(h) if h != 0 && code != 2 && code != 0 => Some(name(h)?),
+                    _ => None,
+                };
+                match (code, label) {
+                    (3, Some(l)) => ents.push(CharSpan::new(pos, pos + len, l)),
+                    (1, Some(l)) => match ents.last_mut() {
+                        Some(e) if e.label == l && e.end <= pos => e.end = pos + len,
+                        _ => ents.push(CharSpan::new(pos, pos + len, l)),
+                    },
+                    _ => {}
+                }
+                if word.chars().any(|c| !c.is_whitespace()) {
+                    words.push((pos, pos + len));
+                }
+                text.push_str(&word);
+                pos += len;
+                if spaces[t] != 0 {
+                    text.push(' ');
+                    pos += 1;
+                }
+            }
+            row += n;
+            docs.push(Doc { text, words, ents });
+        }
+        Ok(docs)
+    }
+
+    /// MurmurHash64A, the hash of spaCy's string store (`murmurhash.mrmr.hash64`).
+    pub(crate) fn hash64(key: &[u8], seed: u64) -> u64 {
+        const M: u64 = 0xc6a4_a793_5bd1_e995;
+        const R: u32 = 47;
+        let mut h = seed ^ (key.len() as u64).wrapping_mul(M);
+        let mut chunks = key.chunks_exact(8);
+        for c in &mut chunks {
+            let mut k = u64::from_le_bytes(c.try_into().unwrap_or_default());
+            k = k.wrapping_mul(M);
+            k ^= k >> R;
+            k = k.wrapping_mul(M);
+            h ^= k;
+            h = h.wrapping_mul(M);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            for (i, &b) in rest.iter().enumerate() {
+                h ^= u64::from(b) << (8 * i);
+            }
+            h = h.wrapping_mul(M);
+        }
+        h ^= h >> R;
+        h = h.wrapping_mul(M);
+        h ^= h >> R;
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::docbin::hash64;
+
+    #[test]
+    fn string_hashes_are_spacys() {
+        // `spacy.strings.hash_string` of spaCy 3.8.
+        for (s, h) in [
+            ("", 14313749767032693980u64),
+            ("a", 11901859001352538922),
+            ("Zoë", 16948573035762911534),
+            ("PERSON", 11121653176597302729),
+            ("abcdefgh", 17751780907874141760),
+            ("abcdefghi", 13885881106499164936),
+            ("東京タワー🎉", 2616783074393641200),
+        ] {
+            assert_eq!(hash64(s.as_bytes(), 1), h, "{s:?}");
+        }
+    }
 }
