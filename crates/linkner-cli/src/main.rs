@@ -1,8 +1,9 @@
 //! `linkner`: the command line of the linkner workspace.
 //!
-//! One binary, one subcommand per job: `score` (span F1 of predictions against gold), and, as the
-//! other crates land, `train`, `predict`, `eval`, `link`, `annotate` and `bench`. Every
-//! subcommand prints a human table by default and one JSON object with `--json`.
+//! One binary, one subcommand per job: `score`, `train`, `predict`, `eval`, `link`, `annotate`,
+//! `serve`, `schema`, `convert`, `tune`; the tools that measure this project (`bench`, `report`)
+//! under `linkner dev`. A subcommand prints a human table by default and one JSON object with
+//! the flag `--json`.
 
 mod commands;
 mod malloc;
@@ -39,7 +40,8 @@ enum Command {
     Predict(commands::predict::PredictArgs),
     /// Precision / recall / F1 of a trained tagger on labelled data.
     Eval(commands::eval::EvalArgs),
-    /// Benchmarks against the Python/PyTorch peer (tagger inference, training).
+    /// `linkner dev bench` (kept here for existing scripts).
+    #[command(hide = true)]
     Bench(commands::bench::BenchArgs),
     /// Local-only vs linked (local + LLM) F1 on labelled data, with the oracle ceiling of the
     /// routing, % routed, LLM calls, cache hits, tokens and time.
@@ -50,15 +52,33 @@ enum Command {
     /// Serve the pipeline over HTTP: POST /v1/annotate (JSON) and /v1/annotate/stream
     /// (NDJSON), /healthz, /readyz, /metrics (Prometheus), /openapi.json and a page at /.
     Serve(commands::serve::ServeArgs),
+    /// Convert a labelled dataset between formats (CoNLL, Hugging Face, spaCy, Label Studio,
+    /// doccano, brat, JSONL).
+    Convert(commands::convert::ConvertArgs),
     /// Print a label schema as an editable TOML/JSON file: inferred from labelled data
     /// (`--from-data FILE`), a built-in, a schema file (checked) or a tagger folder's.
     Schema(commands::schema::SchemaArgs),
-    /// Regenerate docs/results.md and its plots: local, linked and oracle F1 on six sets, and
-    /// F1 against the routing threshold for every estimator.
+    /// `linkner dev report` (kept here for existing scripts).
+    #[command(hide = true)]
     Report(commands::report::ReportArgs),
+    /// Developer tools that measure linkner itself: benchmarks against the Python peer and the
+    /// whole-set results report (defaults point into a clone of the repository).
+    #[command(subcommand)]
+    Dev(DevCommand),
     /// Tune routing, merge policy, estimator and prompt on a dev split from one LLM pass per
     /// prompt variant; writes the best setting as a pipeline config.
     Tune(commands::tune::TuneArgs),
+}
+
+/// `linkner dev …`: the tools that measure this project.
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run; boxing buys nothing
+enum DevCommand {
+    /// Benchmarks against the Python/PyTorch peer (tagger inference, training, stream).
+    Bench(commands::bench::BenchArgs),
+    /// Regenerate docs/results.md and its plots: local, linked and oracle F1 on six sets, and
+    /// F1 against the routing threshold for every estimator.
+    Report(commands::report::ReportArgs),
 }
 
 /// Exit statuses: 0 success, 1 an error (printed once on standard error), 2 a usage error
@@ -85,10 +105,9 @@ fn main() -> ExitCode {
         // Colour codes only for a terminal, never into a log file or a pipe.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    // `--json` is a flag (JSON on standard output) in every command but `report` and `tune`,
-    // where it still names a file: there an error stays text.
-    let json_errors = !matches!(cli.command, Command::Report(_) | Command::Tune(_))
-        && std::env::args_os().skip(1).any(|a| a == "--json");
+    // `--json` is a flag (JSON on standard output) in every command that has it; file outputs
+    // are `--json-out FILE` (`report`, `tune`).
+    let json_errors = std::env::args_os().skip(1).any(|a| a == "--json");
     let result = match cli.command {
         Command::Score(args) => commands::score::run(args),
         Command::Train(args) => commands::train::run(args),
@@ -100,7 +119,9 @@ fn main() -> ExitCode {
         Command::Report(args) => commands::report::run(args),
         Command::Tune(args) => commands::tune::run(args),
         Command::Schema(args) => commands::schema::run(args),
-        Command::Bench(args) => commands::bench::run(args),
+        Command::Convert(args) => commands::convert::run(args),
+        Command::Bench(args) | Command::Dev(DevCommand::Bench(args)) => commands::bench::run(args),
+        Command::Dev(DevCommand::Report(args)) => commands::report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -258,7 +258,7 @@ fn tune_then_report_on_tiny_data_with_the_real_local_llm() {
     .arg(data)
     .arg("--out")
     .arg(configs.join("conll03.json"))
-    .arg("--json")
+    .arg("--json-out")
     .arg(tune_json.join("conll03.json"));
     llm(&mut cmd);
     let out = cmd.output().unwrap();
@@ -326,7 +326,7 @@ fn tune_then_report_on_tiny_data_with_the_real_local_llm() {
         .arg(&out_md)
         .arg("--plots")
         .arg(&plots)
-        .arg("--json")
+        .arg("--json-out")
         .arg(&json);
     llm(&mut cmd);
     let out = cmd.output().unwrap();

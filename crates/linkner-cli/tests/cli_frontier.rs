@@ -186,7 +186,7 @@ fn frontier_only_honours_sets_out_and_plots_and_refuses_a_record_without_calls()
             .arg(&md)
             .arg("--plots")
             .arg(&plots)
-            .arg("--json")
+            .arg("--json-out")
             .arg(&json)
             .output()
             .unwrap(),

@@ -565,8 +565,14 @@ fn expand_vars(path: &Path, field: &str) -> Result<PathBuf> {
                     LinkError::Config(format!("{field}: neither LINKNER_CACHE nor HOME is set"))
                 })?,
             _ => {
+                let hint = if name == "LINKNER_DATA" {
+                    ": export LINKNER_DATA=<your datasets folder> (`source scripts/env.sh` in a \
+                     clone sets it to ../shared/data next to the clone)"
+                } else {
+                    ""
+                };
                 return Err(LinkError::Config(format!(
-                    "{field}: `{text}` uses ${{{name}}}, which is not set in the environment"
+                    "{field}: `{text}` uses ${{{name}}}, which is not set in the environment{hint}"
                 )));
             }
         };

@@ -47,8 +47,16 @@ pub struct AnnotateArgs {
     #[arg(long)]
     pub stats: bool,
     /// Output format.
-    #[arg(long, visible_alias = "output-format", value_enum, default_value_t = AnnotateFormat::Jsonl)]
+    #[arg(long = "output-format", alias = "format", value_enum, default_value_t = AnnotateFormat::Jsonl)]
     pub format: AnnotateFormat,
+    /// The unit of written offsets (default: the format's own; utf16 for label-studio; jsonl
+    /// and text are always chars).
+    #[arg(long, value_enum, value_name = "UNIT")]
+    pub offsets: Option<super::formats::OffsetsArg>,
+    /// Which entities are written: `all`, or only those the router sent to the LLM (and only
+    /// the documents that have one): what a team reviews, e.g. in Label Studio.
+    #[arg(long, value_enum, default_value_t = Only::All)]
+    pub only: Only,
     /// What a line that cannot be annotated does (not UTF-8, not JSON, too long, or its tagging
     /// failed): `fail` stops the run naming the line; `skip` writes an error record in its
     /// place (`{"error": {"line": N, "message": …}}`) and goes on.
@@ -106,6 +114,43 @@ pub enum AnnotateFormat {
     Jsonl,
     /// The text, then one line per entity (char span, text, label, uncertainty, provenance).
     Text,
+    /// Label Studio tasks with predictions (uncertainty as region score), to import for review.
+    LabelStudio,
+    /// spaCy Doc.to_json documents, one per line.
+    Spacy,
+    /// doccano JSONL.
+    Doccano,
+    /// Hugging Face datasets JSON lines (tokens + ner_tags).
+    Hf,
+    /// CoNLL (word and IOB2 tag).
+    Conll,
+    /// brat standoff folder (needs --output DIR).
+    Brat,
+}
+
+impl AnnotateFormat {
+    /// The record format of the formats written by linkner-core's record writers.
+    fn record_format(self) -> Option<linkner::core::io::DataFormat> {
+        use linkner::core::io::DataFormat;
+        Some(match self {
+            AnnotateFormat::Jsonl | AnnotateFormat::Text => return None,
+            AnnotateFormat::LabelStudio => DataFormat::LabelStudio,
+            AnnotateFormat::Spacy => DataFormat::Spacy,
+            AnnotateFormat::Doccano => DataFormat::Doccano,
+            AnnotateFormat::Hf => DataFormat::Hf,
+            AnnotateFormat::Conll => DataFormat::Conll,
+            AnnotateFormat::Brat => DataFormat::Brat,
+        })
+    }
+}
+
+/// Which entities `linkner annotate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// Every entity of every document.
+    All,
+    /// The entities the router sent to the LLM, in the documents that have one.
+    Routed,
 }
 
 /// `linkner annotate` stopped by a signal after writing what was in flight: the exit status is
@@ -172,8 +217,10 @@ pub fn run_annotate(args: AnnotateArgs) -> Result<(), CliError> {
         )),
         None => Box::new(std::io::BufReader::new(std::io::stdin())),
     };
+    let records = record_writer(&args)?;
     let pipeline = args.pipeline.build(&config, None)?;
     let out: Box<dyn Write> = match &args.output {
+        _ if records.is_some() => Box::new(std::io::sink()),
         Some(path) => {
             Box::new(std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?)
         }
@@ -199,11 +246,16 @@ pub fn run_annotate(args: AnnotateArgs) -> Result<(), CliError> {
         let stream = pipeline.stream(docs)?;
         let mut writer = Writer {
             out: &mut out,
+            records,
             format: args.format,
             on_error: args.on_error,
+            only_routed: args.only == Only::Routed,
             written: 0,
         };
         writer.run(stream, marks_rx, args.order).await?;
+        if let Some(r) = &mut writer.records {
+            r.finish()?;
+        }
         let signal = *stop_rx.borrow();
         Ok::<_, CliError>((writer.written, signal))
     })?;
@@ -431,11 +483,69 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
+/// The record writer of `--output-format` when linkner-core writes it (not jsonl, text).
+fn record_writer(
+    args: &AnnotateArgs,
+) -> Result<Option<Box<dyn linkner::core::io::RecordWriter>>, CliError> {
+    let Some(format) = args.format.record_format() else {
+        return Ok(None);
+    };
+    let options = super::formats::write_options(args.offsets);
+    let output = args.output.as_ref().filter(|p| p.as_os_str() != "-");
+    Ok(Some(match output {
+        Some(p) => linkner::core::io::record_writer_to_path(format, p, &options)?,
+        None if format == linkner::core::io::DataFormat::Brat => {
+            return Err("--output-format brat writes a folder: give --output DIR".into());
+        }
+        None => linkner::core::io::record_writer(
+            format,
+            Box::new(BufWriter::new(std::io::stdout())),
+            "<stdout>",
+            &options,
+        )?,
+    }))
+}
+
+/// Whether the router sent an entity to the LLM.
+fn routed(e: &linkner::LinkedEntity) -> bool {
+    !matches!(e.provenance, linkner::Provenance::Local)
+}
+
+/// The record of an annotation: id the caller's (or `line<N>`), entities with their
+/// uncertainty and whether they were routed.
+fn text_record(id: &LineId, a: &Annotation) -> linkner::core::io::TextRecord {
+    use linkner::core::io::{RecordEntity, TextRecord};
+    let id = match &id.id {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => format!("line{}", id.line),
+    };
+    TextRecord {
+        id: Some(id),
+        text: a.sentence.text.clone(),
+        tokens: Some(a.sentence.tokens.clone()),
+        entities: a
+            .entities
+            .iter()
+            .map(|e| RecordEntity {
+                entity: e.entity.clone(),
+                uncertainty: Some(f64::from(e.uncertainty)),
+                routed: Some(routed(e)),
+            })
+            .collect(),
+        predicted: true,
+    }
+}
+
 /// Writes the records, flushed one by one.
 struct Writer<'a, W: Write> {
     out: &'a mut W,
+    /// The writer of a format that linkner-core writes (then `out` is not written).
+    records: Option<Box<dyn linkner::core::io::RecordWriter>>,
     format: AnnotateFormat,
     on_error: OnError,
+    /// `--only routed`.
+    only_routed: bool,
     written: u64,
 }
 
@@ -495,6 +605,23 @@ impl<W: Write> Writer<'_, W> {
     }
 
     fn annotation(&mut self, id: &LineId, a: &Annotation) -> Result<(), CliError> {
+        let kept;
+        let a = if self.only_routed {
+            if !a.entities.iter().any(routed) {
+                return Ok(());
+            }
+            let mut only = a.clone();
+            only.entities.retain(routed);
+            kept = only;
+            &kept
+        } else {
+            a
+        };
+        if let Some(records) = &mut self.records {
+            records.write(&text_record(id, a))?;
+            self.written += 1;
+            return Ok(());
+        }
         match self.format {
             AnnotateFormat::Jsonl => {
                 let mut v = serde_json::to_value(a)?;
@@ -514,6 +641,7 @@ impl<W: Write> Writer<'_, W> {
                 self.out
                     .write_all(super::link::annotation_text(a).as_bytes())?;
             }
+            _ => unreachable!("record formats are written above"),
         }
         self.written += 1;
         self.out.flush()?;
@@ -538,6 +666,8 @@ impl<W: Write> Writer<'_, W> {
                 self.out.write_all(b"\n")?;
             }
             AnnotateFormat::Text => writeln!(self.out, "error: {message}")?,
+            // A record format has no place for an error: the warning above says it.
+            _ => {}
         }
         self.out.flush()?;
         Ok(())

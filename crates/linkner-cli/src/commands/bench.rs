@@ -79,7 +79,6 @@ use linkner::tagger::{DeviceSpec, PredictOptions, SpanTagger};
 use serde::Serialize;
 
 use super::CliError;
-use super::tagger_common::read_docs;
 
 /// Arguments of `linkner bench`.
 #[derive(Debug, Args)]
@@ -652,11 +651,10 @@ fn run_tagger(args: &TaggerBenchArgs) -> Result<(), CliError> {
         .unwrap_or_else(linkner::tagger::default_model_dir);
     let data_path = args.data.clone().unwrap_or_else(default_data);
     let tagger = SpanTagger::load(&model, &device)?.with_streams(args.streams);
-    let mut data = sentences(read_docs(
-        &data_path,
-        None,
-        Some(tagger.config().schema.clone()),
-    )?);
+    let mut data = sentences(
+        super::formats::DataArgs::default()
+            .read(&data_path, Some(tagger.config().schema.clone()))?,
+    );
     if let Some(n) = args.limit {
         data.truncate(n);
     }
@@ -954,7 +952,8 @@ fn run_train(args: &TrainBenchArgs) -> Result<(), CliError> {
         .clone()
         .unwrap_or_else(|| data_root().join("conll03/conll/train.txt"));
     let schema = LabelSchema::resolve(&args.schema)?;
-    let mut data = sentences(read_docs(&data_path, None, Some(schema.clone()))?);
+    let mut data =
+        sentences(super::formats::DataArgs::default().read(&data_path, Some(schema.clone()))?);
     data.truncate(args.limit);
     let n = data.len();
     let extrapolate = |secs: f64| secs * args.epoch_sentences as f64 / n.max(1) as f64;

@@ -40,9 +40,9 @@ pub struct StreamBenchArgs {
     /// sentence in file order.
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
-    /// Data format; guessed by default.
-    #[arg(long)]
-    pub format: Option<String>,
+    /// How the data files are read (format and reader options).
+    #[command(flatten)]
+    pub formats: super::formats::DataArgs,
     /// Arrival rates, documents per second.
     #[arg(long, value_delimiter = ',', default_value = "2,5,10,20,50,100")]
     pub rates: Vec<f64>,
@@ -134,7 +134,7 @@ pub struct StreamBench {
 
 /// Runs `linkner bench stream`.
 pub fn run(args: &StreamBenchArgs) -> Result<(), CliError> {
-    let gold = super::link::read_gold(&args.data, args.format.as_deref(), None, 0)?.sentences;
+    let gold = super::link::read_gold(&args.data, &args.formats, None, 0)?.sentences;
     let mut base = args.pipeline.link_config()?;
     if let Some(ms) = args.max_wait_ms {
         base.pipeline.stream_max_wait_ms = ms;

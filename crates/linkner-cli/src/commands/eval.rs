@@ -29,7 +29,7 @@ use linkner_uncertainty::{
 use serde::Serialize;
 
 use super::CliError;
-use super::tagger_common::{load_tagger, parse_kind, read_documents_of};
+use super::tagger_common::load_tagger;
 
 /// Arguments of `linkner eval`.
 #[derive(Debug, Args)]
@@ -39,7 +39,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
     /// The folder's kind (`span` or `token_classification`); detected by default.
-    #[arg(long, value_name = "KIND", value_parser = parse_kind)]
+    #[arg(long, value_name = "KIND", value_parser = super::pipeline_args::kind_parser())]
     pub tagger_kind: Option<TaggerKind>,
     /// A label schema (built-in name or JSON/TOML file) with the model's types, whose names and
     /// descriptions replace the stored ones.
@@ -48,9 +48,9 @@ pub struct EvalArgs {
     /// Labelled data (CoNLL, spanner JSON or JSONL).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
-    /// Data format (conll, spanner, jsonl); guessed by default.
-    #[arg(long)]
-    pub format: Option<String>,
+    /// How the data files are read (format and reader options).
+    #[command(flatten)]
+    pub formats: super::formats::DataArgs,
     /// Sentences per forward pass (default: 32 on the CPU, 256 on CUDA).
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -70,7 +70,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub no_doc_context: bool,
     /// Float precision of the forward pass: f32 or bf16.
-    #[arg(long, value_parser = super::pipeline_args::parse_precision, default_value = "f32")]
+    #[arg(long, value_parser = super::pipeline_args::precision_parser(), default_value = "f32")]
     pub precision: linkner::tagger::Precision,
     /// Print one JSON object instead of the table.
     #[arg(long)]
@@ -180,11 +180,9 @@ pub fn run(args: EvalArgs) -> Result<(), CliError> {
         tagger
     };
     // A label outside the model's schema is an error naming the file, the line and the label.
-    let docs = read_documents_of(
-        &args.data,
-        args.format.as_deref(),
-        Some(tagger.schema().clone()),
-    )?;
+    let docs = args
+        .formats
+        .read_documents(&args.data, Some(tagger.schema().clone()))?;
     let data: Vec<Sentence> = docs.iter().flat_map(|d| d.sentences.clone()).collect();
     match configs {
         None => plain(&args, &tagger, &docs, &data),

@@ -240,7 +240,7 @@ pub fn run_only(args: &ReportArgs) -> Result<(), CliError> {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(&args.out, md).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.json_out {
         std::fs::write(path, serde_json::to_string_pretty(&sets)?)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }

@@ -27,7 +27,6 @@ use serde::Serialize;
 use super::CliError;
 use super::llm_failures::{FailureArgs, FailureTally};
 use super::pipeline_args::PipelineArgs;
-use super::tagger_common::{read_docs, read_documents_of};
 
 /// Arguments of `linkner link`.
 #[derive(Debug, Args)]
@@ -38,9 +37,9 @@ pub struct LinkArgs {
     /// Labelled data (CoNLL, spanner JSON or JSONL).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
-    /// Data format (conll, spanner, jsonl); guessed by default.
-    #[arg(long)]
-    pub format: Option<String>,
+    /// How the data files are read (format and reader options).
+    #[command(flatten)]
+    pub formats: super::formats::DataArgs,
     /// Replace the LLM by the gold label of each routed entity: the ceiling of this routing.
     /// No LLM is called; every output line says ORACLE.
     #[arg(long)]
@@ -108,11 +107,11 @@ pub struct GoldSet {
 /// documents, exactly that many sentences).
 pub fn read_gold(
     path: &std::path::Path,
-    format: Option<&str>,
+    formats: &super::formats::DataArgs,
     sample: Option<usize>,
     seed: u64,
 ) -> Result<GoldSet, CliError> {
-    let documents = read_documents_of(path, format, None)?;
+    let documents = formats.read_documents(path, None)?;
     let total: usize = documents.iter().map(|d| d.sentences.len()).sum();
     if total == 0 {
         return Err(format!("{}: no sentences (the data file is empty)", path.display()).into());
@@ -217,7 +216,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 
 /// Runs `linkner link`.
 pub fn run(args: LinkArgs) -> Result<(), CliError> {
-    let gold = read_gold(&args.data, args.format.as_deref(), args.sample, args.seed)?;
+    let gold = read_gold(&args.data, &args.formats, args.sample, args.seed)?;
     let config = args.pipeline.link_config()?;
     let oracle: Option<Arc<dyn linkner::llm::LlmClassifier>> = args.oracle.then(|| {
         Arc::new(GoldOracle::new(&gold.sentences)) as Arc<dyn linkner::llm::LlmClassifier>
@@ -225,11 +224,8 @@ pub fn run(args: LinkArgs) -> Result<(), CliError> {
     let pipeline = args.pipeline.build(&config, oracle)?;
     // The data's labels must be the tagger's: a label outside its schema is an error naming
     // the file, the line and the label.
-    read_docs(
-        &args.data,
-        args.format.as_deref(),
-        Some(pipeline.schema().clone()),
-    )?;
+    args.formats
+        .read(&args.data, Some(pipeline.schema().clone()))?;
     let label = if args.oracle { "link (ORACLE)" } else { "link" };
     let rt = runtime()?;
     let (scores, stats, wall) = rt.block_on(run_and_score(&pipeline, &gold, args.chunk, label))?;

@@ -3,7 +3,9 @@
 pub mod annotate;
 pub mod bench;
 pub mod bench_stream;
+pub mod convert;
 pub mod eval;
+pub mod formats;
 pub mod frontier;
 pub mod input;
 pub mod link;

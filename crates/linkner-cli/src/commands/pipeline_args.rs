@@ -23,7 +23,7 @@ pub struct PipelineArgs {
     #[arg(long, value_name = "DIR", env = "LINKNER_MODEL")]
     pub model: Option<PathBuf>,
     /// The tagger folder's kind (`span` or `token_classification`); detected by default.
-    #[arg(long, value_name = "KIND", value_parser = super::tagger_common::parse_kind)]
+    #[arg(long, value_name = "KIND", value_parser = kind_parser())]
     pub tagger_kind: Option<linkner::tagger::TaggerKind>,
     /// A label schema (built-in name or JSON/TOML file) with the model's types: its LLM names
     /// and descriptions are what the LLM sees (default: the schema stored in the checkpoint).
@@ -36,7 +36,7 @@ pub struct PipelineArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Float precision of the tagger: f32 or bf16.
-    #[arg(long, value_parser = parse_precision)]
+    #[arg(long, value_parser = precision_parser())]
     pub precision: Option<Precision>,
     /// Concurrent CPU streams of the tagger (0: one single-threaded stream per thread; 1:
     /// every batch in turn on all the threads).
@@ -58,7 +58,7 @@ pub struct PipelineArgs {
     #[arg(long, value_name = "NAME", env = "LINKNER_LLM_MODEL")]
     pub llm_model: Option<String>,
     /// Answer mode: logprobs (default), constrained, free_text.
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", value_parser = mode_parser())]
     pub llm_mode: Option<String>,
     /// Environment variable holding the API key (none sent when unset). Without it (and
     /// without `api_key_env` in the config) the key is `LINKNER_LLM_API_KEY` when set, else
@@ -100,6 +100,41 @@ pub struct PipelineArgs {
 }
 
 /// Parses `f32` / `bf16`.
+/// The parser of `--precision`: its choices listed by `--help` (aliases accepted).
+pub fn precision_parser() -> impl clap::builder::TypedValueParser<Value = Precision> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new([
+        PossibleValue::new("f32").aliases(["fp32", "float32"]),
+        PossibleValue::new("bf16").alias("bfloat16"),
+    ])
+    .try_map(|s| parse_precision(&s))
+}
+
+/// The parser of `--tagger-kind`: its choices listed by `--help` (aliases accepted).
+pub fn kind_parser() -> impl clap::builder::TypedValueParser<Value = linkner::tagger::TaggerKind> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new([
+        PossibleValue::new("span").alias("spanner"),
+        PossibleValue::new("token_classification").aliases([
+            "token",
+            "tokens",
+            "token-classification",
+        ]),
+    ])
+    .try_map(|s| super::tagger_common::parse_kind(&s))
+}
+
+/// The parser of `--llm-mode`: its choices listed by `--help` (aliases accepted).
+fn mode_parser() -> impl clap::builder::TypedValueParser<Value = String> {
+    use clap::builder::{PossibleValue, PossibleValuesParser};
+    PossibleValuesParser::new([
+        PossibleValue::new("logprobs").alias("logprob"),
+        PossibleValue::new("constrained").aliases(["json", "json_schema"]),
+        PossibleValue::new("free_text").aliases(["free-text", "text", "free"]),
+    ])
+}
+
+/// Parses a precision name.
 pub fn parse_precision(s: &str) -> Result<Precision, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "f32" | "fp32" | "float32" => Ok(Precision::F32),

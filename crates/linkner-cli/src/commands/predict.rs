@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! linkner predict --model DIR [--tagger-kind span|token_classification] [--schema NAME|FILE]
-//!                 [--input FILE] [--input-format text|conll|spanner|jsonl]
-//!                 [--output FILE] [--output-format jsonl|conll] [--mc-samples N] [--overlapping]
+//!                 [--input FILE] [--input-format text|conll|spanner|jsonl|hf|spacy|label-studio|doccano|brat]
+//!                 [--output FILE] [--output-format jsonl|conll|hf|spacy|label-studio|doccano|brat]
+//!                 [--offsets chars|utf16] [--mc-samples N] [--overlapping]
 //! ```
 //!
 //! Text input is one text per line (split into words with exact char offsets). JSONL output
@@ -14,7 +15,9 @@ use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use linkner::core::io::{ConllWriter, DataFormat, JsonlRecord, marks_documents};
+use linkner::core::io::{
+    ConllWriter, DataFormat, JsonlRecord, RecordEntity, TextRecord, marks_documents,
+};
 use linkner::core::{Candidate, Document, Sentence};
 use linkner::tagger::{
     DeviceSpec, LocalTagger, Precision, PredictOptions, TaggerKind, sentence_from_text,
@@ -22,7 +25,7 @@ use linkner::tagger::{
 use serde::Serialize;
 
 use super::CliError;
-use super::tagger_common::{load_tagger, parse_kind, read_docs};
+use super::tagger_common::load_tagger;
 
 /// Input formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -35,6 +38,33 @@ pub enum InputFormat {
     Spanner,
     /// JSONL with char offsets.
     Jsonl,
+    /// Hugging Face datasets (tokens + ner_tags; JSON lines or Parquet).
+    Hf,
+    /// spaCy Doc.to_json documents.
+    Spacy,
+    /// Label Studio tasks.
+    LabelStudio,
+    /// doccano JSONL.
+    Doccano,
+    /// brat standoff folder.
+    Brat,
+}
+
+impl InputFormat {
+    /// The dataset format, `None` for raw text.
+    fn data_format(self) -> Option<DataFormat> {
+        Some(match self {
+            InputFormat::Text => return None,
+            InputFormat::Conll => DataFormat::Conll,
+            InputFormat::Spanner => DataFormat::Spanner,
+            InputFormat::Jsonl => DataFormat::Jsonl,
+            InputFormat::Hf => DataFormat::Hf,
+            InputFormat::Spacy => DataFormat::Spacy,
+            InputFormat::LabelStudio => DataFormat::LabelStudio,
+            InputFormat::Doccano => DataFormat::Doccano,
+            InputFormat::Brat => DataFormat::Brat,
+        })
+    }
 }
 
 /// Output formats.
@@ -44,6 +74,16 @@ pub enum OutputFormat {
     Jsonl,
     /// CoNLL (word and predicted IOB2 tag).
     Conll,
+    /// Hugging Face datasets JSON lines (tokens + ner_tags).
+    Hf,
+    /// spaCy Doc.to_json documents.
+    Spacy,
+    /// Label Studio tasks with predictions.
+    LabelStudio,
+    /// doccano JSONL.
+    Doccano,
+    /// brat standoff folder (needs --output DIR).
+    Brat,
 }
 
 /// Arguments of `linkner predict`.
@@ -54,7 +94,7 @@ pub struct PredictArgs {
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
     /// The folder's kind (`span` or `token_classification`); detected by default.
-    #[arg(long, value_name = "KIND", value_parser = parse_kind)]
+    #[arg(long, value_name = "KIND", value_parser = super::pipeline_args::kind_parser())]
     pub tagger_kind: Option<TaggerKind>,
     /// A label schema (built-in name or JSON/TOML file) with the model's types, whose names and
     /// descriptions replace the stored ones; the labels of `--input` are checked against it.
@@ -72,6 +112,12 @@ pub struct PredictArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
     pub output_format: OutputFormat,
+    /// The unit of written offsets (default: the format's own; utf16 for label-studio).
+    #[arg(long, value_enum, value_name = "UNIT")]
+    pub offsets: Option<super::formats::OffsetsArg>,
+    /// How a dataset input is read (CoNLL columns, offsets, label names).
+    #[command(flatten)]
+    pub reader: super::formats::ReaderArgs,
     /// Monte-Carlo dropout passes per sentence (0: none).
     #[arg(long, default_value_t = 0)]
     pub mc_samples: usize,
@@ -135,15 +181,12 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
             let path = args
                 .input
                 .clone()
-                .ok_or("--input is required for conll, spanner and jsonl input")?;
-            let name = match other {
-                InputFormat::Conll => "conll",
-                InputFormat::Spanner => "spanner",
-                _ => "jsonl",
-            };
-            marked = marks_documents(&path, Some(name.parse::<DataFormat>()?))?;
+                .ok_or("--input is required for a dataset input (any format but text)")?;
+            let format = other.data_format();
+            marked = marks_documents(&path, format)?;
             // Gold labels, if the file has any, must be the model's.
-            read_docs(&path, Some(name), Some(tagger.schema().clone()))?
+            let options = args.reader.read_options(Some(tagger.schema().clone()))?;
+            linkner::core::io::read_dataset_with(&path, format, &options)?
         }
     };
     let options = PredictOptions {
@@ -176,6 +219,9 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
             sentences,
         });
     }
+    if let Some(format) = record_format(args.output_format) {
+        return write_records(&args, format, &out_docs, &lines);
+    }
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(BufWriter::new(
             std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
@@ -197,7 +243,65 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
         OutputFormat::Conll => {
             ConllWriter::new().write(&mut out, &out_docs, "<output>")?;
         }
+        _ => unreachable!("written by write_records"),
     }
     out.flush()?;
+    Ok(())
+}
+
+/// The record format of an output format written through linkner-core's record writers.
+fn record_format(f: OutputFormat) -> Option<DataFormat> {
+    match f {
+        OutputFormat::Jsonl | OutputFormat::Conll => None,
+        OutputFormat::Hf => Some(DataFormat::Hf),
+        OutputFormat::Spacy => Some(DataFormat::Spacy),
+        OutputFormat::LabelStudio => Some(DataFormat::LabelStudio),
+        OutputFormat::Doccano => Some(DataFormat::Doccano),
+        OutputFormat::Brat => Some(DataFormat::Brat),
+    }
+}
+
+/// Writes the predictions as records of `format` (one per sentence).
+fn write_records(
+    args: &PredictArgs,
+    format: DataFormat,
+    docs: &[Document],
+    lines: &[(usize, Sentence, Vec<Candidate>)],
+) -> Result<(), CliError> {
+    let options = super::formats::write_options(args.offsets);
+    let mut writer = match &args.output {
+        Some(p) => linkner::core::io::record_writer_to_path(format, p, &options)?,
+        None if format == DataFormat::Brat => {
+            return Err("--output-format brat writes a folder: give --output DIR".into());
+        }
+        None => linkner::core::io::record_writer(
+            format,
+            Box::new(BufWriter::new(std::io::stdout())),
+            "<stdout>",
+            &options,
+        )?,
+    };
+    let mut seen = vec![0usize; docs.len()];
+    for (d, s, c) in lines {
+        let base = docs[*d].id.clone().unwrap_or_else(|| format!("doc{d}"));
+        let id = if docs[*d].sentences.len() == 1 {
+            base
+        } else {
+            format!("{base}-{}", seen[*d])
+        };
+        seen[*d] += 1;
+        let record = TextRecord {
+            id: Some(id),
+            text: s.text.clone(),
+            tokens: Some(s.tokens.clone()),
+            entities: c
+                .iter()
+                .map(|c| RecordEntity::from(c.entity.clone()))
+                .collect(),
+            predicted: true,
+        };
+        writer.write(&record)?;
+    }
+    writer.finish()?;
     Ok(())
 }

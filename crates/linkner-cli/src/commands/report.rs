@@ -9,7 +9,7 @@
 //! ```text
 //! linkner report --configs configs [--sets oov,wnut17] [--sample 0] [--resamples 1000]
 //!                [--ablation configs/ablation --ablation-set oov] [--tune-json runs/tune]
-//!                [--out docs/results.md] [--json results.json]
+//!                [--out docs/results.md] [--json-out results.json]
 //! linkner report --frontier-only [--tune-json configs/tuning] [--out docs/frontier.md]
 //! ```
 //!
@@ -99,9 +99,10 @@ pub struct ReportArgs {
     /// Folder of the PNG plots (linked from the report by a path relative to it).
     #[arg(long, value_name = "DIR", default_value = "docs/plots")]
     pub plots: PathBuf,
-    /// Also write every figure as JSON to this file.
+    /// Also write every figure as JSON to this file (`--json` is a flag in every command; file
+    /// outputs are `--…-out`).
     #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
+    pub json_out: Option<PathBuf>,
     /// When the LLM side failed (counted over every LLM run of the report).
     #[command(flatten)]
     pub failures: FailureArgs,
@@ -417,7 +418,12 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             file.display(),
             config.display()
         );
-        let gold = read_gold(&file, None, sample, args.seed)?;
+        let gold = read_gold(
+            &file,
+            &super::formats::DataArgs::default(),
+            sample,
+            args.seed,
+        )?;
         let run = run_config(&args, &config, &gold, set.name, &mut llm_name, &mut tally)?;
         let plot = match &args.tune_json {
             Some(dir) => plot_tuning(&args, set, &dir.join(format!("{}.json", set.name)))?,
@@ -453,7 +459,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         let file = args.data_dir.join(set.file);
         let gold = read_gold(
             &file,
-            None,
+            &super::formats::DataArgs::default(),
             (args.ablation_sample > 0).then_some(args.ablation_sample),
             args.seed,
         )?;
@@ -502,7 +508,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
     }
     std::fs::write(&args.out, markdown(&report, &args))
         .map_err(|e| format!("{}: {e}", args.out.display()))?;
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.json_out {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }

@@ -31,9 +31,9 @@ pub struct SchemaArgs {
     /// Infer the schema of this labelled file (CoNLL, spanner JSON or JSONL).
     #[arg(long, value_name = "FILE")]
     pub from_data: Option<PathBuf>,
-    /// Data format of `--from-data` (conll, spanner, jsonl); guessed by default.
-    #[arg(long)]
-    pub format: Option<String>,
+    /// How `--from-data` is read (format and reader options).
+    #[command(flatten)]
+    pub formats: super::formats::DataArgs,
     /// Print JSON instead of TOML.
     #[arg(long)]
     pub json: bool,
@@ -43,7 +43,7 @@ pub struct SchemaArgs {
 pub fn run(args: SchemaArgs) -> Result<(), CliError> {
     let schema = match (&args.from_data, &args.schema) {
         (Some(path), _) => {
-            let (schema, builtin) = schema_from_data(path, args.format.as_deref())?;
+            let (schema, builtin) = schema_from_data(path, &args.formats)?;
             if builtin {
                 eprintln!(
                     "the types of {} are those of the built-in schema `{}`: printing it",

@@ -18,6 +18,7 @@ use linkner::core::score::{Mode, Scores, score_documents};
 use linkner::core::{Document, LabelSchema, TagScheme};
 
 use super::CliError;
+use super::formats::FormatArg;
 
 /// Arguments of `linkner score`.
 #[derive(Debug, Args)]
@@ -28,9 +29,9 @@ pub struct ScoreArgs {
     /// Prediction file, with the gold file's sentences in the same order.
     #[arg(long, value_name = "FILE")]
     pub pred: PathBuf,
-    /// Format of both files. By default each file's format comes from its extension (`.json` →
-    /// spanner, `.jsonl` → jsonl, `.txt`/`.conll` → conll) or, for other extensions, from its
-    /// first character (`[` spanner, `{` jsonl, else conll).
+    /// Format of both files. By default `.txt`/`.conll` files are CoNLL and any other is
+    /// detected (a folder brat, Parquet hf, JSON by its keys; `.json` spanner and `.jsonl` jsonl
+    /// when the keys say nothing).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<FormatArg>,
     /// Format of the gold file (overrides `--format`).
@@ -55,27 +56,6 @@ pub struct ScoreArgs {
     /// "per_label":{...}}` instead of the table.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Dataset formats on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    /// CoNLL column file (word first, tag last).
-    Conll,
-    /// One JSON object per sentence, with char offsets.
-    Jsonl,
-    /// LinkNER "spanner" JSON.
-    Spanner,
-}
-
-impl From<FormatArg> for DataFormat {
-    fn from(f: FormatArg) -> DataFormat {
-        match f {
-            FormatArg::Conll => DataFormat::Conll,
-            FormatArg::Jsonl => DataFormat::Jsonl,
-            FormatArg::Spanner => DataFormat::Spanner,
-        }
-    }
 }
 
 /// Scoring modes on the command line.
@@ -128,11 +108,12 @@ fn resolve_format(path: &Path, given: Option<FormatArg>) -> Result<DataFormat, C
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    Ok(match ext.as_deref() {
-        Some("json") => DataFormat::Spanner,
-        Some("jsonl" | "ndjson") => DataFormat::Jsonl,
-        Some("txt" | "conll" | "bio" | "tsv") => DataFormat::Conll,
-        _ => DataFormat::detect(path)?,
+    Ok(match (ext.as_deref(), DataFormat::detect(path)?) {
+        (Some("txt" | "conll" | "bio" | "tsv"), _) => DataFormat::Conll,
+        // A JSON file its keys do not tell apart goes by its extension.
+        (Some("json"), DataFormat::Conll) => DataFormat::Spanner,
+        (Some("jsonl" | "ndjson"), DataFormat::Conll) => DataFormat::Jsonl,
+        (_, detected) => detected,
     })
 }
 

@@ -23,9 +23,7 @@ use linkner::tagger::{
 };
 
 use super::CliError;
-use super::tagger_common::{
-    count_sentences, read_documents_of, schema_from_data, truncate_sentences,
-};
+use super::tagger_common::{count_sentences, schema_from_data, truncate_sentences};
 
 /// Training losses on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,9 +55,9 @@ pub struct TrainArgs {
     /// file's tags (a built-in one when the types are exactly its types).
     #[arg(long, value_name = "NAME|FILE")]
     pub schema: Option<String>,
-    /// Data format of both files (conll, spanner, jsonl); guessed by default.
-    #[arg(long)]
-    pub format: Option<String>,
+    /// How both data files are read (format and reader options).
+    #[command(flatten)]
+    pub formats: super::formats::DataArgs,
     /// Training loss.
     #[arg(long, value_enum, default_value_t = LossArg::Ce)]
     pub loss: LossArg,
@@ -169,7 +167,7 @@ impl TrainObserver for Bar {
 
 /// The schema of the training file when no `--schema` is given, with a notice on stderr.
 fn inferred_schema(args: &TrainArgs) -> Result<LabelSchema, CliError> {
-    let (schema, builtin) = schema_from_data(&args.train, args.format.as_deref())?;
+    let (schema, builtin) = schema_from_data(&args.train, &args.formats)?;
     if builtin {
         eprintln!(
             "no --schema given: the types of {} ({}) are those of the built-in schema `{}`; \
@@ -204,13 +202,14 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     if let Some(n) = args.threads {
         linkner::tagger::set_threads(n)?;
     }
-    let mut train_set =
-        read_documents_of(&args.train, args.format.as_deref(), Some(schema.clone()))?;
+    let mut train_set = args
+        .formats
+        .read_documents(&args.train, Some(schema.clone()))?;
     if let Some(n) = args.limit {
         truncate_sentences(&mut train_set, n);
     }
     let dev_set = match &args.dev {
-        Some(p) => read_documents_of(p, args.format.as_deref(), Some(schema.clone()))?,
+        Some(p) => args.formats.read_documents(p, Some(schema.clone()))?,
         None => Vec::new(),
     };
     let document_context = DocumentContext {

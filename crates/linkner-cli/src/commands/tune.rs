@@ -6,7 +6,7 @@
 //! ```text
 //! linkner tune --model DIR --dev dev.txt --examples-from train.txt --llm-url URL \
 //!              [--prompts plain,full] [--estimators confidence,entropy,mc_dropout] \
-//!              [--floor 0.05] [--sample N] --out configs/set.json [--json search.json]
+//!              [--floor 0.05] [--sample N] --out configs/set.json [--json-out search.json]
 //! ```
 //!
 //! Per prompt variant and estimator the pipeline runs once with every entity whose uncertainty
@@ -45,9 +45,9 @@ pub struct TuneArgs {
     /// The labelled dev split (never a test set).
     #[arg(long, value_name = "FILE")]
     pub dev: PathBuf,
-    /// Format of `--dev` (conll, spanner, jsonl); guessed by default.
-    #[arg(long)]
-    pub format: Option<String>,
+    /// How `--dev` is read (format and reader options).
+    #[command(flatten)]
+    pub formats: super::formats::DataArgs,
     /// Tune on a seeded sample of N dev sentences (0 = all), to bound the LLM pass.
     #[arg(long, default_value_t = 0)]
     pub sample: usize,
@@ -90,9 +90,10 @@ pub struct TuneArgs {
     /// Where to write the tuned pipeline config (JSON).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-    /// Also write every searched setting with its dev F1 to this JSON file.
+    /// Also write every searched setting with its dev F1 to this JSON file (the tuning record
+    /// that `report --tune-json` and `frontier` read).
     #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
+    pub json_out: Option<PathBuf>,
 }
 
 /// The prompt techniques a variant switches.
@@ -319,12 +320,7 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
     }
     let tagger = Arc::new(base.tagger.load()?);
     let schema = linkner::LocalTagger::schema(tagger.as_ref()).clone();
-    let gold_set = read_gold(
-        &args.dev,
-        args.format.as_deref(),
-        Some(args.sample),
-        args.seed,
-    )?;
+    let gold_set = read_gold(&args.dev, &args.formats, Some(args.sample), args.seed)?;
     let (gold, total) = (&gold_set.sentences, gold_set.total);
     for s in gold {
         for span in &s.spans {
@@ -486,7 +482,7 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
         wall_seconds: started.elapsed().as_secs_f64(),
         config: args.out.clone(),
     };
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.json_out {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }

@@ -55,6 +55,31 @@ pub fn train_tiny(
     output
 }
 
+/// Like [`train_tiny`] for a data file of any format (detected from the file).
+pub fn train_tiny_from(
+    data: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let output = linkner()
+        .args(["train", "--batch-size", "2", "--threads", "1"])
+        .args(extra)
+        .arg("--train")
+        .arg(data)
+        .arg("--encoder")
+        .arg(minilm())
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// [`TRAIN`] written to a file and a tagger trained on it with enough epochs to memorise the
 /// four sentences (the tests need entities): once per test binary.
 pub fn tiny_fixture() -> &'static (PathBuf, PathBuf) {
