@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Builds and runs tests/downstream-app: a program outside the linkner workspace (its own
-# Cargo.toml and [workspace], linkner as a path dependency with default features) that calls
-# `linkner_build::link_libtorch()` from its build.rs, as the README tells app authors to. It must
-# start without LD_LIBRARY_PATH and print the entities of a tiny tagger trained here.
+# Cargo.toml and [workspace]) that depends on linkner exactly as the README tells app authors to:
+# a git dependency with default features, LibTorch found by tch's conventions
+# (LIBTORCH_USE_PYTORCH=1 and a python with torch 2.9.0 on PATH), and a build.rs that calls
+# `linkner_build::link_libtorch()`. It must start without LD_LIBRARY_PATH and print the entities
+# of a tiny tagger trained here.
 #
-# The app builds with the workspace's Cargo.lock (copied next to it; cargo adds the app's own
-# entry) and the same profile settings, into the shared build folder of scripts/env.sh, so it
-# reuses the dependency artifacts of the workspace build (burn, LibTorch bindings, tokenizers)
-# instead of compiling them again. Run by scripts/test.sh after the workspace's tests.
+# Nothing of scripts/env.sh reaches the build: its environment is HOME, a PATH with cargo and the
+# venv's python, LIBTORCH_USE_PYTORCH=1, and cargo's build folder (a cache only: the shared one,
+# so that burn, the LibTorch bindings and tokenizers compiled by the workspace build are reused;
+# same Cargo.lock versions, profile and dependency features). git resolves the dependency's URL
+# (https://example.invalid/linkner, the workspace's `repository`) to this clone at its HEAD
+# commit through a throw-away git config (`url.<clone>.insteadOf`): what is tested is what is
+# committed. Run by scripts/test.sh after the workspace's tests.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -16,14 +21,31 @@ source scripts/env.sh
 app="$root/tests/downstream-app"
 log() { echo "[linkner downstream-app] $*" >&2; }
 
-cp "$root/Cargo.lock" "$app/Cargo.lock"
 export CARGO_TARGET_DIR="$root/target/downstream-app"
 work="$(mktemp -d "${TMPDIR:-/tmp}/linkner-downstream.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
+rev="$(git -C "$root" rev-parse HEAD)"
+if ! git -C "$root" diff --quiet HEAD -- crates Cargo.toml Cargo.lock; then
+  log "note: uncommitted changes under crates/ are not in the git dependency (it builds $rev)"
+fi
+# The app in a folder of its own, with the workspace's Cargo.lock (cargo adds the git entries).
+mkdir -p "$work/app"
+cp -r "$app/Cargo.toml" "$app/build.rs" "$app/src" "$work/app/"
+cp "$root/Cargo.lock" "$work/app/Cargo.lock"
+# The dependency's URL resolved to this clone (git CLI fetch, so that the config applies).
+printf '[url "file://%s"]\n\tinsteadOf = https://example.invalid/linkner\n' "$root" \
+  > "$work/gitconfig"
+cargo_bin="$(dirname "$(command -v cargo)")"
 t0=$(date +%s)
-cargo build --manifest-path "$app/Cargo.toml" --offline 2>&1 | tee "$work/build.log" >&2
+env -i HOME="$HOME" PATH="$cargo_bin:$LINKNER_VENV/bin:/usr/local/bin:/usr/bin:/bin" \
+  LIBTORCH_USE_PYTORCH=1 GIT_CONFIG_GLOBAL="$work/gitconfig" CARGO_NET_GIT_FETCH_WITH_CLI=true \
+  ${CARGO_HOME:+CARGO_HOME="$CARGO_HOME"} ${RUSTUP_HOME:+RUSTUP_HOME="$RUSTUP_HOME"} \
+  CARGO_BUILD_BUILD_DIR="$CARGO_BUILD_BUILD_DIR" CARGO_TARGET_DIR="$CARGO_TARGET_DIR" \
+  cargo build --manifest-path "$work/app/Cargo.toml" 2>&1 | tee "$work/build.log" >&2
 [ "${PIPESTATUS[0]}" = 0 ] || exit 1
-log "built in $(( $(date +%s) - t0 ))s"
+grep -q 'source = "git+https://example.invalid/linkner' "$work/app/Cargo.lock" \
+  || { log "the app's Cargo.lock does not take linkner from its git URL"; exit 1; }
+log "built in $(( $(date +%s) - t0 ))s (linkner from git at ${rev:0:12})"
 if grep -q "Compiling burn v" "$work/build.log"; then
   # Not an error, but CI time: the features this build resolves for burn's dependencies differ
   # from the workspace's. Compare `cargo tree -e normal,build -f '{p} {f}' --prefix none` of the
