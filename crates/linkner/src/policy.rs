@@ -368,6 +368,23 @@ mod tests {
     }
 
     #[test]
+    fn an_uncertainty_equal_to_the_threshold_stays_local() {
+        // LinkNER's rule is strictly above: at the threshold itself an entity is not routed,
+        // one float step above it is (`>=` in place of `>` fails the first assertion).
+        let t = 0.4f32;
+        let above = f32::from_bits(t.to_bits() + 1);
+        let below = f32::from_bits(t.to_bits() - 1);
+        let got = RoutingPolicy::threshold(t).route(&inputs(&[below, t, above]));
+        assert_eq!(got, vec![false, false, true]);
+        let per_type = RoutingPolicy::PerType {
+            thresholds: [("PER".to_string(), t)].into_iter().collect(),
+            default: t,
+        };
+        let got = per_type.route(&inputs(&[below, t, above]));
+        assert_eq!(got, vec![false, false, true]);
+    }
+
+    #[test]
     fn budget_takes_the_most_uncertain_and_breaks_ties_by_position() {
         let p = RoutingPolicy::budget(0.5);
         let got = p.route(&inputs(&[0.1, 0.9, 0.5, 0.5, 0.2, 0.3]));
