@@ -536,6 +536,16 @@ mod tests {
             "{ci:?}"
         );
         assert_eq!(ci, paired_bootstrap(&gold, &a, &b, 1000, 0.95, 1).unwrap());
+        // The width is that of a 95 % interval: resampled, b − a is 1 − p̂ with p̂ the share of
+        // the 200 sentences a gets right, so the half-width is 1.96·sqrt(0.8·0.2/200) = 0.0554
+        // (an 80 % interval would be 0.036, a 99 % one 0.073; the percentiles move in steps of
+        // 0.005).
+        let half = (ci.high - ci.low) / 2.0;
+        assert!((0.045..=0.065).contains(&half), "half-width {half}: {ci:?}");
+        assert!(
+            ((ci.high - ci.delta) - (ci.delta - ci.low)).abs() <= 0.0101,
+            "not centred: {ci:?}"
+        );
         // Identical systems: a zero-width interval at zero.
         let same = paired_bootstrap(&gold, &b, &b, 200, 0.95, 1).unwrap();
         assert_eq!((same.delta, same.low, same.high), (0.0, 0.0, 0.0));
