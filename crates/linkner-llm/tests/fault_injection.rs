@@ -658,10 +658,36 @@ async fn a_mixed_30_percent_of_faults_loses_no_entity() {
         Fault::status_retry_after(429, 0),
         Fault::Close,
     ];
-    let s = FakeServer::start(Script::mixed(0.3, 7, faults, ok("person"))).await;
+    // Each entity has an answer of its own (from its number in the prompt), so that an answer
+    // given to the wrong entity (a retry answered out of turn, a batch reordered) is caught.
+    const ANSWERS: [(&str, &str); 3] = [
+        ("person", "PER"),
+        ("location", "LOC"),
+        ("organization", "ORG"),
+    ];
+    let answer_of = |body: &str| -> usize {
+        let at = body.find("Smith").expect("the entity in the prompt") + 5;
+        let digits: String = body[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse::<usize>().expect("its number") % 3
+    };
+    let s = FakeServer::start(Script::mixed_with(0.3, 7, faults, move |seen| {
+        ok(ANSWERS[answer_of(&seen.body)].0)
+    }))
+    .await;
     let c = builder(&s.url).max_retries(6).build().unwrap();
     let out = c.classify_batch(&many(60)).await;
     let failed: Vec<_> = out.iter().filter_map(|r| r.as_ref().err()).collect();
     assert!(failed.is_empty(), "{failed:?}");
     assert!(s.hits() > 60);
+    for (i, r) in out.iter().enumerate() {
+        let label = &r.as_ref().unwrap().label;
+        assert_eq!(
+            label,
+            ANSWERS[i % 3].1,
+            "entity {i} got another entity's answer"
+        );
+    }
 }

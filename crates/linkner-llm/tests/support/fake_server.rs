@@ -129,6 +129,16 @@ impl Script {
     /// A seeded mix: each request independently gets one of `faults` (uniformly) with
     /// probability `rate`, else `ok`. Deterministic for a seed and a request order.
     pub fn mixed(rate: f64, seed: u64, faults: Vec<Fault>, ok: Fault) -> Script {
+        Script::mixed_with(rate, seed, faults, move |_| ok.clone())
+    }
+
+    /// [`Script::mixed`] whose good answer depends on the request (`ok` of what it saw).
+    pub fn mixed_with(
+        rate: f64,
+        seed: u64,
+        faults: Vec<Fault>,
+        ok: impl Fn(&Seen) -> Fault + Send + Sync + 'static,
+    ) -> Script {
         assert!(!faults.is_empty(), "no faults to mix");
         Script(Arc::new(move |s: &Seen| {
             // splitmix64 of (seed, n): no RNG state shared between connections.
@@ -140,7 +150,7 @@ impl Script {
             if u < rate {
                 faults[(z % faults.len() as u64) as usize].clone()
             } else {
-                ok.clone()
+                ok(s)
             }
         }))
     }
