@@ -12,12 +12,19 @@ use linkner::{LinkConfig, StatsSnapshot};
 
 type Error = Box<dyn std::error::Error>;
 
-/// Annotates `texts` with the checkpoint in `model` linked to the LLM at `url`.
-async fn run(model: &str, url: &str, llm: &str, texts: &[String]) -> Result<StatsSnapshot, Error> {
+/// Annotates `texts` with the checkpoint in `model` linked to the LLM at `url`; entities whose
+/// uncertainty is above `threshold` go to the LLM.
+async fn run(
+    model: &str,
+    url: &str,
+    llm: &str,
+    texts: &[String],
+    threshold: f32,
+) -> Result<StatsSnapshot, Error> {
     let config = serde_json::json!({
         "tagger": { "model": model, "kind": "token_classification" },
         "estimator": { "type": "mc_dropout", "samples": 8 },
-        "policy": { "type": "threshold", "threshold": 0.3 },
+        "policy": { "type": "threshold", "threshold": threshold },
         "llm": { "base_url": url, "model": llm }
     });
     let pipeline = LinkConfig::from_json(&config.to_string())?.build()?;
@@ -43,7 +50,14 @@ async fn main() -> Result<(), Error> {
     }
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
     let url = env("LINKNER_LLM_URL", "http://127.0.0.1:8080/v1");
-    let stats = run(&model, &url, &env("LINKNER_LLM_MODEL", "default"), &texts).await?;
+    let stats = run(
+        &model,
+        &url,
+        &env("LINKNER_LLM_MODEL", "default"),
+        &texts,
+        0.3,
+    )
+    .await?;
     println!(
         "{} entities, {} routed to the LLM",
         stats.entities, stats.routed
@@ -91,15 +105,37 @@ async fn example_runs() {
         "Peter Blackburn met Angela Merkel in Brussels .".to_string(),
         "Zoë Müller joined Siemens AG in München .".to_string(),
     ];
-    let stats = run(model.to_str().unwrap(), &server.url, &server.model, &texts)
-        .await
-        .unwrap();
+    // Every entity routed (a negative threshold routes everything): the run must reach the LLM.
+    let stats = run(
+        model.to_str().unwrap(),
+        &server.url,
+        &server.model,
+        &texts,
+        -1.0,
+    )
+    .await
+    .unwrap();
     assert_eq!(stats.documents, 2);
     assert!(stats.entities >= 4, "{stats:?}");
     assert_eq!(stats.failures, 0);
+    assert_eq!(stats.routed, stats.entities, "{stats:?}");
+    // Each routed entity got an answer from the server: confirmed, relabelled or rejected.
+    assert_eq!(
+        stats.confirmed + stats.relabelled + stats.rejected,
+        stats.routed,
+        "{stats:?}"
+    );
+    assert!(
+        stats.llm_requests + stats.cache_hits >= stats.routed,
+        "{stats:?}"
+    );
+    assert!(
+        stats.prompt_tokens > 0,
+        "the server counted no tokens: {stats:?}"
+    );
     server.record_answer();
     // A folder that is not a checkpoint is a clear error, not a panic.
-    let err = run("/nonexistent", &server.url, &server.model, &texts)
+    let err = run("/nonexistent", &server.url, &server.model, &texts, 0.3)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("config.json"), "{err}");

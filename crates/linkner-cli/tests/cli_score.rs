@@ -351,3 +351,134 @@ fn errors_are_messages_not_panics() {
         &["p.txt:2"],
     );
 }
+
+/// The `linkner` binary's figures against Python `seqeval` (the venv's, pinned 1.2.2) directly,
+/// not against the library's scorer: the whole WNUT-17 test set with predictions made from its
+/// gold tags by a fixed perturbation (every 3rd entity relabelled, every 5th shortened or
+/// lengthened by a word, every 7th dropped, a spurious entity every 40 words).
+#[test]
+fn the_binary_agrees_with_seqeval_on_a_whole_test_set() {
+    let gold_path = data("wnut17/emerging.test.annotated");
+    let docs = read_conll(&gold_path).unwrap();
+    let types = [
+        "person",
+        "location",
+        "corporation",
+        "product",
+        "creative-work",
+        "group",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (mut gold_lines, mut pred_lines) = (String::new(), String::new());
+    let mut k = 0usize;
+    let mut word = 0usize;
+    for s in docs.iter().flat_map(|d| d.sentences.iter()) {
+        let gold = s.tags.clone().unwrap();
+        let mut pred = vec!["O".to_string(); gold.len()];
+        for span in &s.spans {
+            k += 1;
+            if k % 7 == 0 {
+                continue;
+            }
+            let label = if k % 3 == 0 {
+                types[(types.iter().position(|t| *t == span.label).unwrap_or(0) + 1) % 6]
+            } else {
+                span.label.as_str()
+            };
+            let end = match k % 5 {
+                0 if span.end - span.start > 1 => span.end - 1,
+                0 => (span.end + 1).min(gold.len()),
+                _ => span.end,
+            };
+            for i in span.start..end {
+                let p = if i == span.start { "B" } else { "I" };
+                pred[i] = format!("{p}-{label}");
+            }
+        }
+        for (i, p) in pred.iter_mut().enumerate() {
+            word += 1;
+            if word % 40 == 0 && p == "O" && (i == 0 || gold[i - 1] == "O") {
+                *p = "B-product".to_string();
+            }
+        }
+        for ((w, g), p) in s.words().iter().zip(&gold).zip(&pred) {
+            gold_lines.push_str(&format!("{w}\t{g}\n"));
+            pred_lines.push_str(&format!("{w}\t{p}\n"));
+        }
+        gold_lines.push('\n');
+        pred_lines.push('\n');
+    }
+    let (g, p) = (dir.path().join("gold.conll"), dir.path().join("pred.conll"));
+    std::fs::write(&g, &gold_lines).unwrap();
+    std::fs::write(&p, &pred_lines).unwrap();
+    let out = linkner(&[
+        "score",
+        "--json",
+        "--gold",
+        g.to_str().unwrap(),
+        "--pred",
+        p.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let venv = std::env::var_os("LINKNER_VENV")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("LINKNER_CACHE").map(|c| PathBuf::from(c).join("venv")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/linkner/venv")))
+        .unwrap();
+    let script = r#"
+import json, sys
+from seqeval.metrics import classification_report
+def tags(path):
+    out, cur = [], []
+    for line in open(path, encoding="utf-8"):
+        line = line.rstrip("\n")
+        if not line:
+            if cur: out.append(cur); cur = []
+            continue
+        cur.append(line.split("\t")[-1])
+    if cur: out.append(cur)
+    return out
+r = classification_report(tags(sys.argv[1]), tags(sys.argv[2]), output_dict=True, digits=10)
+json.dump(r, sys.stdout, default=lambda o: o.item())
+"#;
+    let py = Command::new(venv.join("bin/python"))
+        .args(["-c", script, g.to_str().unwrap(), p.to_str().unwrap()])
+        .output()
+        .expect("the venv's python (scripts/setup-python.sh)");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let theirs: Value = serde_json::from_slice(&py.stdout).unwrap();
+    let close = |a: &Value, b: &Value| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9;
+    let micro = &theirs["micro avg"];
+    for (ours_key, their_key) in [
+        ("precision", "precision"),
+        ("recall", "recall"),
+        ("f1", "f1-score"),
+    ] {
+        assert!(
+            close(&ours[ours_key], &micro[their_key]),
+            "{ours_key}: linkner {} vs seqeval {}",
+            ours[ours_key],
+            micro[their_key]
+        );
+    }
+    assert_eq!(ours["support"].as_u64(), micro["support"].as_u64());
+    let f1 = ours["f1"].as_f64().unwrap();
+    assert!(
+        f1 > 0.3 && f1 < 0.9,
+        "the perturbation must leave errors: F1 {f1}"
+    );
+    for t in types {
+        let (o, s) = (&ours["per_label"][t], &theirs[t]);
+        assert!(close(&o["f1"], &s["f1-score"]), "{t}: {o} vs {s}");
+        assert_eq!(o["support"].as_u64(), s["support"].as_u64(), "{t}");
+    }
+}
