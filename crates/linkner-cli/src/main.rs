@@ -35,8 +35,8 @@ enum Command {
     Score(commands::score::ScoreArgs),
     /// Fine-tune a SpanNER tagger on a Hugging Face encoder (progress bar, early stopping).
     Train(commands::train::TrainArgs),
-    /// Tag raw text or a dataset file with a trained tagger (JSONL with label distributions,
-    /// or CoNLL).
+    /// Tag raw text or a dataset file (any format) with a trained tagger (JSONL with label
+    /// distributions, or any dataset format).
     Predict(commands::predict::PredictArgs),
     /// Precision / recall / F1 of a trained tagger on labelled data.
     Eval(commands::eval::EvalArgs),
@@ -47,7 +47,8 @@ enum Command {
     /// routing, % routed, LLM calls, cache hits, tokens and time.
     Link(commands::link::LinkArgs),
     /// Annotate a stream of documents (plain text or JSONL, one per line) with the whole
-    /// pipeline; each annotation written as soon as it is ready (JSONL out).
+    /// pipeline; each annotation written as soon as it is ready (JSONL, text, Label Studio,
+    /// spaCy, doccano, Hugging Face, CoNLL or brat out).
     Annotate(commands::annotate::AnnotateArgs),
     /// Serve the pipeline over HTTP: POST /v1/annotate (JSON) and /v1/annotate/stream
     /// (NDJSON), /healthz, /readyz, /metrics (Prometheus), /openapi.json and a page at /.

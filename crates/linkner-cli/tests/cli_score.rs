@@ -377,10 +377,10 @@ fn the_binary_agrees_with_seqeval_on_a_whole_test_set() {
         let mut pred = vec!["O".to_string(); gold.len()];
         for span in &s.spans {
             k += 1;
-            if k % 7 == 0 {
+            if k.is_multiple_of(7) {
                 continue;
             }
-            let label = if k % 3 == 0 {
+            let label = if k.is_multiple_of(3) {
                 types[(types.iter().position(|t| *t == span.label).unwrap_or(0) + 1) % 6]
             } else {
                 span.label.as_str()
@@ -390,14 +390,14 @@ fn the_binary_agrees_with_seqeval_on_a_whole_test_set() {
                 0 => (span.end + 1).min(gold.len()),
                 _ => span.end,
             };
-            for i in span.start..end {
+            for (i, tag) in pred.iter_mut().enumerate().take(end).skip(span.start) {
                 let p = if i == span.start { "B" } else { "I" };
-                pred[i] = format!("{p}-{label}");
+                *tag = format!("{p}-{label}");
             }
         }
         for (i, p) in pred.iter_mut().enumerate() {
             word += 1;
-            if word % 40 == 0 && p == "O" && (i == 0 || gold[i - 1] == "O") {
+            if word.is_multiple_of(40) && p == "O" && (i == 0 || gold[i - 1] == "O") {
                 *p = "B-product".to_string();
             }
         }
