@@ -179,12 +179,19 @@ fn what_linkner_writes_the_owner_libraries_read() {
             word_view as fn(&TextRecord) -> Value,
         ),
         (DataFormat::Spacy, "out.spacy.jsonl", char_view),
+        // A path ending in .spacy: a DocBin, read back with DocBin().from_disk.
+        (DataFormat::Spacy, "out.spacy", char_view),
         (DataFormat::LabelStudio, "out.ls.json", char_view),
         (DataFormat::Brat, "brat", char_view),
     ] {
         let path = dir.path().join(file);
         write(format, &path, &records);
-        let got = owner(&["read", format.name(), path.to_str().unwrap()]);
+        let kind = if file.ends_with(".spacy") {
+            "spacy-docbin"
+        } else {
+            format.name()
+        };
+        let got = owner(&["read", kind, path.to_str().unwrap()]);
         let mut want: Vec<Value> = records.iter().map(view).collect();
         if format == DataFormat::Brat {
             // A folder has no order: pybrat gives the files by name (the record ids).

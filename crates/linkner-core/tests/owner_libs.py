@@ -59,6 +59,14 @@ def read(fmt, path):
         ds = datasets.load_dataset("json", data_files=path, split="train")
         for row in ds:
             out.append(words_entities(row["tokens"], row["ner_tags"]))
+    elif fmt == "spacy-docbin":
+        import spacy
+        from spacy.tokens import DocBin
+
+        nlp = spacy.blank("xx")
+        for doc in DocBin().from_disk(path).get_docs(nlp.vocab):
+            ents = [[e.start_char, e.end_char, e.label_, e.text] for e in doc.ents]
+            out.append({"text": doc.text, "entities": ents})
     elif fmt == "spacy":
         import spacy
         from spacy.tokens import Doc

@@ -170,7 +170,8 @@ pub fn record_writer(
 }
 
 /// The writer of `format` at `path`: a file (created or truncated), or for brat a directory
-/// (created when missing) that gets `<id>.txt` and `<id>.ann` per record.
+/// (created when missing) that gets `<id>.txt` and `<id>.ann` per record; spaCy to a path
+/// ending in `.spacy` is a DocBin (written whole at [`RecordWriter::finish`]).
 pub fn record_writer_to_path(
     format: DataFormat,
     path: impl AsRef<Path>,
@@ -179,6 +180,9 @@ pub fn record_writer_to_path(
     let path = path.as_ref();
     if format == DataFormat::Brat {
         return Ok(Box::new(super::brat::BratWriter::create(path)?));
+    }
+    if format == DataFormat::Spacy && path.extension().is_some_and(|e| e == "spacy") {
+        return Ok(Box::new(super::spacy::docbin::DocBinWriter::new(path)));
     }
     let file = File::create(path).map_err(|e| io_error(path, e))?;
     record_writer(format, Box::new(BufWriter::new(file)), path, options)

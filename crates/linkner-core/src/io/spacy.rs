@@ -8,7 +8,8 @@
 //!
 //! `ents` are char offsets into `text` (Python `str` indices). A DocBin (`DocBin.to_disk`, the
 //! `.spacy` files of `spacy train`) is read too: words, spaces and the `ENT_IOB`/`ENT_TYPE`
-//! columns ([`SpacyReader::read_path`]). `tokens` are optional on input;
+//! columns ([`SpacyReader::read_path`]); records written to a path ending in `.spacy` are
+//! written as a DocBin ([`super::record_writer_to_path`]). `tokens` are optional on input;
 //! when present they are the words (whitespace tokens dropped), cut at entity boundaries
 //! ([`super::align`]). Each record is a [`Document`] of one sentence; `sents` and the other
 //! annotation layers (`pos`, `dep`, …) are ignored. The writer puts out `text`, `ents` and
@@ -161,7 +162,30 @@ pub(crate) fn is_docbin(path: &Path) -> Result<bool> {
 /// The `Doc.to_json` layout of a record: `text`, `ents`, `tokens` (with spaCy's whitespace
 /// tokens) in `map`'s unit.
 pub(crate) fn record_json(record: &TextRecord, words: &Sentence, map: &OffsetMap) -> Value {
-    let chars: Vec<char> = record.text.chars().collect();
+    let ranges = spacy_tokens(&record.text, words);
+    let tokens: Vec<Value> = ranges
+        .iter()
+        .enumerate()
+        .map(|(i, &(s, e))| json!({"id": i, "start": map.from_char(s), "end": map.from_char(e)}))
+        .collect();
+    let ents: Vec<Value> = record
+        .entities
+        .iter()
+        .map(|e| {
+            json!({
+                "start": map.from_char(e.entity.start),
+                "end": map.from_char(e.entity.end),
+                "label": e.entity.label,
+            })
+        })
+        .collect();
+    json!({ "text": record.text, "ents": ents, "tokens": tokens })
+}
+
+/// The char ranges of spaCy's tokens of `text` with the words of `words`: the words, and the
+/// whitespace spaCy keeps as tokens of their own.
+pub(crate) fn spacy_tokens(text: &str, words: &Sentence) -> Vec<(usize, usize)> {
+    let chars: Vec<char> = text.chars().collect();
     let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(words.tokens.len() + 2);
     let mut prev_end = 0usize;
     // spaCy gives each token a trailing whitespace of "" or " ": a gap after a word that starts
@@ -183,23 +207,7 @@ pub(crate) fn record_json(record: &TextRecord, words: &Sentence, map: &OffsetMap
         prev_end = t.end;
     }
     gap(prev_end, chars.len(), !ranges.is_empty(), &mut ranges);
-    let tokens: Vec<Value> = ranges
-        .iter()
-        .enumerate()
-        .map(|(i, &(s, e))| json!({"id": i, "start": map.from_char(s), "end": map.from_char(e)}))
-        .collect();
-    let ents: Vec<Value> = record
-        .entities
-        .iter()
-        .map(|e| {
-            json!({
-                "start": map.from_char(e.entity.start),
-                "end": map.from_char(e.entity.end),
-                "label": e.entity.label,
-            })
-        })
-        .collect();
-    json!({ "text": record.text, "ents": ents, "tokens": tokens })
+    ranges
 }
 
 /// spaCy's DocBin (`.spacy` files: `DocBin.to_disk`): zlib-compressed MessagePack with the
@@ -346,6 +354,134 @@ pub(crate) mod docbin {
             docs.push(Doc { text, words, ents });
         }
         Ok(docs)
+    }
+
+    /// The id spaCy's string store gives `s`: its symbol id, else its hash.
+    fn id_of(s: &str) -> u64 {
+        static IDS: std::sync::OnceLock<std::collections::HashMap<&'static str, u64>> =
+            std::sync::OnceLock::new();
+        let ids = IDS.get_or_init(|| {
+            super::super::spacy_symbols::SYMBOLS
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (*s, i as u64))
+                .collect()
+        });
+        ids.get(s)
+            .copied()
+            .unwrap_or_else(|| hash64(s.as_bytes(), 1))
+    }
+
+    /// Writes a DocBin (`.spacy`) at `finish`: words, spaces and entities of every record.
+    #[derive(Debug)]
+    pub(crate) struct DocBinWriter {
+        path: std::path::PathBuf,
+        tokens: Vec<u64>,
+        spaces: Vec<u8>,
+        lengths: Vec<i32>,
+        strings: std::collections::BTreeSet<String>,
+    }
+
+    impl DocBinWriter {
+        /// A writer of the file `path` (written by `finish`).
+        pub(crate) fn new(path: &Path) -> DocBinWriter {
+            DocBinWriter {
+                path: path.to_path_buf(),
+                tokens: Vec::new(),
+                spaces: Vec::new(),
+                lengths: Vec::new(),
+                strings: Default::default(),
+            }
+        }
+
+        fn bad(&self, message: String) -> CoreError {
+            CoreError::Write {
+                path: self.path.clone(),
+                message: format!("record {}: {message}", self.lengths.len() + 1),
+            }
+        }
+    }
+
+    impl super::super::record::RecordWriter for DocBinWriter {
+        fn write(&mut self, record: &super::super::record::TextRecord) -> Result<()> {
+            let words = record.sentence().map_err(|m| self.bad(m))?;
+            let ranges = super::spacy_tokens(&record.text, &words);
+            let chars: Vec<char> = record.text.chars().collect();
+            // The entities as the words hold them (trimmed, on word boundaries).
+            let ents: Vec<(usize, usize, &str)> = words
+                .spans
+                .iter()
+                .map(|sp| {
+                    let (a, b) = (&words.tokens[sp.start], &words.tokens[sp.end - 1]);
+                    (a.start, b.end, sp.label.as_str())
+                })
+                .collect();
+            let mut n = 0i32;
+            for (k, &(s, e)) in ranges.iter().enumerate() {
+                let text: String = chars[s..e].iter().collect();
+                let ent = ents.iter().find(|x| x.0 <= s && e <= x.1);
+                let (iob, typ) = match ent {
+                    Some(x) if x.0 == s => (3, id_of(x.2)),
+                    Some(x) => (1, id_of(x.2)),
+                    None => (2, 0),
+                };
+                if let Some(x) = ent {
+                    self.strings.insert(x.2.to_string());
+                }
+                self.tokens.extend([id_of(&text), iob, typ]);
+                self.strings.insert(text);
+                let next = ranges.get(k + 1).map_or(chars.len(), |r| r.0);
+                self.spaces.push(u8::from(next > e));
+                n += 1;
+            }
+            self.lengths.push(n);
+            Ok(())
+        }
+
+        fn finish(&mut self) -> Result<()> {
+            let docs = self.lengths.len();
+            let le = |v: &[u64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+            let key = |k: &str| Value::from(k);
+            let msg = Value::Map(vec![
+                (key("version"), Value::from("0.1")),
+                (
+                    key("attrs"),
+                    Value::Array(vec![ORTH.into(), ENT_IOB.into(), ENT_TYPE.into()]),
+                ),
+                (key("tokens"), Value::Binary(le(&self.tokens))),
+                (key("spaces"), Value::Binary(self.spaces.clone())),
+                (
+                    key("lengths"),
+                    Value::Binary(self.lengths.iter().flat_map(|x| x.to_le_bytes()).collect()),
+                ),
+                (
+                    key("strings"),
+                    Value::Array(
+                        self.strings
+                            .iter()
+                            .map(|s| Value::from(s.as_str()))
+                            .collect(),
+                    ),
+                ),
+                (key("cats"), Value::Array(vec![Value::Map(vec![]); docs])),
+                (key("flags"), Value::Array(vec![Value::Map(vec![]); docs])),
+                // An empty span group set, as spaCy serialises it (msgpack of `[]`).
+                (
+                    key("span_groups"),
+                    Value::Array(vec![Value::Binary(vec![0x90]); docs]),
+                ),
+            ]);
+            let mut packed = Vec::new();
+            rmpv::encode::write_value(&mut packed, &msg)
+                .map_err(|e| self.bad(format!("MessagePack: {e}")))?;
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut z, &packed)
+                .map_err(|e| super::super::io_error(&self.path, e))?;
+            let bytes = z
+                .finish()
+                .map_err(|e| super::super::io_error(&self.path, e))?;
+            std::fs::write(&self.path, bytes).map_err(|e| super::super::io_error(&self.path, e))
+        }
     }
 
     /// MurmurHash64A, the hash of spaCy's string store (`murmurhash.mrmr.hash64`).
