@@ -158,6 +158,24 @@ fn cases() -> Vec<Case> {
             bound: s(6),
         },
         Case {
+            name: "a 64 MiB body with its length announced",
+            fault: |_| Fault::Huge {
+                bytes: 64 << 20,
+                chunked: false,
+            },
+            expect: Expect::Fails(FailureKind::TooLarge),
+            bound: s(10),
+        },
+        Case {
+            name: "a 64 MiB chunked body",
+            fault: |_| Fault::Huge {
+                bytes: 64 << 20,
+                chunked: true,
+            },
+            expect: Expect::Fails(FailureKind::TooLarge),
+            bound: s(10),
+        },
+        Case {
             name: "content: null",
             fault: |_| {
                 Fault::Ok(
