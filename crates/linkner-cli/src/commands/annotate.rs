@@ -490,20 +490,8 @@ fn record_writer(
     let Some(format) = args.format.record_format() else {
         return Ok(None);
     };
-    let options = super::formats::write_options(args.offsets);
-    let output = args.output.as_ref().filter(|p| p.as_os_str() != "-");
-    Ok(Some(match output {
-        Some(p) => linkner::core::io::record_writer_to_path(format, p, &options)?,
-        None if format == linkner::core::io::DataFormat::Brat => {
-            return Err("--output-format brat writes a folder: give --output DIR".into());
-        }
-        None => linkner::core::io::record_writer(
-            format,
-            Box::new(BufWriter::new(std::io::stdout())),
-            "<stdout>",
-            &options,
-        )?,
-    }))
+    let output = args.output.as_deref().filter(|p| p.as_os_str() != "-");
+    super::formats::open_record_writer(format, output, args.offsets).map(Some)
 }
 
 /// Whether the router sent an entity to the LLM.

@@ -13,10 +13,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use linkner::core::io::{DataFormat, gold_records, record_writer, record_writer_to_path};
+use linkner::core::io::{DataFormat, gold_records};
 
 use super::CliError;
-use super::formats::{DataArgs, OffsetsArg, write_options};
+use super::formats::{DataArgs, OffsetsArg, open_record_writer};
 
 /// The formats `convert` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,12 +76,8 @@ pub fn run(args: ConvertArgs) -> Result<(), CliError> {
     let docs = args.formats.read(&args.input, None)?;
     let records = gold_records(&docs)?;
     let format: DataFormat = args.output_format.into();
-    let options = write_options(args.offsets);
-    let mut writer = if args.output.as_os_str() == "-" {
-        record_writer(format, Box::new(std::io::stdout()), "<stdout>", &options)?
-    } else {
-        record_writer_to_path(format, &args.output, &options)?
-    };
+    let output = Some(args.output.as_path()).filter(|p| p.as_os_str() != "-");
+    let mut writer = open_record_writer(format, output, args.offsets)?;
     for r in &records {
         writer.write(r)?;
     }

@@ -187,6 +187,28 @@ impl ReaderArgs {
     }
 }
 
+/// The record writer of `format` at `output` (a file, or a folder for brat), or on standard
+/// output when `None`; written offsets in `offsets` (the format's own unit when `None`).
+pub fn open_record_writer(
+    format: DataFormat,
+    output: Option<&Path>,
+    offsets: Option<OffsetsArg>,
+) -> Result<Box<dyn linkner::core::io::RecordWriter>, CliError> {
+    let options = write_options(offsets);
+    Ok(match output {
+        Some(p) => linkner::core::io::record_writer_to_path(format, p, &options)?,
+        None if format == DataFormat::Brat => {
+            return Err("--output-format brat writes a folder: give --output DIR".into());
+        }
+        None => linkner::core::io::record_writer(
+            format,
+            Box::new(std::io::BufWriter::new(std::io::stdout())),
+            "<stdout>",
+            &options,
+        )?,
+    })
+}
+
 /// The writer options of `--offsets`.
 pub fn write_options(offsets: Option<OffsetsArg>) -> WriteOptions {
     WriteOptions {

@@ -268,19 +268,8 @@ fn write_records(
     docs: &[Document],
     lines: &[(usize, Sentence, Vec<Candidate>)],
 ) -> Result<(), CliError> {
-    let options = super::formats::write_options(args.offsets);
-    let mut writer = match &args.output {
-        Some(p) => linkner::core::io::record_writer_to_path(format, p, &options)?,
-        None if format == DataFormat::Brat => {
-            return Err("--output-format brat writes a folder: give --output DIR".into());
-        }
-        None => linkner::core::io::record_writer(
-            format,
-            Box::new(BufWriter::new(std::io::stdout())),
-            "<stdout>",
-            &options,
-        )?,
-    };
+    let mut writer =
+        super::formats::open_record_writer(format, args.output.as_deref(), args.offsets)?;
     let mut seen = vec![0usize; docs.len()];
     for (d, s, c) in lines {
         let base = docs[*d].id.clone().unwrap_or_else(|| format!("doc{d}"));

@@ -28,31 +28,9 @@ pub fn train_tiny(
     out: &std::path::Path,
     extra: &[&str],
 ) -> std::process::Output {
-    let output = linkner()
-        .args([
-            "train",
-            "--format",
-            "conll",
-            "--batch-size",
-            "2",
-            "--threads",
-            "1",
-        ])
-        .args(extra)
-        .arg("--train")
-        .arg(data)
-        .arg("--encoder")
-        .arg(minilm())
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    let mut args = vec!["--format", "conll"];
+    args.extend_from_slice(extra);
+    train_tiny_from(data, out, &args)
 }
 
 /// Like [`train_tiny`] for a data file of any format (detected from the file).
