@@ -43,7 +43,7 @@ between sentences):
                                                                  (github.com/BeyonderXX/MINER,
                                                                  data/conll2003/trans_data/OOV/trans/test.txt)
   the other sets (conll03/conll/, typos, wikigold/, wnut17/, twitterner/) are for the tests
-  and \`linkner report\`: README, section "Data", shows the whole layout.
+  and \`linkner dev report\`: README, section "Data", shows the whole layout.
 Set LINKNER_DATA to that folder (default: ../shared/data next to the clone). Nothing was downloaded.
 MSG
   exit 1

@@ -63,7 +63,7 @@ enum Command {
     #[command(hide = true)]
     Report(commands::report::ReportArgs),
     /// Developer tools that measure linkner itself: benchmarks against the Python peer and the
-    /// whole-set results report (defaults point into a clone of the repository).
+    /// whole-set results report (data from --data / LINKNER_DATA, outputs where --out says).
     #[command(subcommand)]
     Dev(DevCommand),
     /// Tune routing, merge policy, estimator and prompt on a dev split from one LLM pass per
@@ -77,8 +77,8 @@ enum Command {
 enum DevCommand {
     /// Benchmarks against the Python/PyTorch peer (tagger inference, training, stream).
     Bench(commands::bench::BenchArgs),
-    /// Regenerate docs/results.md and its plots: local, linked and oracle F1 on six sets, and
-    /// F1 against the routing threshold for every estimator.
+    /// The whole-set results report (the repository's docs/results.md) and its plots: local,
+    /// linked and oracle F1 on six sets, and F1 against the routing threshold per estimator.
     Report(commands::report::ReportArgs),
 }
 

@@ -209,6 +209,31 @@ fn help_lists_every_closed_choice() {
 }
 
 #[test]
+fn tune_help_groups_its_research_switches() {
+    let out = run_ok(linkner().args(["tune", "--help"]).output().unwrap());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let at = help
+        .find("Search space (research switches")
+        .unwrap_or_else(|| panic!("no research heading:\n{help}"));
+    let (before, after) = help.split_at(at);
+    for flag in [
+        "--estimators",
+        "--prompts",
+        "--floor",
+        "--step",
+        "--retrieve-k",
+        "--no-per-type",
+        "--no-calibration",
+    ] {
+        assert!(after.contains(flag) && !before.contains(flag), "{flag}:\n{help}");
+    }
+    // What a user tuning for their data needs stays in the main list.
+    for flag in ["--dev", "--out", "--sample"] {
+        assert!(before.contains(flag), "{flag}:\n{help}");
+    }
+}
+
+#[test]
 fn annotate_writes_the_routed_entities_as_label_studio_tasks() {
     let model = &common::tiny_fixture().1;
     let server = FakeServer::start_in_thread(Script::always(Fault::Ok(

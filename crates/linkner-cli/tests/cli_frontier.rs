@@ -81,22 +81,24 @@ fn frontier_only_writes_the_table_and_the_plot_from_a_tuning_record() {
     std::fs::create_dir(&records).unwrap();
     std::fs::write(records.join("twitterner.json"), RECORD).unwrap();
     std::fs::write(records.join("notes.txt"), "not a record").unwrap();
-    // The default --out and --plots, relative to the working directory.
+    // The default --out and --plots: frontier.md and plots/ in the working directory (no
+    // folder of this repository is assumed).
     let out = run_ok(
         linkner()
             .current_dir(dir.path())
-            .args(["report", "--frontier-only", "--tune-json", "tuning"])
+            .args(["dev", "report", "--frontier-only", "--tune-json", "tuning"])
             .env_remove("LINKNER_LLM_URL")
             .output()
             .unwrap(),
     );
     assert!(
-        stderr(&out).contains("frontier written to docs/frontier.md"),
+        stderr(&out).contains("frontier written to frontier.md"),
         "{}",
         stderr(&out)
     );
-    assert!(!dir.path().join("docs/results.md").exists());
-    let md = std::fs::read_to_string(dir.path().join("docs/frontier.md")).unwrap();
+    assert!(!dir.path().join("results.md").exists());
+    assert!(!dir.path().join("docs").exists());
+    let md = std::fs::read_to_string(dir.path().join("frontier.md")).unwrap();
     assert!(
         md.contains("### TwitterNER (`tuning/twitterner.json`: 20 dev sentences, 40 local entities, local dev F1 70.00)"),
         "{md}"
@@ -159,11 +161,56 @@ fn frontier_only_writes_the_table_and_the_plot_from_a_tuning_record() {
     // Route nothing, and the tuned settings' policy and merge.
     assert!(md.contains("| route nothing | — |"));
     assert!(md.contains("| `threshold:0.4` | `fuse:0.6` |"), "{md}");
-    assert_png(
-        &dir.path().join("docs/plots/frontier-twitterner.png"),
-        900,
-        600,
+    assert_png(&dir.path().join("plots/frontier-twitterner.png"), 900, 600);
+}
+
+#[test]
+fn dev_report_assumes_no_repository_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    // The frontier needs its records named: no `configs/tuning` is guessed.
+    let out = linkner()
+        .current_dir(dir.path())
+        .args(["dev", "report", "--frontier-only"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--tune-json"), "{}", stderr(&out));
+    // The whole-set report needs its configs named.
+    let out = linkner()
+        .current_dir(dir.path())
+        .args(["dev", "report"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--configs"), "{}", stderr(&out));
+    // And its data: no `../shared/data` is guessed when LINKNER_DATA is unset.
+    std::fs::create_dir(dir.path().join("cfg")).unwrap();
+    let out = linkner()
+        .current_dir(dir.path())
+        .args(["dev", "report", "--configs", "cfg"])
+        .env_remove("LINKNER_DATA")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pass --data-dir DIR or set LINKNER_DATA"),
+        "{}",
+        stderr(&out)
     );
+    // The benchmarks too: a tagger benchmark without --data names the variable.
+    let out = linkner()
+        .current_dir(dir.path())
+        .args(["dev", "bench", "train", "--no-python", "--encoder", "enc"])
+        .env_remove("LINKNER_DATA")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pass --data FILE or set LINKNER_DATA"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("results.md").exists());
 }
 
 #[test]

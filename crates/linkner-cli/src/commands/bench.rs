@@ -333,14 +333,16 @@ impl Drop for PeerScript {
     }
 }
 
-/// The datasets folder: `$LINKNER_DATA`, else `../shared/data` (relative to the working folder,
-/// as everywhere in linkner).
-fn data_root() -> PathBuf {
-    env_path("LINKNER_DATA").unwrap_or_else(|| PathBuf::from("../shared/data"))
-}
-
-fn default_data() -> PathBuf {
-    data_root().join("conll03/conll/test.txt")
+/// `$LINKNER_DATA/<rel>`, the default data file of a benchmark; an error naming `--data` and
+/// the variable when `LINKNER_DATA` is unset (no folder is guessed).
+fn data_file(rel: &str) -> Result<PathBuf, CliError> {
+    env_path("LINKNER_DATA").map(|root| root.join(rel)).ok_or_else(|| {
+        format!(
+            "no data: pass --data FILE or set LINKNER_DATA to the datasets folder (its \
+             `{rel}` is the default; the layout is in the README, section \"Data\")"
+        )
+        .into()
+    })
 }
 
 /// The MiniLM folder ([`linkner::tagger::default_encoder_dir`]), or where it would be.
@@ -649,7 +651,10 @@ fn run_tagger(args: &TaggerBenchArgs) -> Result<(), CliError> {
         .model
         .clone()
         .unwrap_or_else(linkner::tagger::default_model_dir);
-    let data_path = args.data.clone().unwrap_or_else(default_data);
+    let data_path = args
+        .data
+        .clone()
+        .map_or_else(|| data_file("conll03/conll/test.txt"), Ok)?;
     let tagger = SpanTagger::load(&model, &device)?.with_streams(args.streams);
     let mut data = sentences(
         super::formats::DataArgs::default()
@@ -950,7 +955,7 @@ fn run_train(args: &TrainBenchArgs) -> Result<(), CliError> {
     let data_path = args
         .data
         .clone()
-        .unwrap_or_else(|| data_root().join("conll03/conll/train.txt"));
+        .map_or_else(|| data_file("conll03/conll/train.txt"), Ok)?;
     let schema = LabelSchema::resolve(&args.schema)?;
     let mut data =
         sentences(super::formats::DataArgs::default().read(&data_path, Some(schema.clone()))?);

@@ -1,11 +1,11 @@
-//! The cost–accuracy frontier of `linkner report`: per set, dev F1 against LLM calls per 1,000
-//! dev sentences, one curve per estimator, replayed from the set's `linkner tune --json` record
+//! The cost–accuracy frontier of `linkner dev report`: per set, dev F1 against LLM calls per 1,000
+//! dev sentences, one curve per estimator, replayed from the set's `linkner tune --json-out` record
 //! ([`linkner::frontier`]) — no tagger, no LLM, no data needed. With `--frontier-only` the
 //! report is only that:
 //!
 //! ```text
-//! linkner report --frontier-only [--tune-json configs/tuning] [--sets twitterner,conll03]
-//!                [--plots docs/plots] [--out docs/frontier.md] [--json frontier.json]
+//! linkner dev report --frontier-only --tune-json configs/tuning [--sets twitterner,conll03]
+//!                [--plots docs/plots] [--out docs/frontier.md] [--json-out frontier.json]
 //! ```
 
 use std::fmt::Write as _;
@@ -17,9 +17,6 @@ use serde::Serialize;
 
 use super::CliError;
 use super::report::{ReportArgs, dev_title};
-
-/// The folder of tuning records `--frontier-only` reads when `--tune-json` is not given.
-const DEFAULT_RECORDS: &str = "configs/tuning";
 
 /// The frontier of one set and its plot.
 #[derive(Debug, Clone, Serialize)]
@@ -187,12 +184,14 @@ pub fn section(sets: &[&SetFrontier]) -> String {
 }
 
 /// `linkner report --frontier-only`: the frontier of every tuning record of `--tune-json`
-/// (`configs/tuning` by default), or of the `--sets` named, into `--out` and `--plots`.
+/// (the repository keeps its own in `configs/tuning`), or of the `--sets` named, into `--out`
+/// and the plots folder.
 pub fn run_only(args: &ReportArgs) -> Result<(), CliError> {
     let dir = args
         .tune_json
         .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_RECORDS));
+        .ok_or("--frontier-only needs --tune-json DIR (the folder of tuning records)")?;
+    let plots = args.plots_dir();
     let names: Vec<String> = match &args.sets {
         Some(s) => s
             .split(',')
@@ -216,9 +215,9 @@ pub fn run_only(args: &ReportArgs) -> Result<(), CliError> {
     let mut sets = Vec::new();
     for name in &names {
         let record = dir.join(format!("{name}.json"));
-        let found = for_set(name, &record, &args.plots, &args.out)?
+        let found = for_set(name, &record, &plots, &args.out)?
             .ok_or_else(|| format!("{}: no such tuning record", record.display()))?;
-        eprintln!("{}: frontier plotted to {}", name, args.plots.display());
+        eprintln!("{}: frontier plotted to {}", name, plots.display());
         sets.push(found);
     }
     let mut md = String::new();

@@ -7,10 +7,11 @@
 //! cost–accuracy frontiers (dev F1 against LLM calls, see [`super::frontier`]).
 //!
 //! ```text
-//! linkner report --configs configs [--sets oov,wnut17] [--sample 0] [--resamples 1000]
-//!                [--ablation configs/ablation --ablation-set oov] [--tune-json runs/tune]
-//!                [--out docs/results.md] [--json-out results.json]
-//! linkner report --frontier-only [--tune-json configs/tuning] [--out docs/frontier.md]
+//! linkner dev report --configs configs --data-dir $LINKNER_DATA [--sets oov,wnut17]
+//!                [--sample 0] [--resamples 1000] [--ablation configs/ablation --ablation-set oov]
+//!                [--tune-json configs/tuning] [--out results.md] [--plots DIR]
+//!                [--json-out results.json]
+//! linkner dev report --frontier-only --tune-json configs/tuning [--out frontier.md]
 //! ```
 //!
 //! A set whose config or data file is missing is listed as skipped, never silently dropped.
@@ -42,17 +43,15 @@ pub struct ReportArgs {
     #[command(flatten)]
     pub pipeline: PipelineArgs,
     /// Folder of the tuned configs, one per set: `<set>.json` (conll03, typos, oov, wikigold,
-    /// wnut17, twitterner).
-    #[arg(long, value_name = "DIR", default_value = "configs")]
-    pub configs: PathBuf,
-    /// Datasets folder (`conll03/`, `wikigold/`, `wnut17/`, `twitterner/`).
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "LINKNER_DATA",
-        default_value = "../shared/data"
-    )]
-    pub data_dir: PathBuf,
+    /// wnut17, twitterner); in a clone of the repository, `configs`. Required unless
+    /// `--frontier-only`.
+    #[arg(long, value_name = "DIR", required_unless_present = "frontier_only")]
+    pub configs: Option<PathBuf>,
+    /// Datasets folder with the layout of the README's "Data" section (`conll03/`, `wikigold/`,
+    /// `wnut17/`, `twitterner/`). Required unless `--frontier-only`: no default folder is
+    /// assumed.
+    #[arg(long, value_name = "DIR", env = "LINKNER_DATA")]
+    pub data_dir: Option<PathBuf>,
     /// Only these sets (comma-separated names).
     #[arg(long, value_name = "NAMES")]
     pub sets: Option<String>,
@@ -79,26 +78,29 @@ pub struct ReportArgs {
     /// OOV set takes hours.
     #[arg(long, default_value_t = 0)]
     pub ablation_sample: usize,
-    /// Folder of `linkner tune --json` outputs named `<set>.json` (e.g. `configs/tuning`):
-    /// their dev F1-vs-threshold curves and cost–accuracy frontiers are plotted.
-    #[arg(long, value_name = "DIR")]
+    /// Folder of `linkner tune --json-out` records named `<set>.json` (in a clone of the
+    /// repository, `configs/tuning`): their dev F1-vs-threshold curves and cost–accuracy
+    /// frontiers are plotted. Required with `--frontier-only`.
+    #[arg(long, value_name = "DIR", required_if_eq("frontier_only", "true"))]
     pub tune_json: Option<PathBuf>,
-    /// Only the cost–accuracy frontiers of the tuning records of `--tune-json` (default
-    /// `configs/tuning`; all of them, or the `--sets` named): no tagger, LLM or data is used.
-    /// `--out` defaults to `docs/frontier.md`.
+    /// Only the cost–accuracy frontiers of the tuning records of `--tune-json` (all of them,
+    /// or the `--sets` named): no tagger, LLM or data is used. `--out` defaults to
+    /// `frontier.md`.
     #[arg(long)]
     pub frontier_only: bool,
-    /// The Markdown report.
+    /// The Markdown report (default `results.md`, or `frontier.md` with `--frontier-only`, in
+    /// the working folder; the repository's own report is `docs/results.md`).
     #[arg(
         long,
         value_name = "FILE",
-        default_value = "docs/results.md",
-        default_value_if("frontier_only", "true", "docs/frontier.md")
+        default_value = "results.md",
+        default_value_if("frontier_only", "true", "frontier.md")
     )]
     pub out: PathBuf,
-    /// Folder of the PNG plots (linked from the report by a path relative to it).
-    #[arg(long, value_name = "DIR", default_value = "docs/plots")]
-    pub plots: PathBuf,
+    /// Folder of the PNG plots, linked from the report by a path relative to it (default:
+    /// `plots/` beside `--out`).
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
     /// Also write every figure as JSON to this file (`--json` is a flag in every command; file
     /// outputs are `--…-out`).
     #[arg(long, value_name = "FILE")]
@@ -106,6 +108,36 @@ pub struct ReportArgs {
     /// When the LLM side failed (counted over every LLM run of the report).
     #[command(flatten)]
     pub failures: FailureArgs,
+}
+
+impl ReportArgs {
+    /// The plots folder: `--plots`, else `plots/` beside `--out`.
+    pub(super) fn plots_dir(&self) -> PathBuf {
+        match &self.plots {
+            Some(dir) => dir.clone(),
+            None => self
+                .out
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join("plots"),
+        }
+    }
+
+    /// `--configs`, which clap requires unless `--frontier-only`.
+    fn configs_dir(&self) -> Result<&Path, CliError> {
+        self.configs
+            .as_deref()
+            .ok_or_else(|| "--configs DIR is required (the folder of <set>.json configs)".into())
+    }
+
+    /// `--data-dir` or `LINKNER_DATA`: never a guessed folder.
+    fn data_root(&self) -> Result<&Path, CliError> {
+        self.data_dir.as_deref().ok_or_else(|| {
+            "no datasets folder: pass --data-dir DIR or set LINKNER_DATA (the layout is in the \
+             README, section \"Data\")"
+                .into()
+        })
+    }
 }
 
 /// One evaluation set of the report.
@@ -385,6 +417,9 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         )
         .into());
     }
+    let configs = args.configs_dir()?.to_path_buf();
+    let data_root = args.data_root()?.to_path_buf();
+    let plots = args.plots_dir();
     let sample = (args.sample > 0).then_some(args.sample);
     let mut results = Vec::new();
     let mut skipped = Vec::new();
@@ -396,8 +431,8 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         {
             continue;
         }
-        let config = args.configs.join(format!("{}.json", set.name));
-        let file = args.data_dir.join(set.file);
+        let config = configs.join(format!("{}.json", set.name));
+        let file = data_root.join(set.file);
         if !config.is_file() {
             skipped.push((
                 set.title.to_string(),
@@ -433,7 +468,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             Some(dir) => super::frontier::for_set(
                 set.name,
                 &dir.join(format!("{}.json", set.name)),
-                &args.plots,
+                &plots,
                 &args.out,
             )?,
             None => None,
@@ -456,7 +491,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             .iter()
             .find(|s| s.name == args.ablation_set)
             .ok_or_else(|| format!("unknown ablation set `{}`", args.ablation_set))?;
-        let file = args.data_dir.join(set.file);
+        let file = data_root.join(set.file);
         let gold = read_gold(
             &file,
             &super::formats::DataArgs::default(),
@@ -581,9 +616,10 @@ fn plot_tuning(args: &ReportArgs, set: &SetSpec, path: &Path) -> Result<Option<S
     let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), y| {
         (l.min(y), h.max(y))
     });
-    std::fs::create_dir_all(&args.plots)?;
+    let plots = args.plots_dir();
+    std::fs::create_dir_all(&plots)?;
     let file = format!("results-{}-dev-f1-vs-threshold.png", set.name);
-    let out = args.plots.join(&file);
+    let out = plots.join(&file);
     let spec = PlotSpec {
         title: format!(
             "{}: dev F1 vs routing threshold (prompt {}, calibration {})",
@@ -663,7 +699,7 @@ fn markdown(r: &Report, args: &ReportArgs) -> String {
          merged decision is the gold class (\"not an entity\" for a span that is no gold entity). \
          Total time {:.0} s.\n",
         r.llm,
-        args.configs.display(),
+        args.configs.as_deref().unwrap_or(Path::new("")).display(),
         if r.sample == 0 {
             "the whole test set".to_string()
         } else {

@@ -35,6 +35,10 @@ use super::CliError;
 use super::link::{annotate_all, read_gold, runtime};
 use super::pipeline_args::PipelineArgs;
 
+/// The help heading of the research switches: what the search tries. Their defaults are the
+/// measured ones; a user tuning a pipeline for their data needs none of them.
+const SEARCH: &str = "Search space (research switches; the defaults are the measured ones)";
+
 /// Arguments of `linkner tune`.
 #[derive(Debug, Args)]
 pub struct TuneArgs {
@@ -55,29 +59,29 @@ pub struct TuneArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Estimators searched (comma separated; see `linkner eval --estimator`).
-    #[arg(long, default_value = "confidence,entropy,mc_dropout")]
+    #[arg(long, help_heading = SEARCH, default_value = "confidence,entropy,mc_dropout")]
     pub estimators: String,
     /// Prompt variants, one LLM pass each (comma separated): `plain` (linkner 0.1's prompt:
     /// label names, no marks, no hint, fixed capitalised non-entity examples), `full` (letter
     /// keys, span marked, local hint, varied non-entity examples, retrieved examples), or either
     /// with `+TECHNIQUE` / `-TECHNIQUE` (keys, mark, hint, varied, retrieve).
-    #[arg(long, default_value = "plain,full")]
+    #[arg(long, help_heading = SEARCH, default_value = "plain,full")]
     pub prompts: String,
     /// Entities above this uncertainty are sent to the LLM in the tuning pass; thresholds below
     /// it are not searched.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, help_heading = SEARCH, default_value_t = 0.05)]
     pub floor: f32,
     /// Step of the threshold grid.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, help_heading = SEARCH, default_value_t = 0.05)]
     pub step: f32,
     /// Examples retrieved per entity by the variants with `retrieve`.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, help_heading = SEARCH, default_value_t = 4)]
     pub retrieve_k: usize,
     /// Do not search per-type thresholds.
-    #[arg(long)]
+    #[arg(long, help_heading = SEARCH)]
     pub no_per_type: bool,
     /// Do not search contextual calibration.
-    #[arg(long)]
+    #[arg(long, help_heading = SEARCH)]
     pub no_calibration: bool,
     /// Tune even when some LLM calls failed (they count as "local label kept", which biases
     /// the search towards routing less); by default a failed call stops the run — rerun it
