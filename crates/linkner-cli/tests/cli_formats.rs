@@ -225,7 +225,10 @@ fn tune_help_groups_its_research_switches() {
         "--no-per-type",
         "--no-calibration",
     ] {
-        assert!(after.contains(flag) && !before.contains(flag), "{flag}:\n{help}");
+        assert!(
+            after.contains(flag) && !before.contains(flag),
+            "{flag}:\n{help}"
+        );
     }
     // What a user tuning for their data needs stays in the main list.
     for flag in ["--dev", "--out", "--sample"] {

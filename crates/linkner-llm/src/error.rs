@@ -47,6 +47,9 @@ pub enum FailureKind {
     CircuitOpen,
     /// The overall per-entity deadline (across retries) passed.
     Deadline,
+    /// The few-shot examples of the entity could not be retrieved, so no request was sent
+    /// (the pipeline's example retriever failed).
+    Retrieval,
     /// The backend is misconfigured.
     Config,
     /// A custom backend's own failure ([`LlmError::Backend`]), or anything else.
@@ -55,7 +58,7 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// Every kind, in declaration order.
-    pub const ALL: [FailureKind; 13] = [
+    pub const ALL: [FailureKind; 14] = [
         FailureKind::Timeout,
         FailureKind::RateLimited,
         FailureKind::ServerError,
@@ -67,6 +70,7 @@ impl FailureKind {
         FailureKind::InvalidRequest,
         FailureKind::CircuitOpen,
         FailureKind::Deadline,
+        FailureKind::Retrieval,
         FailureKind::Config,
         FailureKind::Backend,
     ];
@@ -85,6 +89,7 @@ impl FailureKind {
             FailureKind::InvalidRequest => "invalid_request",
             FailureKind::CircuitOpen => "circuit_open",
             FailureKind::Deadline => "deadline",
+            FailureKind::Retrieval => "retrieval",
             FailureKind::Config => "config",
             FailureKind::Backend => "backend",
         }
@@ -206,6 +211,10 @@ pub enum LlmError {
     /// The overall per-entity deadline passed (it spans every attempt and backoff).
     #[error("deadline of {0:?} for the entity passed (retries included)")]
     DeadlineExceeded(Duration),
+    /// The entity's few-shot examples could not be retrieved (the pipeline's example
+    /// retriever failed), so no request was built; the message is the retriever's.
+    #[error("example retrieval failed: {0}")]
+    Retrieval(String),
     /// The on-disk answer cache could not be read.
     #[error("{}: answer cache: {message}", path.display())]
     Cache {
@@ -267,6 +276,7 @@ impl LlmError {
             LlmError::RetriesExhausted { last, .. } => last.kind(),
             LlmError::CircuitOpen { .. } => FailureKind::CircuitOpen,
             LlmError::DeadlineExceeded(_) => FailureKind::Deadline,
+            LlmError::Retrieval(_) => FailureKind::Retrieval,
             LlmError::Cache { .. } | LlmError::Backend { .. } => FailureKind::Backend,
         }
     }
@@ -385,6 +395,10 @@ mod tests {
             (
                 LlmError::DeadlineExceeded(Duration::from_secs(1)),
                 FailureKind::Deadline,
+            ),
+            (
+                LlmError::Retrieval("index gone".into()),
+                FailureKind::Retrieval,
             ),
             (LlmError::backend("mine"), FailureKind::Backend),
             (

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use linkner_core::tagger::{LocalTagger, PredictOptions};
-use linkner_core::{Candidate, Document, LabelSchema, Sentence, WordSpan};
-use linkner_llm::{Example, LlmClassifier, LlmError};
+use linkner_core::{Document, LabelSchema, Sentence, WordSpan};
+use linkner_llm::{Example, LlmClassifier};
 use linkner_uncertainty::{Requirements, UncertaintyEstimator};
 use tokio::sync::mpsc;
 
@@ -17,7 +17,7 @@ use crate::error::{LinkError, Result};
 use crate::merge::MergePolicy;
 use crate::policy::RoutingPolicy;
 use crate::retrieve::ExampleRetriever;
-use crate::stages::{self, LlmOutcome};
+use crate::stages::{self, Local, ScoredCandidate, Work};
 use crate::stats::{RunStats, StatsSnapshot};
 use crate::stream::{StreamOptions, StreamOrder};
 
@@ -452,7 +452,7 @@ impl Pipeline {
     }
 
     /// Runs the tagger on the blocking pool (inline without a runtime).
-    async fn tag(&self, input: Input) -> Result<Vec<(Sentence, Vec<Candidate>)>> {
+    async fn tag(&self, input: Input) -> Result<stages::Tagged> {
         let slot = self.inner.tagger.clone();
         let options = self.inner.predict;
         let job = move || slot.with(|t| tag_input(t, input, &options));
@@ -500,9 +500,7 @@ impl Pipeline {
         let tagged = self.tag(input).await?;
         let tagger_time = t0.elapsed();
         let t0 = Instant::now();
-        for (sentence, candidates) in &tagged {
-            stages::check_candidates(&inner.schema, sentence, candidates)?;
-        }
+        let tagged = stages::check(&inner.schema, tagged)?;
         let (sentences, scored) = stages::score(&inner.schema, inner.estimator.as_ref(), tagged)?;
         let estimator_time = t0.elapsed();
         let routed = stages::route(&inner.policy, &scored);
@@ -537,91 +535,23 @@ impl Pipeline {
             routed,
             examples,
         } = work;
-        let mut delta = StatsSnapshot::default();
-        let mut outcomes: Vec<Option<LlmOutcome>> = (0..scored.len()).map(|_| None).collect();
-        if !routed.is_empty() {
-            let t0 = Instant::now();
-            let fail_all = |outcomes: &mut Vec<Option<LlmOutcome>>, e: &dyn Fn() -> LlmError| {
-                for &i in &routed {
-                    outcomes[i] = Some(LlmOutcome::Failed(e()));
-                }
-            };
-            match (&inner.llm, examples) {
-                (None, _) => fail_all(&mut outcomes, &|| {
-                    LlmError::Config("no LLM classifier configured".into())
-                }),
-                // Without its examples no request is sent: every routed entity keeps its local
-                // label, counted as failed.
-                (Some(_), Err(error)) => fail_all(&mut outcomes, &|| {
-                    LlmError::InvalidRequest(format!("example retrieval failed: {error}"))
-                }),
-                (Some(llm), Ok(mut examples)) => {
-                    let mut jobs = Vec::with_capacity(routed.len());
-                    for (j, &i) in routed.iter().enumerate() {
-                        let s = &scored[i];
-                        let ex = examples.get_mut(j).map(std::mem::take);
-                        match stages::request(
-                            &inner.schema,
-                            &sentences[s.doc],
-                            &s.candidate,
-                            inner.local_top_k,
-                            ex,
-                        ) {
-                            Ok(r) => jobs.push((i, s.uncertainty, r)),
-                            Err(e) => outcomes[i] = Some(LlmOutcome::Failed(e)),
-                        }
-                    }
-                    delta.llm_requests = jobs.len() as u64;
-                    let slots: Vec<usize> = jobs.iter().map(|(i, _, _)| *i).collect();
-                    let results = match &inner.scheduler {
-                        None => {
-                            let requests = jobs.into_iter().map(|(_, _, r)| r).collect();
-                            stages::classify(llm, requests).await
-                        }
-                        Some(scheduler) => {
-                            stages::classify_budgeted(llm, scheduler, jobs, deadline).await
-                        }
-                    };
-                    for (i, o) in slots.into_iter().zip(results) {
-                        outcomes[i] = Some(o);
-                    }
-                }
-            }
-            delta.llm_time = t0.elapsed();
-        }
-
-        // merge
-        let mut usage = Vec::with_capacity(scored.len());
-        let decided: Vec<_> = scored
-            .into_iter()
-            .zip(outcomes)
-            .map(|(s, outcome)| {
-                usage.push(match &outcome {
-                    Some(LlmOutcome::Answer(a)) => Some((a.usage, a.cached)),
-                    _ => None,
-                });
-                let m = stages::merge(&inner.schema, &inner.merge, &s, outcome);
-                (s, m)
-            })
-            .collect();
-
-        // account
-        let first_error = decided.iter().find_map(|(s, m)| match &m.provenance {
-            Provenance::LlmFailed { error, .. } => {
-                Some((s.candidate.entity.text.clone(), error.clone()))
-            }
-            _ => None,
-        });
-        let out = stages::account(sentences, decided, &usage, &mut delta);
-        if let Some((entity, error)) = first_error {
-            tracing::warn!(
-                failures = delta.failures,
-                routed = routed.len(),
-                first_entity = %entity,
-                first_error = %error,
-                "LLM calls failed; those entities keep their local labels"
-            );
-        }
+        let side = stages::LlmSide {
+            schema: &inner.schema,
+            llm: inner.llm.as_ref(),
+            scheduler: inner.scheduler.as_ref(),
+            local_top_k: inner.local_top_k,
+        };
+        let calls = stages::Routed {
+            sentences: &sentences,
+            scored: &scored,
+            routed: &routed,
+            examples,
+        };
+        let (outcomes, classified) = stages::classify_routed(&side, calls, deadline).await;
+        let decided = stages::merge_all(&inner.schema, &inner.merge, scored, outcomes);
+        let (out, mut delta) = stages::account(sentences, decided);
+        delta.add(&classified);
+        warn_failures(&out, &delta, routed.len());
         (out, delta)
     }
 
@@ -635,7 +565,7 @@ impl Pipeline {
     async fn retrieve(
         &self,
         sentences: &[Sentence],
-        scored: &[stages::ScoredCandidate],
+        scored: &[ScoredCandidate],
         routed: &[usize],
     ) -> std::result::Result<Vec<Vec<Example>>, String> {
         let Some(retriever) = self.inner.retriever.clone() else {
@@ -670,142 +600,51 @@ impl Pipeline {
     }
 }
 
-/// What the local stages made of one call: the work left for the LLM side and their times.
-pub(crate) struct Local {
-    pub(crate) work: Work,
-    pub(crate) tagger_time: std::time::Duration,
-    pub(crate) estimator_time: std::time::Duration,
-}
-
-impl Local {
-    /// The counts of the local side (entities, routed, times); `documents` is the caller's.
-    pub(crate) fn delta(&self) -> StatsSnapshot {
-        StatsSnapshot {
-            entities: self.work.scored.len() as u64,
-            routed: self.work.routed.len() as u64,
-            tagger_time: self.tagger_time,
-            estimator_time: self.estimator_time,
-            ..StatsSnapshot::default()
-        }
+/// Logs the first LLM failure of a call (entity and error) with the call's failure count.
+fn warn_failures(out: &[Annotation], delta: &StatsSnapshot, routed: usize) {
+    if delta.failures == 0 {
+        return;
     }
-
-    pub(crate) fn into_work(self) -> Work {
-        self.work
-    }
-}
-
-/// The sentences of a call with their scored candidates, the routed ones (indices into
-/// `scored`, ascending) and their examples (one list per routed candidate, or why retrieval
-/// failed).
-pub(crate) struct Work {
-    pub(crate) sentences: Vec<Sentence>,
-    pub(crate) scored: Vec<stages::ScoredCandidate>,
-    pub(crate) routed: Vec<usize>,
-    pub(crate) examples: std::result::Result<Vec<Vec<Example>>, String>,
-}
-
-impl Work {
-    /// Splits a call's work into one piece per sentence (document order).
-    pub(crate) fn split(self) -> Vec<Work> {
-        let Work {
-            sentences,
-            scored,
+    let first = out
+        .iter()
+        .flat_map(|a| a.entities.iter().chain(&a.rejected))
+        .find_map(|e| match &e.provenance {
+            Provenance::LlmFailed { error, .. } => Some((e.entity.text.as_str(), error.as_str())),
+            _ => None,
+        });
+    if let Some((entity, error)) = first {
+        tracing::warn!(
+            failures = delta.failures,
             routed,
-            examples,
-        } = self;
-        let mut out: Vec<Work> = sentences
-            .into_iter()
-            .map(|sentence| Work {
-                sentences: vec![sentence],
-                scored: Vec::new(),
-                routed: Vec::new(),
-                examples: Ok(Vec::new()),
-            })
-            .collect();
-        let mut examples = examples.map(|e| e.into_iter().map(Some).collect::<Vec<_>>());
-        let mut r = 0;
-        for (i, mut s) in scored.into_iter().enumerate() {
-            let Some(piece) = out.get_mut(s.doc) else {
-                continue;
-            };
-            s.doc = 0;
-            if routed.get(r) == Some(&i) {
-                piece.routed.push(piece.scored.len());
-                match (&mut examples, &mut piece.examples) {
-                    (Ok(all), Ok(mine)) => {
-                        if let Some(list) = all.get_mut(r).and_then(Option::take) {
-                            mine.push(list);
-                        }
-                    }
-                    (Err(e), mine) => *mine = Err(e.clone()),
-                    (Ok(_), Err(_)) => {}
-                }
-                r += 1;
-            }
-            piece.scored.push(s);
-        }
-        out
+            first_entity = %entity,
+            first_error = %error,
+            "LLM calls failed; those entities keep their local labels"
+        );
     }
 }
 
-/// Runs the tagger on one input and checks the shape of what it returns.
+/// The tag stage: runs the tagger on one input; what it returns is checked by
+/// [`stages::check`].
 fn tag_input(
     tagger: &dyn LocalTagger,
     input: Input,
     options: &PredictOptions,
-) -> Result<Vec<(Sentence, Vec<Candidate>)>> {
-    match input {
+) -> Result<stages::Tagged> {
+    Ok(match input {
         Input::Texts(texts) => {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let out = tagger.tag_texts(&refs, options)?;
-            if out.len() != texts.len() {
-                return Err(LinkError::TaggerOutput(format!(
-                    "{} results for {} texts",
-                    out.len(),
-                    texts.len()
-                )));
-            }
-            if let Some(i) = out.iter().zip(&texts).position(|((s, _), t)| &s.text != t) {
-                return Err(LinkError::TaggerOutput(format!(
-                    "the tagger changed the text of document {i}; offsets must point into the \
-                     caller's original string"
-                )));
-            }
-            Ok(out)
+            stages::Tagged::Texts { texts, out }
         }
         Input::Sentences(sentences) => {
             let out = tagger.tag_sentences(&sentences, options)?;
-            if out.len() != sentences.len() {
-                return Err(LinkError::TaggerOutput(format!(
-                    "{} results for {} sentences",
-                    out.len(),
-                    sentences.len()
-                )));
-            }
-            Ok(sentences.into_iter().zip(out).collect())
+            stages::Tagged::Sentences { sentences, out }
         }
         Input::Documents(documents) => {
             let out = tagger.tag_documents(&documents, options)?;
-            if out.len() != documents.len()
-                || out
-                    .iter()
-                    .zip(&documents)
-                    .any(|(o, d)| o.len() != d.sentences.len())
-            {
-                return Err(LinkError::TaggerOutput(format!(
-                    "tag_documents returned {} results for {} documents, or a document with \
-                     another number of sentences",
-                    out.len(),
-                    documents.len()
-                )));
-            }
-            Ok(documents
-                .into_iter()
-                .zip(out)
-                .flat_map(|(d, o)| d.sentences.into_iter().zip(o))
-                .collect())
+            stages::Tagged::Documents { documents, out }
         }
-    }
+    })
 }
 
 /// The annotations of [`Pipeline::annotate_stream`], in input order, one per document.

@@ -39,7 +39,8 @@ use tokio::time::Instant;
 
 use crate::annotation::{Annotation, Timings};
 use crate::error::{LinkError, Result};
-use crate::pipeline::{Input, Pipeline, Work};
+use crate::pipeline::{Input, Pipeline};
+use crate::stages::Work;
 use linkner_core::Sentence;
 
 /// In which order a stream's annotations come out.

@@ -336,13 +336,15 @@ impl Drop for PeerScript {
 /// `$LINKNER_DATA/<rel>`, the default data file of a benchmark; an error naming `--data` and
 /// the variable when `LINKNER_DATA` is unset (no folder is guessed).
 fn data_file(rel: &str) -> Result<PathBuf, CliError> {
-    env_path("LINKNER_DATA").map(|root| root.join(rel)).ok_or_else(|| {
-        format!(
-            "no data: pass --data FILE or set LINKNER_DATA to the datasets folder (its \
+    env_path("LINKNER_DATA")
+        .map(|root| root.join(rel))
+        .ok_or_else(|| {
+            format!(
+                "no data: pass --data FILE or set LINKNER_DATA to the datasets folder (its \
              `{rel}` is the default; the layout is in the README, section \"Data\")"
-        )
-        .into()
-    })
+            )
+            .into()
+        })
 }
 
 /// The MiniLM folder ([`linkner::tagger::default_encoder_dir`]), or where it would be.

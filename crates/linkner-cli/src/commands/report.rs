@@ -115,11 +115,7 @@ impl ReportArgs {
     pub(super) fn plots_dir(&self) -> PathBuf {
         match &self.plots {
             Some(dir) => dir.clone(),
-            None => self
-                .out
-                .parent()
-                .unwrap_or(Path::new(""))
-                .join("plots"),
+            None => self.out.parent().unwrap_or(Path::new("")).join("plots"),
         }
     }
 
