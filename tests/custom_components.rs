@@ -13,7 +13,9 @@ use common::{ScriptedTagger, entry};
 use linkner::core::Candidate;
 use linkner::llm::{Answer, ClassifyRequest, LlmClassifier, LlmError};
 use linkner::uncertainty::{Result as UResult, UncertaintyEstimator, conformance, dist};
-use linkner::{LinkConfig, LinkError, Pipeline, Provenance, RoutingPolicy, async_trait};
+use linkner::{
+    EstimatorViolation, LinkConfig, LinkError, Pipeline, Provenance, RoutingPolicy, async_trait,
+};
 
 /// Uncertainty = 1 − (p_top1 − p_top2).
 struct Margin;
@@ -131,7 +133,16 @@ async fn an_estimator_outside_its_contract_is_a_typed_error() {
         .build()
         .unwrap();
     let err = p.annotate("Rome").await.unwrap_err();
-    assert!(matches!(err, LinkError::InvalidScore { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LinkError::EstimatorContract {
+                violation: EstimatorViolation::Score { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     // A batch method that loses scores.
     struct ShortBatch;
@@ -155,7 +166,16 @@ async fn an_estimator_outside_its_contract_is_a_typed_error() {
         .build()
         .unwrap();
     let err = p.annotate("Rome").await.unwrap_err();
-    assert!(matches!(err, LinkError::EstimatorOutput(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            LinkError::EstimatorContract {
+                violation: EstimatorViolation::Count { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
     // A document without candidates needs no score.
     assert!(
         p.annotate("nothing here")
@@ -290,4 +310,50 @@ fn the_documented_config_example_is_valid() {
     c.validate().unwrap();
     assert!(c.llm.is_some());
     assert!(c.examples.is_some());
+}
+
+#[test]
+fn a_config_error_names_the_file_the_line_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.json");
+    std::fs::write(
+        &path,
+        "{\n  \"tagger\": {\"model\": \"m\"},\n  \"llm\": {\n    \"base_url\": \"http://127.0.0.1:9/v1\",\n    \"timeout_s\": \"slow\"\n  }\n}\n",
+    )
+    .unwrap();
+    let err = LinkConfig::from_path(&path).unwrap_err();
+    match &err {
+        LinkError::Json {
+            path: p,
+            field,
+            line,
+            ..
+        } => {
+            assert_eq!(p, &path);
+            assert_eq!(field, "llm.timeout_s");
+            assert_eq!(*line, 5);
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{}:5:", path.display()))
+            && text.contains("`llm.timeout_s`: invalid type")
+            && !text.contains(" at line "),
+        "{text}"
+    );
+    // Inside a tagged enum and a map: the path goes down to the key.
+    let err = LinkConfig::from_json(
+        r#"{"tagger": {"model": "m"}, "policy": {"type": "per_type", "thresholds": {"LOC": "x"}, "default": 0.4}}"#,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, LinkError::Json { field, line: 1, .. } if field.starts_with("policy")),
+        "{err:?}"
+    );
+    // Trailing text after the object is refused too.
+    assert!(matches!(
+        LinkConfig::from_json(r#"{"tagger": {"model": "m"}} x"#),
+        Err(LinkError::Json { .. })
+    ));
 }

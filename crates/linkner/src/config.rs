@@ -352,11 +352,27 @@ impl LinkConfig {
     /// Parses JSON text read from `path` (used in error messages). Unknown fields are refused
     /// everywhere, the `llm` section included (`OpenAiConfig` denies them itself).
     fn parse(text: &str, path: &Path) -> Result<LinkConfig> {
-        let json_error = |source| LinkError::Json {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let config: LinkConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let field = e.path().to_string();
+            let source = e.into_inner();
+            LinkError::Json {
+                path: path.to_path_buf(),
+                field,
+                line: source.line(),
+                column: source.column(),
+                source,
+            }
+        })?;
+        // Trailing characters after the object are an error too, as with `from_str`.
+        de.end().map_err(|source| LinkError::Json {
             path: path.to_path_buf(),
+            field: String::new(),
+            line: source.line(),
+            column: source.column(),
             source,
-        };
-        serde_json::from_str(text).map_err(json_error)
+        })?;
+        Ok(config)
     }
 
     /// Reads a config file; relative paths in it (tagger model, examples file, LLM cache file)

@@ -59,7 +59,7 @@ pub use annotation::{Annotation, LinkedEntity, LlmVerdict, Provenance, Timings};
 pub use budget::{BudgetReason, RoutingBudget};
 #[cfg(all(feature = "span-tagger", feature = "openai"))]
 pub use config::{ExamplesSection, LinkConfig, PipelineSection, TaggerSection};
-pub use error::{LinkError, Result};
+pub use error::{BuildError, EstimatorViolation, LinkError, Result, TaggerViolation};
 pub use frontier::{Frontier, FrontierPoint, TuningRecord};
 pub use merge::MergePolicy;
 pub use oracle::GoldOracle;

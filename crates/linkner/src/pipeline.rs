@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::annotation::{Annotation, Provenance};
 use crate::budget::{RoutingBudget, Scheduler};
-use crate::error::{LinkError, Result};
+use crate::error::{BuildError, LinkError, Result};
 use crate::merge::MergePolicy;
 use crate::policy::RoutingPolicy;
 use crate::retrieve::ExampleRetriever;
@@ -180,27 +180,19 @@ impl PipelineBuilder {
     /// missing, when the policy can route but no LLM is given, or when the policy's parameters
     /// are invalid for the tagger's schema.
     pub fn build(self) -> Result<Pipeline> {
-        let tagger = self
-            .tagger
-            .ok_or_else(|| LinkError::Build("no local tagger given".into()))?;
-        let estimator = self
-            .estimator
-            .ok_or_else(|| LinkError::Build("no uncertainty estimator given".into()))?;
+        let tagger = self.tagger.ok_or(BuildError::NoTagger)?;
+        let estimator = self.estimator.ok_or(BuildError::NoEstimator)?;
         let schema = Arc::new(tagger.with(|t| t.schema().clone()));
         if schema.types.is_empty() {
-            return Err(LinkError::Build(format!(
-                "the tagger's schema `{}` has no entity types",
-                schema.name
-            )));
+            return Err(BuildError::EmptySchema {
+                schema: schema.name.clone(),
+            }
+            .into());
         }
         self.policy.validate(Some(&schema))?;
         self.merge.validate()?;
         if self.policy.may_route() && self.llm.is_none() {
-            return Err(LinkError::Build(
-                "the routing policy sends entities to an LLM but no LLM classifier was given \
-                 (give one, or use the `never` policy for the local tagger alone)"
-                    .into(),
-            ));
+            return Err(BuildError::RoutesWithoutLlm.into());
         }
         self.stream.validate()?;
         if let Some(b) = &self.budget {
@@ -388,8 +380,7 @@ impl Pipeline {
     /// [`tag_texts`](LocalTagger::tag_texts)); char offsets point into `text`.
     pub async fn annotate(&self, text: &str) -> Result<Annotation> {
         let mut out = self.run(Input::Texts(vec![text.to_string()])).await?;
-        out.pop()
-            .ok_or_else(|| LinkError::TaggerOutput("no annotation for the document".into()))
+        out.pop().ok_or_else(|| LinkError::missing(0))
     }
 
     /// Annotates many raw texts in one tagger call and one LLM batch; the i-th annotation

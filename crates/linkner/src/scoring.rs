@@ -126,19 +126,19 @@ impl LinkScorer {
     /// lengths differ or an annotation's words are not the gold sentence's.
     pub fn add(&mut self, gold: &[Sentence], annotations: &[Annotation]) -> Result<()> {
         if gold.len() != annotations.len() {
-            return Err(LinkError::TaggerOutput(format!(
-                "{} annotations for {} gold sentences",
-                annotations.len(),
-                gold.len()
-            )));
+            return Err(LinkError::GoldMismatch {
+                gold: gold.len(),
+                annotations: annotations.len(),
+                sentence: None,
+            });
         }
         for (i, (g, a)) in gold.iter().zip(annotations).enumerate() {
             if g.tokens.len() != a.sentence.tokens.len() {
-                return Err(LinkError::TaggerOutput(format!(
-                    "annotation {i} has {} words, its gold sentence {}",
-                    a.sentence.tokens.len(),
-                    g.tokens.len()
-                )));
+                return Err(LinkError::GoldMismatch {
+                    gold: g.tokens.len(),
+                    annotations: a.sentence.tokens.len(),
+                    sentence: Some(i),
+                });
             }
             self.local.add_spans(&g.spans, &local_spans(a))?;
             self.linked.add_spans(&g.spans, &a.spans())?;

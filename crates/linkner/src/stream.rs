@@ -38,7 +38,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::annotation::{Annotation, Timings};
-use crate::error::{LinkError, Result};
+use crate::error::{BuildError, LinkError, Result};
 use crate::pipeline::{Input, Pipeline};
 use crate::stages::Work;
 use linkner_core::Sentence;
@@ -95,15 +95,14 @@ impl StreamOptions {
             || self.channel_capacity == 0
             || self.max_pending == 0
         {
-            return Err(LinkError::Build(
-                "stream options must all be at least 1".into(),
-            ));
+            return Err(BuildError::StreamOptions("they must all be at least 1".into()).into());
         }
         if self.max_pending < self.chunk_size {
-            return Err(LinkError::Build(format!(
-                "stream max_pending ({}) must be at least the batch size ({})",
+            return Err(BuildError::StreamOptions(format!(
+                "max_pending ({}) must be at least the batch size ({})",
                 self.max_pending, self.chunk_size
-            )));
+            ))
+            .into());
         }
         Ok(())
     }
@@ -423,11 +422,9 @@ impl Pipeline {
                 Err(_) => {
                     for d in run {
                         let one = self.local_guarded(input_of(std::slice::from_ref(d))).await;
-                        pieces.push(one.and_then(|w| {
-                            w.split().pop().ok_or_else(|| {
-                                LinkError::TaggerOutput("no annotation for the document".into())
-                            })
-                        }));
+                        pieces.push(
+                            one.and_then(|w| w.split().pop().ok_or_else(|| LinkError::missing(0))),
+                        );
                     }
                 }
             }
@@ -506,9 +503,7 @@ impl Pipeline {
                         });
                         Ok(a)
                     }
-                    Ok((None, _)) => Err(LinkError::TaggerOutput(
-                        "no annotation for the document".into(),
-                    )),
+                    Ok((None, _)) => Err(LinkError::missing(0)),
                     Err(e) => Err(LinkError::Task(format!("stream document: {e}"))),
                 }
             }

@@ -184,11 +184,11 @@ pub fn search(
     grid: &Grid,
 ) -> Result<Vec<SettingScore>> {
     if gold.len() != annotations.len() {
-        return Err(LinkError::TaggerOutput(format!(
-            "{} annotations for {} gold sentences",
-            annotations.len(),
-            gold.len()
-        )));
+        return Err(LinkError::GoldMismatch {
+            gold: gold.len(),
+            annotations: annotations.len(),
+            sentence: None,
+        });
     }
     let mut all = vec![score_setting(
         gold,

@@ -3,7 +3,7 @@
 
 use linkner_core::{Candidate, Document, LabelSchema, Sentence};
 
-use crate::error::{LinkError, Result};
+use crate::error::{LinkError, Result, TaggerViolation};
 
 /// What the tagger was given and what it returned, before any check.
 #[derive(Debug)]
@@ -40,56 +40,71 @@ pub(crate) fn check(
     tagged: Tagged,
 ) -> Result<Vec<(Sentence, Vec<Candidate>)>> {
     let flat = check_shape(tagged)?;
-    for (sentence, candidates) in &flat {
-        check_candidates(schema, sentence, candidates)?;
+    for (document, (sentence, candidates)) in &flat {
+        check_candidates(schema, sentence, candidates).map_err(|(candidate, violation)| {
+            LinkError::TaggerContract {
+                document: *document,
+                candidate: Some(candidate),
+                violation,
+            }
+        })?;
     }
-    Ok(flat)
+    Ok(flat.into_iter().map(|(_, tagged)| tagged).collect())
 }
 
-/// The shape half of [`check`]: the output matches the input, one for one.
-fn check_shape(tagged: Tagged) -> Result<Vec<(Sentence, Vec<Candidate>)>> {
-    let wrong = |what: String| Err(LinkError::TaggerOutput(what));
+/// A shape violation of the whole output.
+fn broken(document: usize, violation: TaggerViolation) -> LinkError {
+    LinkError::TaggerContract {
+        document,
+        candidate: None,
+        violation,
+    }
+}
+
+/// The shape half of [`check`]: the output matches the input, one for one. Every sentence
+/// comes with the index of its input (text, sentence or document) in the call.
+#[allow(clippy::type_complexity)] // (input index, (sentence, candidates)), used once
+fn check_shape(tagged: Tagged) -> Result<Vec<(usize, (Sentence, Vec<Candidate>))>> {
+    let count = |expected: usize, got: usize| {
+        broken(expected.min(got), TaggerViolation::Count { expected, got })
+    };
     match tagged {
         Tagged::Texts { texts, out } => {
             if out.len() != texts.len() {
-                return wrong(format!("{} results for {} texts", out.len(), texts.len()));
+                return Err(count(texts.len(), out.len()));
             }
             if let Some(i) = out.iter().zip(&texts).position(|((s, _), t)| &s.text != t) {
-                return wrong(format!(
-                    "the tagger changed the text of document {i}; offsets must point into the \
-                     caller's original string"
-                ));
+                return Err(broken(i, TaggerViolation::TextChanged));
             }
-            Ok(out)
+            Ok(out.into_iter().enumerate().collect())
         }
         Tagged::Sentences { sentences, out } => {
             if out.len() != sentences.len() {
-                return wrong(format!(
-                    "{} results for {} sentences",
-                    out.len(),
-                    sentences.len()
-                ));
+                return Err(count(sentences.len(), out.len()));
             }
-            Ok(sentences.into_iter().zip(out).collect())
+            Ok(sentences.into_iter().zip(out).enumerate().collect())
         }
         Tagged::Documents { documents, out } => {
-            if out.len() != documents.len()
-                || out
-                    .iter()
-                    .zip(&documents)
-                    .any(|(o, d)| o.len() != d.sentences.len())
+            if out.len() != documents.len() {
+                return Err(count(documents.len(), out.len()));
+            }
+            if let Some((i, (o, d))) = out
+                .iter()
+                .zip(&documents)
+                .enumerate()
+                .find(|(_, (o, d))| o.len() != d.sentences.len())
             {
-                return wrong(format!(
-                    "tag_documents returned {} results for {} documents, or a document with \
-                     another number of sentences",
-                    out.len(),
-                    documents.len()
-                ));
+                let violation = TaggerViolation::Count {
+                    expected: d.sentences.len(),
+                    got: o.len(),
+                };
+                return Err(broken(i, violation));
             }
             Ok(documents
                 .into_iter()
                 .zip(out)
-                .flat_map(|(d, o)| d.sentences.into_iter().zip(o))
+                .enumerate()
+                .flat_map(|(i, (d, o))| d.sentences.into_iter().zip(o).map(move |t| (i, t)))
                 .collect())
         }
     }
@@ -97,51 +112,49 @@ fn check_shape(tagged: Tagged) -> Result<Vec<(Sentence, Vec<Candidate>)>> {
 
 /// Checks the tagger's output for one document: every class an entity type of the schema,
 /// char offsets inside the text and matching the entity text, word spans inside the sentence.
-/// Linear in the text's length plus the candidates' lengths.
+/// The first candidate that breaks the contract is returned with what it broke. Linear in the
+/// text's length plus the candidates' lengths.
 pub(crate) fn check_candidates(
     schema: &LabelSchema,
     sentence: &Sentence,
     candidates: &[Candidate],
-) -> Result<()> {
+) -> std::result::Result<(), (String, TaggerViolation)> {
     if candidates.is_empty() {
         return Ok(());
     }
     let index = sentence.char_index();
+    let classes = schema.num_classes();
     for c in candidates {
-        if c.class == 0 || c.class >= schema.num_classes() {
-            return Err(LinkError::TaggerOutput(format!(
-                "candidate {:?} has class {}, expected 1..{} (schema `{}`)",
-                c.entity.text,
-                c.class,
-                schema.num_classes(),
-                schema.name
-            )));
-        }
-        if c.entity.start >= c.entity.end
+        let violation = if c.class == 0 || c.class >= classes {
+            Some(TaggerViolation::Class {
+                class: c.class,
+                classes,
+                schema: schema.name.clone(),
+            })
+        } else if c.entity.start >= c.entity.end
             || index.slice(c.entity.start, c.entity.end) != Some(c.entity.text.as_str())
         {
-            return Err(LinkError::TaggerOutput(format!(
-                "candidate {:?} at chars [{}, {}) does not match the text",
-                c.entity.text, c.entity.start, c.entity.end
-            )));
-        }
-        if c.span.start >= c.span.end || c.span.end > sentence.tokens.len() {
-            return Err(LinkError::TaggerOutput(format!(
-                "candidate {:?} has word span [{}, {}) in a sentence of {} words",
-                c.entity.text,
-                c.span.start,
-                c.span.end,
-                sentence.tokens.len()
-            )));
-        }
-        if !c.probs.is_empty() && c.probs.len() != schema.num_classes() {
-            return Err(LinkError::TaggerOutput(format!(
-                "candidate {:?} has {} class probabilities, schema `{}` has {} classes",
-                c.entity.text,
-                c.probs.len(),
-                schema.name,
-                schema.num_classes()
-            )));
+            Some(TaggerViolation::Offsets {
+                start: c.entity.start,
+                end: c.entity.end,
+            })
+        } else if c.span.start >= c.span.end || c.span.end > sentence.tokens.len() {
+            Some(TaggerViolation::WordSpan {
+                start: c.span.start,
+                end: c.span.end,
+                words: sentence.tokens.len(),
+            })
+        } else if !c.probs.is_empty() && c.probs.len() != classes {
+            Some(TaggerViolation::Probabilities {
+                got: c.probs.len(),
+                classes,
+                schema: schema.name.clone(),
+            })
+        } else {
+            None
+        };
+        if let Some(v) = violation {
+            return Err((c.entity.text.clone(), v));
         }
     }
     Ok(())

@@ -5,7 +5,7 @@ use linkner_core::{Candidate, LabelSchema, Sentence};
 use linkner_uncertainty::UncertaintyEstimator;
 
 use super::ScoredCandidate;
-use crate::error::{LinkError, Result};
+use crate::error::{EstimatorViolation, LinkError, Result};
 use crate::policy::{RouteInput, RoutingPolicy};
 
 /// Scores every candidate with the estimator and attaches the local decision. Returns the
@@ -20,18 +20,19 @@ pub(crate) fn score(
     for (doc, (sentence, candidates)) in tagged.into_iter().enumerate() {
         let scores = estimator.score_batch(&candidates)?;
         if scores.len() != candidates.len() {
-            return Err(LinkError::EstimatorOutput(format!(
-                "estimator `{}` returned {} scores for {} candidates",
-                estimator.name(),
-                scores.len(),
-                candidates.len()
-            )));
+            return Err(LinkError::EstimatorContract {
+                estimator: estimator.name().to_string(),
+                violation: EstimatorViolation::Count {
+                    expected: candidates.len(),
+                    got: scores.len(),
+                },
+            });
         }
         for (candidate, uncertainty) in candidates.into_iter().zip(scores) {
             if !(0.0..=1.0).contains(&uncertainty) {
-                return Err(LinkError::InvalidScore {
+                return Err(LinkError::EstimatorContract {
                     estimator: estimator.name().to_string(),
-                    score: uncertainty,
+                    violation: EstimatorViolation::Score { score: uncertainty },
                 });
             }
             let local_label = schema

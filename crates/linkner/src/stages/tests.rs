@@ -10,7 +10,7 @@ use super::check::check_candidates;
 use super::classify::request;
 use super::merge::merge;
 use super::*;
-use crate::error::LinkError;
+use crate::error::{EstimatorViolation, LinkError, TaggerViolation};
 use crate::merge::MergePolicy;
 use crate::policy::RoutingPolicy;
 use linkner_core::Entity;
@@ -78,18 +78,149 @@ fn check_refuses_what_breaks_the_contract() {
     bad_span.span.end = 9;
     let mut short_probs = good.clone();
     short_probs.probs = vec![0.5, 0.5];
-    for (name, c) in [
-        ("text", wrong_text),
-        ("offsets", outside),
-        ("class 0", class0),
-        ("span", bad_span),
-        ("probs", short_probs),
+    let offsets = TaggerViolation::Offsets { start: 12, end: 16 };
+    for (name, c, want) in [
+        ("text", wrong_text, offsets),
+        (
+            "offsets",
+            outside,
+            TaggerViolation::Offsets { start: 30, end: 31 },
+        ),
+        (
+            "class 0",
+            class0,
+            TaggerViolation::Class {
+                class: 0,
+                classes: 5,
+                schema: "conll03".into(),
+            },
+        ),
+        (
+            "span",
+            bad_span,
+            TaggerViolation::WordSpan {
+                start: 2,
+                end: 9,
+                words: 4,
+            },
+        ),
+        (
+            "probs",
+            short_probs,
+            TaggerViolation::Probabilities {
+                got: 2,
+                classes: 5,
+                schema: "conll03".into(),
+            },
+        ),
     ] {
-        assert!(
-            check_candidates(&schema, &s, &[c]).is_err(),
+        let text = c.entity.text.clone();
+        assert_eq!(
+            check_candidates(&schema, &s, &[c]),
+            Err((text, want)),
             "{name} must be refused"
         );
     }
+}
+
+#[test]
+fn check_refuses_a_wrong_shape_and_names_the_document() {
+    let schema = LabelSchema::conll03();
+    let s0 = sentence(&["Zoë", "visited", "Köln"]);
+    let s1 = sentence(&["Bob", "left"]);
+    let good = candidate(&s0, 2, 3, &[0.1, 0.1, 0.6, 0.1, 0.1]);
+    let mut bad = candidate(&s1, 0, 1, &[0.1, 0.1, 0.6, 0.1, 0.1]);
+    bad.class = 9;
+    let texts = vec![s0.text.clone(), s1.text.clone()];
+    let contract = |e: LinkError| match e {
+        LinkError::TaggerContract {
+            document,
+            candidate,
+            violation,
+        } => (document, candidate, violation),
+        other => panic!("{other}"),
+    };
+    // One result short.
+    let e = check(
+        &schema,
+        Tagged::Texts {
+            texts: texts.clone(),
+            out: vec![(s0.clone(), vec![])],
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        contract(e),
+        (
+            1,
+            None,
+            TaggerViolation::Count {
+                expected: 2,
+                got: 1
+            }
+        )
+    );
+    // The text of document 1 changed.
+    let e = check(
+        &schema,
+        Tagged::Texts {
+            texts: texts.clone(),
+            out: vec![(s0.clone(), vec![]), (sentence(&["Bob", "Left"]), vec![])],
+        },
+    )
+    .unwrap_err();
+    assert_eq!(contract(e), (1, None, TaggerViolation::TextChanged));
+    // A document with one sentence too few, then a bad candidate in the second document.
+    let doc = |sentences: Vec<Sentence>| linkner_core::Document {
+        id: None,
+        sentences,
+    };
+    let documents = vec![doc(vec![s0.clone()]), doc(vec![s0.clone(), s1.clone()])];
+    let e = check(
+        &schema,
+        Tagged::Documents {
+            documents: documents.clone(),
+            out: vec![vec![vec![]], vec![vec![]]],
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        contract(e),
+        (
+            1,
+            None,
+            TaggerViolation::Count {
+                expected: 2,
+                got: 1
+            }
+        )
+    );
+    let e = check(
+        &schema,
+        Tagged::Documents {
+            documents: documents.clone(),
+            out: vec![vec![vec![good.clone()]], vec![vec![], vec![bad]]],
+        },
+    )
+    .unwrap_err();
+    let (document, candidate, violation) = contract(e);
+    assert_eq!((document, candidate.as_deref()), (1, Some("Bob")));
+    assert!(matches!(violation, TaggerViolation::Class { class: 9, .. }));
+    // A good output comes back flattened, in order.
+    let ok = check(
+        &schema,
+        Tagged::Documents {
+            documents,
+            out: vec![vec![vec![good]], vec![vec![], vec![]]],
+        },
+    )
+    .unwrap();
+    let texts: Vec<&str> = ok.iter().map(|(s, _)| s.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [s0.text.as_str(), s0.text.as_str(), s1.text.as_str()]
+    );
+    assert_eq!(ok[0].1.len(), 1);
 }
 
 #[test]
@@ -116,7 +247,10 @@ fn score_attaches_local_decision_and_refuses_bad_scores() {
     let c = candidate(&s, 0, 1, &[0.2, 0.1, 0.6, 0.05, 0.05]);
     assert!(matches!(
         score(&schema, &Broken, vec![(s, vec![c])]),
-        Err(LinkError::InvalidScore { .. })
+        Err(LinkError::EstimatorContract {
+            violation: EstimatorViolation::Score { score: 1.5 },
+            ..
+        })
     ));
 }
 
