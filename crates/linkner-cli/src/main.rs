@@ -12,6 +12,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use linkner::core::error_chain;
 
 /// LinkNER in Rust: a local span tagger whose uncertain entities are settled by an LLM.
 #[derive(Debug, Parser)]
@@ -135,7 +136,7 @@ fn main() -> ExitCode {
                 eprintln!("linkner: {f}");
                 return ExitCode::from(commands::llm_failures::EXIT_LLM_FAILURES);
             }
-            let text = error_text(e.as_ref());
+            let text = error_chain(e.as_ref());
             eprintln!("error: {text}");
             if json_errors {
                 println!("{}", error_json(e.as_ref(), &text));
@@ -143,22 +144,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes on one line, each cause only when the text so far does not already
-/// say it (most errors of this workspace include their source's message in their own).
-fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let t = s.to_string();
-        if !text.contains(&t) {
-            text.push_str(": ");
-            text.push_str(&t);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// The JSON object a command run with `--json` prints on standard output when it fails:
@@ -176,7 +161,7 @@ fn error_json(e: &(dyn std::error::Error + 'static), text: &str) -> serde_json::
 
 #[cfg(test)]
 mod tests {
-    use super::error_text;
+    use super::error_chain;
 
     #[derive(Debug)]
     struct Outer(std::io::Error);
@@ -203,32 +188,8 @@ mod tests {
     #[test]
     fn a_json_error_lists_every_cause() {
         let e = Outer(std::io::Error::other("no such file"));
-        let v = super::error_json(&e, &error_text(&e));
+        let v = super::error_json(&e, &error_chain(&e));
         assert_eq!(v["error"]["message"], "config.json: no such file");
         assert_eq!(v["error"]["causes"], serde_json::json!(["no such file"]));
-    }
-
-    #[test]
-    fn a_cause_already_in_the_message_is_not_repeated() {
-        let e = Outer(std::io::Error::other("no such file"));
-        assert_eq!(error_text(&e), "config.json: no such file");
-    }
-
-    #[test]
-    fn a_new_cause_is_appended() {
-        #[derive(Debug)]
-        struct Wrap(std::io::Error);
-        impl std::fmt::Display for Wrap {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("reading the model")
-            }
-        }
-        impl std::error::Error for Wrap {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let e = Wrap(std::io::Error::other("permission denied"));
-        assert_eq!(error_text(&e), "reading the model: permission denied");
     }
 }

@@ -134,3 +134,76 @@ impl CoreError {
         }
     }
 }
+
+/// An error and its causes on one line: each cause's text only when the line does not already
+/// hold it. The one helper of the workspace for printing any error (its own and other
+/// libraries').
+///
+/// The workspace's convention: an error's `Display` is one line that includes the text of the
+/// error it wraps (so `to_string()` is enough for a log line), and `source()` returns that
+/// error, typed, for programs; a variant that wraps nothing says everything in its fields.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    /// Says its cause's text, like the workspace's errors.
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "config.json: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    /// Does not say its cause's text, like many libraries' errors.
+    #[derive(Debug)]
+    struct Wrap(Outer);
+
+    impl std::fmt::Display for Wrap {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("reading the model")
+        }
+    }
+
+    impl std::error::Error for Wrap {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let e = Outer(std::io::Error::other("no such file"));
+        assert_eq!(error_chain(&e), "config.json: no such file");
+    }
+
+    #[test]
+    fn a_new_cause_is_appended_and_its_own_cause_once() {
+        let e = Wrap(Outer(std::io::Error::other("permission denied")));
+        assert_eq!(
+            error_chain(&e),
+            "reading the model: config.json: permission denied"
+        );
+    }
+}

@@ -313,22 +313,6 @@ impl LlmError {
     }
 }
 
-/// An error and its sources on one line (a source whose text the line already holds is left
-/// out): for backends that turn a client library's error into an [`LlmError`] message.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

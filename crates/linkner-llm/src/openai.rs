@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::cache::{AnswerCache, CacheKey};
 use crate::calibrate::Calibrator;
 use crate::classifier::LlmClassifier;
-use crate::error::{LlmError, Result, error_chain};
+use crate::error::{LlmError, Result};
 use crate::http::parse_retry_after;
 use crate::layer::{BreakerPolicy, CacheKeyer, Layer, Reliability, Reliable, RetryPolicy};
 use crate::parse::{argmax, logprob_distribution, parse_constrained, parse_free_text};
@@ -28,6 +28,7 @@ use crate::redis_store::RedisStore;
 use crate::request::{Answer, ClassifyRequest, Example, Usage};
 use crate::shared::SharedTier;
 use crate::stats::{Counters, Stats};
+use linkner_core::error_chain;
 /// How the backend obtains the answer from the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
