@@ -124,12 +124,12 @@ impl Calibrator {
             return answer;
         }
         let dist: Vec<f32> = raw.iter().map(|p| p / total).collect();
-        if let Some((class, p)) = crate::parse::argmax(&dist)
+        if let Some(class) = linkner_core::prob::argmax(&dist)
             && let Some(t) = schema.class(class)
         {
             answer.class = class;
             answer.label = t.name.clone();
-            answer.confidence = Some(p);
+            answer.confidence = Some(dist[class]);
         }
         answer.distribution = Some(dist);
         answer

@@ -22,13 +22,14 @@ use crate::classifier::LlmClassifier;
 use crate::error::{LlmError, Result};
 use crate::http::parse_retry_after;
 use crate::layer::{BreakerPolicy, CacheKeyer, Layer, Reliability, Reliable, RetryPolicy};
-use crate::parse::{argmax, logprob_distribution, parse_constrained, parse_free_text};
+use crate::parse::{logprob_distribution, parse_constrained, parse_free_text};
 use crate::prompt::{AnswerVocabulary, PromptTemplate, RenderedPrompt};
 use crate::redis_store::RedisStore;
 use crate::request::{Answer, ClassifyRequest, Example, Usage};
 use crate::shared::SharedTier;
 use crate::stats::{Counters, Stats};
 use linkner_core::error_chain;
+use linkner_core::prob::argmax;
 /// How the backend obtains the answer from the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -1094,9 +1095,9 @@ fn decode(
                 top.push((first.token, first.logprob));
             }
             let (dist, _mass) = logprob_distribution(vocab, &top)?;
-            let (class, p) = argmax(&dist)
+            let class = argmax(&dist)
                 .ok_or_else(|| LlmError::MalformedResponse("empty label distribution".into()))?;
-            (class, Some(p), Some(dist))
+            (class, Some(dist[class]), Some(dist))
         }
     };
     Ok(Decoded {

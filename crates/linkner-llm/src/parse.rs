@@ -159,17 +159,6 @@ pub fn logprob_distribution(
     Ok((dist, total))
 }
 
-/// The index and value of the largest entry (first one on ties); `None` for an empty slice.
-pub fn argmax(v: &[f32]) -> Option<(usize, f32)> {
-    v.iter()
-        .copied()
-        .enumerate()
-        .fold(None, |best, (i, x)| match best {
-            Some((_, b)) if b >= x => best,
-            _ => Some((i, x)),
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,7 +243,7 @@ mod tests {
         assert!((d[1] - 0.75).abs() < 1e-6, "{d:?}");
         assert!((d[2] - 0.25).abs() < 1e-6, "{d:?}");
         assert!((d.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert_eq!(argmax(&d), Some((1, d[1])));
+        assert_eq!(linkner_core::prob::argmax(&d), Some(1));
     }
 
     #[test]

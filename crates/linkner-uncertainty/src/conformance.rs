@@ -77,31 +77,13 @@ impl SplitMix {
     }
 }
 
-/// Softmax in `f32` ([`linkner_core::prob::softmax`], safe at any finite magnitude).
-fn softmax32(logits: &[f32]) -> Vec<f32> {
-    linkner_core::prob::softmax(logits)
-        .into_iter()
-        .map(|p| p as f32)
-        .collect()
-}
-
 fn softplus(x: f32) -> f32 {
     let x = f64::from(x);
     (x.max(0.0) + (-x.abs()).exp().ln_1p()) as f32
 }
 
-fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best
-}
-
 fn shell(logits: Vec<f32>, probs: Vec<f32>) -> Candidate {
-    let class = argmax(&probs);
+    let class = linkner_core::prob::argmax(&probs).unwrap_or(0);
     let score = probs.get(class).copied();
     Candidate {
         span: WordSpan::new(0, 1, "T"),
@@ -126,7 +108,7 @@ fn shell(logits: Vec<f32>, probs: Vec<f32>) -> Candidate {
 /// `softplus(logits) + 1`.
 pub fn candidate(logits: &[f32], requirements: Requirements, seed: u64) -> Candidate {
     let mut rng = SplitMix(seed);
-    let probs = softmax32(logits);
+    let probs = linkner_core::prob::softmax_f32(logits);
     let mut c = shell(logits.to_vec(), probs);
     let scale = 1.0 + 0.1 * logits.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     c.mc_probs = (0..requirements.mc_samples)
@@ -135,7 +117,7 @@ pub fn candidate(logits: &[f32], requirements: Requirements, seed: u64) -> Candi
                 .iter()
                 .map(|&x| x + scale * rng.symmetric())
                 .collect();
-            softmax32(&noisy)
+            linkner_core::prob::softmax_f32(&noisy)
         })
         .collect();
     if requirements.needs_alpha {

@@ -129,7 +129,7 @@ impl MergePolicy {
                     .zip(&llm)
                     .map(|(&l, &m)| w * l.max(PROB_FLOOR).ln() + (1.0 - w) * m.max(PROB_FLOOR).ln())
                     .collect();
-                decision_from(softmax(&logs))
+                decision_from(linkner_core::prob::softmax_f32(&logs))
             }
             MergePolicy::Rerank { k } => {
                 let allowed = top_types(local, *k);
@@ -163,7 +163,7 @@ impl MergePolicy {
 
 /// The local model's own decision (its argmax over the entity types).
 fn keep_local(local: &[f32]) -> Decision {
-    let class = argmax_from(local, 1).unwrap_or(0);
+    let class = linkner_core::prob::argmax_from(local, 1).unwrap_or(0);
     Decision {
         class,
         distribution: None,
@@ -197,24 +197,8 @@ fn answer_only(n: usize, answer: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Normalised `exp(logs)` in `f32`, through linkner's one softmax ([`linkner_core::prob`]).
-fn softmax(logs: &[f32]) -> Vec<f32> {
-    linkner_core::prob::softmax(logs)
-        .into_iter()
-        .map(|p| p as f32)
-        .collect()
-}
-
-/// Index of the largest entry at or after `from` (first on ties).
-fn argmax_from(v: &[f32], from: usize) -> Option<usize> {
-    (from..v.len()).fold(None, |best, i| match best {
-        Some(b) if v[b] >= v[i] => Some(b),
-        _ => Some(i),
-    })
-}
-
 fn decision_from(dist: Vec<f32>) -> Decision {
-    let class = argmax_from(&dist, 0).unwrap_or(0);
+    let class = linkner_core::prob::argmax(&dist).unwrap_or(0);
     Decision {
         class,
         confidence: dist.get(class).copied(),
@@ -276,7 +260,7 @@ mod tests {
     const LLM: [f32; 5] = [0.10, 0.05, 0.15, 0.60, 0.10];
 
     fn argmax(v: &[f32]) -> usize {
-        argmax_from(v, 0).unwrap()
+        linkner_core::prob::argmax(v).unwrap()
     }
 
     /// (policy, local, answer, answer distribution, expected class)
