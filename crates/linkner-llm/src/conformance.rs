@@ -173,8 +173,27 @@ pub async fn check_backend(
         p.validate()
             .map_err(|e| fail("probes", format!("probe {:?} is invalid: {e}", p.entity)))?;
     }
+    let answers = check_singles(backend, probes).await?;
+    passed.extend(["answers", "deterministic"]);
+    check_batches(backend, probes, &answers).await?;
+    passed.extend(["batch_equals_singles", "empty_batch"]);
+    check_concurrent(backend, probes, &answers).await?;
+    passed.push("concurrent");
+    check_invalid_requests(backend, &probes[0]).await?;
+    passed.push("invalid_requests");
+    Ok(ConformanceReport {
+        backend: name,
+        passed,
+        answers,
+    })
+}
 
-    // 1. Singles: every valid probe is answered, inside the schema.
+/// Every valid probe is answered, inside the schema (1), and the same request twice gets the
+/// same class (2).
+async fn check_singles(
+    backend: &dyn LlmClassifier,
+    probes: &[ClassifyRequest],
+) -> Result<Vec<Answer>, ConformanceFailure> {
     let mut answers = Vec::with_capacity(probes.len());
     for p in probes {
         let a = backend
@@ -184,9 +203,6 @@ pub async fn check_backend(
         check_answer(p, &a).map_err(|m| fail("answers", format!("probe {:?}: {m}", p.entity)))?;
         answers.push(a);
     }
-    passed.push("answers");
-
-    // 2. Same request twice: same class.
     let again = backend
         .classify(&probes[0])
         .await
@@ -197,9 +213,15 @@ pub async fn check_backend(
             format!("class {} then {}", answers[0].class, again.class),
         ));
     }
-    passed.push("deterministic");
+    Ok(answers)
+}
 
-    // 3. Batch == singles, in order.
+/// 3. A batch answers like the singles, in order; an empty batch gives nothing.
+async fn check_batches(
+    backend: &dyn LlmClassifier,
+    probes: &[ClassifyRequest],
+    answers: &[Answer],
+) -> Result<(), ConformanceFailure> {
     let batch = backend.classify_batch(probes).await;
     if batch.len() != probes.len() {
         return Err(fail(
@@ -207,7 +229,7 @@ pub async fn check_backend(
             format!("{} answers for {} requests", batch.len(), probes.len()),
         ));
     }
-    for (i, (b, s)) in batch.iter().zip(&answers).enumerate() {
+    for (i, (b, s)) in batch.iter().zip(answers).enumerate() {
         match b {
             Ok(b) if b.class == s.class => {
                 check_answer(&probes[i], b).map_err(|m| fail("batch", m))?;
@@ -224,31 +246,37 @@ pub async fn check_backend(
             Err(e) => return Err(fail("batch", format!("request {i}: {e}"))),
         }
     }
-    passed.push("batch_equals_singles");
     if !backend.classify_batch(&[]).await.is_empty() {
         return Err(fail("empty_batch", "an empty batch gave answers"));
     }
-    passed.push("empty_batch");
+    Ok(())
+}
 
-    // 4. Concurrent calls answer like sequential ones.
+/// 4. Concurrent calls answer like sequential ones.
+async fn check_concurrent(
+    backend: &dyn LlmClassifier,
+    probes: &[ClassifyRequest],
+    answers: &[Answer],
+) -> Result<(), ConformanceFailure> {
     let last = probes.len() - 1;
     let (a, b) = tokio::join!(
         backend.classify(&probes[0]),
         backend.classify(&probes[last])
     );
     match (a, b) {
-        (Ok(a), Ok(b)) if a.class == answers[0].class && b.class == answers[last].class => {}
-        (a, b) => {
-            return Err(fail(
-                "concurrent",
-                format!("concurrent answers {a:?} / {b:?} differ from sequential ones"),
-            ));
-        }
+        (Ok(a), Ok(b)) if a.class == answers[0].class && b.class == answers[last].class => Ok(()),
+        (a, b) => Err(fail(
+            "concurrent",
+            format!("concurrent answers {a:?} / {b:?} differ from sequential ones"),
+        )),
     }
-    passed.push("concurrent");
+}
 
-    // 5. Invalid requests: typed errors, no panic.
-    let base = &probes[0];
+/// 5. Invalid requests get typed errors, never a panic.
+async fn check_invalid_requests(
+    backend: &dyn LlmClassifier,
+    base: &ClassifyRequest,
+) -> Result<(), ConformanceFailure> {
     let n = base.schema.num_classes();
     let chars = base.sentence.chars().count();
     let mut bad = Vec::new();
@@ -283,11 +311,5 @@ pub async fn check_backend(
             }
         }
     }
-    passed.push("invalid_requests");
-
-    Ok(ConformanceReport {
-        backend: name,
-        passed,
-        answers,
-    })
+    Ok(())
 }
