@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
 use linkner::core::{LabelSchema, Sentence, WordSpan};
+use linkner::tagger::internals::SpanTaggerInternals;
 use linkner::tagger::train::Silent;
 use linkner::tagger::{
     DeviceSpec, HeadOptions, PredictOptions, SpanTagger, TrainConfig, sentence_from_text, train,

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceSpec;
 use crate::error::{Result, TaggerError};
-use crate::prepare::DocumentContext;
-use crate::tagger::{LocalTagger, Precision, PredictOptions, SpanTagger, TaggerConfig, files};
+use crate::precision::Precision;
+use crate::span::{DocumentContext, LocalTagger, PredictOptions, SpanTagger, TaggerConfig, files};
 use crate::token_class::{self, TokenClassConfig, TokenClassTagger};
 
 /// The kinds of local tagger a folder can hold.

@@ -9,39 +9,41 @@
 //! |---|---|
 //! | [`encoder`] | BERT/RoBERTa in burn, weights through `burn::store` with key remapping |
 //! | [`words`] | raw text → words with exact char offsets (Unicode-aware) |
-//! | [`tagger`] | [`LocalTagger`], [`SpanTagger`], decoding, checkpoints |
-//! | [`retrieval`] | span embeddings from the encoder and a nearest-neighbour index of labelled spans |
+//! | [`span`] | [`SpanTagger`]: loading and saving, window preparation, scoring passes, decoding, the SpanNER module |
 //! | [`token_class`] | [`TokenClassTagger`]: Hugging Face `*ForTokenClassification` checkpoints as a [`LocalTagger`] |
+//! | [`tagger`] | the span tagger's types under their former path, with [`LocalTagger`] |
+//! | [`retrieval`] | span embeddings from the encoder and a nearest-neighbour index of labelled spans |
 //! | [`checkpoint`] | [`TaggerKind`] of a folder, [`AnyTagger`] (either kind), [`checkpoint_schema`] |
 //! | [`loss`] | span cross-entropy and the evidential (E-NER) loss |
 //! | [`train`](mod@train) | fine-tuning with AdamW, warm-up/decay, clipping, early stopping |
 //!
-//! Internals (sub-word tokenisation and windowing, span enumeration, the SpanNER module, window
-//! preparation, dropout with an explicit switch) are `#[doc(hidden)]` modules: reachable by this
-//! workspace's tests and benchmarks, not part of the supported API.
+//! Both taggers share the float precision of a pass ([`Precision`]) and the scheduler of
+//! concurrent CPU streams (private modules `precision` and `streams`).
+//!
+//! Internals (sub-word tokenisation and windowing, span enumeration and shape features, window
+//! preparation and batching, dropout with an explicit switch, and the taggers' benchmark hooks)
+//! are reached through one `#[doc(hidden)]` module, `internals`: by this workspace's tests and
+//! benchmarks, not part of the supported API.
 //!
 //! Backend: LibTorch through `burn-tch` (CPU or CUDA, feature `tch`, on by default) or burn's
 //! pure-Rust `flex` backend; see [`DeviceSpec`].
 
 pub mod checkpoint;
 pub mod device;
-#[doc(hidden)]
-pub mod dropout;
+mod dropout;
 pub mod encoder;
 pub mod error;
+#[doc(hidden)]
+pub mod internals;
 pub mod locate;
 pub mod loss;
-#[doc(hidden)]
-pub mod model;
-#[doc(hidden)]
-pub mod prepare;
+mod precision;
 pub mod retrieval;
-#[doc(hidden)]
 pub mod span;
+mod streams;
 pub mod tagger;
 pub mod token_class;
-#[doc(hidden)]
-pub mod tokenize;
+mod tokenize;
 pub mod train;
 
 /// Raw text → words with exact char offsets (defined in `linkner-core`, re-exported here).
@@ -57,8 +59,8 @@ pub use error::{Result, TaggerError};
 pub use linkner_core::tagger::{LocalTagger, PredictOptions};
 pub use locate::{default_encoder_dir, default_model_dir};
 pub use loss::LossConfig;
-pub use prepare::DocumentContext;
-pub use tagger::{Evidence, HeadOptions, Precision, ScoredSpan, SpanTagger, TaggerConfig};
+pub use precision::Precision;
+pub use span::{DocumentContext, Evidence, HeadOptions, ScoredSpan, SpanTagger, TaggerConfig};
 pub use token_class::TokenClassTagger;
 pub use train::{
     EpochReport, PhaseSeconds, TrainConfig, TrainObserver, TrainReport, score_tagger,

@@ -4,7 +4,7 @@ use burn::tensor::activation::{log_softmax, softplus};
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::tagger::Evidence;
+use crate::span::Evidence;
 
 /// The training objective.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

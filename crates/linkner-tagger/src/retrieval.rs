@@ -16,9 +16,10 @@ use linkner_core::Sentence;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TaggerError};
-use crate::prepare::{WindowItem, build_batch, length_buckets, prepare_sentence};
-use crate::span::SPAN_SHAPE_FEATURES;
-use crate::tagger::SpanTagger;
+use crate::span::SpanTagger;
+use crate::span::batch::{build_batch, length_buckets};
+use crate::span::features::SPAN_SHAPE_FEATURES;
+use crate::span::prepare::{WindowItem, prepare_sentence};
 
 /// One labelled span of an index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +45,10 @@ pub struct SpanQuery<'a> {
     pub end: usize,
 }
 
+/// Where a query's span sits: the index of its window among the prepared windows, and its
+/// index among that window's spans.
+type SpanSlot = (usize, usize);
+
 impl SpanTagger {
     /// Embeds spans with the encoder (deterministic pass): one L2-normalised vector of the
     /// encoder's hidden size per query, in query order. Spans of any width are accepted; a span
@@ -53,10 +58,29 @@ impl SpanTagger {
         queries: &[SpanQuery<'_>],
         batch_size: usize,
     ) -> Result<Vec<Vec<f32>>> {
+        let (items, owner) = self.query_windows(queries)?;
+        let hidden_size = self.config.model.encoder.hidden_size;
+        let per_item = self.embed_windows(&items, batch_size)?;
+        owner
+            .into_iter()
+            .map(|(item, slot)| {
+                per_item[item].get(slot).cloned().ok_or_else(|| {
+                    TaggerError::InvalidArgument(format!(
+                        "no embedding for a span (hidden size {hidden_size})"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// The windows that hold the spans of `queries` (one prepared sentence per query sentence,
+    /// shared by the queries of the same sentence; each query's span set in the window that
+    /// owns its first word), and per query its `(window, slot)` among the windows' spans.
+    fn query_windows(&self, queries: &[SpanQuery<'_>]) -> Result<(Vec<WindowItem>, Vec<SpanSlot>)> {
         let opts = self.prepare_options();
         // One prepared sentence per query sentence (queries of the same sentence share it).
         let mut items: Vec<WindowItem> = Vec::new();
-        let mut owner: Vec<(usize, usize)> = Vec::with_capacity(queries.len()); // (item, slot)
+        let mut owner: Vec<SpanSlot> = Vec::with_capacity(queries.len());
         let mut by_text: std::collections::HashMap<*const Sentence, Vec<usize>> =
             std::collections::HashMap::new();
         for (qi, q) in queries.iter().enumerate() {
@@ -86,27 +110,7 @@ impl SpanTagger {
                     ids
                 }
             };
-            // The window that owns the span's first word and encodes its last word (else the
-            // one that owns its first word; its last sub-token is then the window's last).
-            let pick = first_items
-                .iter()
-                .copied()
-                .find(|&i| {
-                    let w = items[i].enc.window;
-                    (w.core_start..w.core_end).contains(&q.start) && q.end <= w.word_end
-                })
-                .or_else(|| {
-                    first_items.iter().copied().find(|&i| {
-                        let w = items[i].enc.window;
-                        (w.core_start..w.core_end).contains(&q.start)
-                    })
-                })
-                .ok_or_else(|| {
-                    TaggerError::InvalidArgument(format!(
-                        "no window holds word {} of the sentence",
-                        q.start
-                    ))
-                })?;
+            let pick = pick_window(&items, &first_items, q)?;
             let w = items[pick].enc.window;
             let end = q.end.min(w.word_end);
             owner.push((pick, items[pick].spans.len()));
@@ -122,11 +126,16 @@ impl SpanTagger {
             item.positions.push(positions);
             item.shapes.push([0.0; SPAN_SHAPE_FEATURES]);
         }
+        Ok((items, owner))
+    }
+
+    /// Per window of `items`, the embeddings of its spans in order (windows without spans are
+    /// not run).
+    fn embed_windows(&self, items: &[WindowItem], batch_size: usize) -> Result<Vec<Vec<Vec<f32>>>> {
         let used: Vec<usize> = (0..items.len())
             .filter(|&i| !items[i].spans.is_empty())
             .collect();
-        let batches = length_buckets(&items, &used, batch_size.max(1), usize::MAX);
-        let hidden_size = self.config.model.encoder.hidden_size;
+        let batches = length_buckets(items, &used, batch_size.max(1), usize::MAX);
         // Per item, the embeddings of its spans in order.
         let mut per_item: Vec<Vec<Vec<f32>>> = vec![Vec::new(); items.len()];
         for batch in batches {
@@ -149,17 +158,33 @@ impl SpanTagger {
                 }
             }
         }
-        owner
-            .into_iter()
-            .map(|(item, slot)| {
-                per_item[item].get(slot).cloned().ok_or_else(|| {
-                    TaggerError::InvalidArgument(format!(
-                        "no embedding for a span (hidden size {hidden_size})"
-                    ))
-                })
-            })
-            .collect()
+        Ok(per_item)
     }
+}
+
+/// The window, among `candidates` (indices into `items`: the windows of the query's sentence),
+/// that owns the span's first word and encodes its last word (else the one that owns its first
+/// word; its last sub-token is then the window's last).
+fn pick_window(items: &[WindowItem], candidates: &[usize], q: &SpanQuery<'_>) -> Result<usize> {
+    candidates
+        .iter()
+        .copied()
+        .find(|&i| {
+            let w = items[i].enc.window;
+            (w.core_start..w.core_end).contains(&q.start) && q.end <= w.word_end
+        })
+        .or_else(|| {
+            candidates.iter().copied().find(|&i| {
+                let w = items[i].enc.window;
+                (w.core_start..w.core_end).contains(&q.start)
+            })
+        })
+        .ok_or_else(|| {
+            TaggerError::InvalidArgument(format!(
+                "no window holds word {} of the sentence",
+                q.start
+            ))
+        })
 }
 
 fn normalise(v: &mut [f32]) {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use linkner_tagger::tokenize::SubwordTokenizer;
+use linkner_tagger::internals::SubwordTokenizer;
 
 /// One sentence of `expected.json`.
 struct Case {

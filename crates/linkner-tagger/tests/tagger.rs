@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use burn::tensor::Device;
 use linkner_core::{LabelSchema, Sentence, WordSpan};
 use linkner_tagger::encoder::{EncoderConfig, EncoderKind};
-use linkner_tagger::model::SpanNerConfig;
-use linkner_tagger::tokenize::SubwordTokenizer;
+use linkner_tagger::internals::{SpanTaggerInternals, SubwordTokenizer};
+use linkner_tagger::span::SpanNerConfig;
 use linkner_tagger::{
     DeviceSpec, DocumentContext, LocalTagger, LossConfig, PredictOptions, SpanTagger, TaggerConfig,
     TrainConfig, score_tagger, train,
@@ -209,7 +209,7 @@ fn document_context_fills_windows_with_neighbouring_sentences() {
     );
     assert!(items.iter().any(|i| i.sentences > 1));
     assert!(items.iter().all(|i| i.enc.ids.len() <= 64));
-    let w = |i: &linkner_tagger::prepare::WindowItem| i.enc.window;
+    let w = |i: &linkner_tagger::internals::WindowItem| i.enc.window;
     assert!(
         items
             .iter()

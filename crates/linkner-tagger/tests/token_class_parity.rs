@@ -23,8 +23,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use linkner_core::{LabelSchema, Sentence, WordSpan};
+use linkner_tagger::internals::{TokenClassInternals, encode_window, plan_windows};
 use linkner_tagger::token_class::{TagPrefix, TokenClassTagger};
-use linkner_tagger::tokenize::{encode_window, plan_windows};
 use linkner_tagger::{
     AnyTagger, DeviceSpec, LocalTagger, PredictOptions, TaggerError, TaggerKind, checkpoint_schema,
 };

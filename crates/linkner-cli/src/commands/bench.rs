@@ -72,7 +72,7 @@ use clap::{Args, Subcommand};
 use linkner::core::io::sentences;
 use linkner::core::score::{Mode, Scorer};
 use linkner::core::{Sentence, WordSpan};
-use linkner::tagger::prepare::{WindowItem, length_buckets};
+use linkner::tagger::internals::{SpanTaggerInternals, WindowItem, length_buckets};
 use linkner::tagger::span::SPAN_SHAPE_FEATURES;
 use linkner::tagger::tagger::Precision;
 use linkner::tagger::{DeviceSpec, PredictOptions, SpanTagger};

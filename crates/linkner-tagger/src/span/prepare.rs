@@ -1,16 +1,17 @@
-//! From sentences to encoder windows with their spans, and from windows to tensor batches.
+//! From sentences to encoder windows with their spans: [`DocumentContext`], the window items
+//! ([`WindowItem`]) of a sentence or a document, and the [`SpanTagger`]'s preparation of
+//! sentences and documents (tokenized on several threads on the CPU).
 
 use std::collections::HashMap;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
 use linkner_core::{LabelSchema, Sentence};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, TaggerError};
-use crate::model::SpanBatch;
-use crate::span::{
+use super::features::{
     SPAN_SHAPE_FEATURES, WORD_SHAPE_FEATURES, enumerate_spans, span_shape, word_shape,
 };
+use super::{PredictOptions, SpanTagger};
+use crate::error::{Result, TaggerError};
 use crate::tokenize::{
     DocumentPlan, EncodedWindow, SubwordTokenizer, encode_window, plan_document_windows,
 };
@@ -168,6 +169,71 @@ pub fn prepare_document(
     Ok(items)
 }
 
+/// The words of the sentences of a group, flattened: their sub-tokens, and per word its
+/// sentence and shape features.
+struct GroupWords {
+    /// Sub-token ids of every word, all sentences in order.
+    pieces: Vec<Vec<u32>>,
+    /// Per sentence, the sub-token count of each word.
+    counts: Vec<Vec<usize>>,
+    /// Per flat word: its sentence (index into the group) and its index in that sentence.
+    owner: Vec<(usize, usize)>,
+    /// Shape features of every flat word.
+    shapes: Vec<[f32; WORD_SHAPE_FEATURES]>,
+    /// Per sentence, the flat index of its first word.
+    offsets: Vec<usize>,
+    /// Per sentence, the gold classes of its entities (empty without a schema).
+    golds: Vec<HashMap<(usize, usize), usize>>,
+}
+
+impl GroupWords {
+    /// Tokenizes the words of `sentences` (a word longer than `budget` sub-tokens is logged:
+    /// its representation uses the first ones) and reads their gold classes with `schema`.
+    fn of(
+        sentences: &[Sentence],
+        tokenizer: &SubwordTokenizer,
+        budget: usize,
+        schema: Option<&LabelSchema>,
+    ) -> Result<GroupWords> {
+        let mut pieces: Vec<Vec<u32>> = Vec::new();
+        let mut counts: Vec<Vec<usize>> = Vec::with_capacity(sentences.len());
+        // Per flat word: its sentence (index into `sentences`) and its index in that sentence.
+        let mut owner: Vec<(usize, usize)> = Vec::new();
+        let mut word_shapes: Vec<[f32; WORD_SHAPE_FEATURES]> = Vec::new();
+        let mut offsets: Vec<usize> = Vec::with_capacity(sentences.len());
+        let mut golds: Vec<HashMap<(usize, usize), usize>> = Vec::with_capacity(sentences.len());
+        for (k, sentence) in sentences.iter().enumerate() {
+            let words = sentence.words();
+            let p = tokenizer.word_pieces(&words)?;
+            if let Some((i, c)) = p.iter().enumerate().find(|(_, p)| p.len() > budget) {
+                tracing::warn!(
+                    word = i,
+                    pieces = c.len(),
+                    budget,
+                    "a word has more sub-tokens than a window holds; its representation uses the first ones"
+                );
+            }
+            counts.push(p.iter().map(Vec::len).collect());
+            offsets.push(pieces.len());
+            owner.extend((0..words.len()).map(|i| (k, i)));
+            word_shapes.extend(words.iter().enumerate().map(|(i, w)| word_shape(w, i == 0)));
+            pieces.extend(p);
+            golds.push(match schema {
+                Some(schema) => gold_classes(sentence, schema)?,
+                None => HashMap::new(),
+            });
+        }
+        Ok(GroupWords {
+            pieces,
+            counts,
+            owner,
+            shapes: word_shapes,
+            offsets,
+            golds,
+        })
+    }
+}
+
 /// Windows of `sentences` planned together by [`plan_document_windows`].
 fn prepare_group(
     first: usize,
@@ -180,34 +246,7 @@ fn prepare_group(
         .max_tokens
         .saturating_sub(tokenizer.num_special())
         .max(1);
-    let mut pieces: Vec<Vec<u32>> = Vec::new();
-    let mut counts: Vec<Vec<usize>> = Vec::with_capacity(sentences.len());
-    // Per flat word: its sentence (index into `sentences`) and its index in that sentence.
-    let mut owner: Vec<(usize, usize)> = Vec::new();
-    let mut word_shapes: Vec<[f32; WORD_SHAPE_FEATURES]> = Vec::new();
-    let mut offsets: Vec<usize> = Vec::with_capacity(sentences.len());
-    let mut golds: Vec<HashMap<(usize, usize), usize>> = Vec::with_capacity(sentences.len());
-    for (k, sentence) in sentences.iter().enumerate() {
-        let words = sentence.words();
-        let p = tokenizer.word_pieces(&words)?;
-        if let Some((i, c)) = p.iter().enumerate().find(|(_, p)| p.len() > budget) {
-            tracing::warn!(
-                word = i,
-                pieces = c.len(),
-                budget,
-                "a word has more sub-tokens than a window holds; its representation uses the first ones"
-            );
-        }
-        counts.push(p.iter().map(Vec::len).collect());
-        offsets.push(pieces.len());
-        owner.extend((0..words.len()).map(|i| (k, i)));
-        word_shapes.extend(words.iter().enumerate().map(|(i, w)| word_shape(w, i == 0)));
-        pieces.extend(p);
-        golds.push(match schema {
-            Some(schema) => gold_classes(sentence, schema)?,
-            None => HashMap::new(),
-        });
-    }
+    let words = GroupWords::of(sentences, tokenizer, budget, schema)?;
     let plan = DocumentPlan {
         budget,
         core_tokens: options.document_context.core_tokens,
@@ -215,10 +254,16 @@ fn prepare_group(
         max_width: options.max_span_width,
         context: options.window_context,
     };
-    let windows = plan_document_windows(&counts, &plan);
+    let windows = plan_document_windows(&words.counts, &plan);
     let mut items = Vec::with_capacity(windows.len());
     for w in windows {
-        let enc = encode_window(&pieces, w, tokenizer.prefix(), tokenizer.suffix(), budget);
+        let enc = encode_window(
+            &words.pieces,
+            w,
+            tokenizer.prefix(),
+            tokenizer.suffix(),
+            budget,
+        );
         let mut item = WindowItem {
             enc,
             spans: Vec::new(),
@@ -230,8 +275,8 @@ fn prepare_group(
         };
         let mut flat = w.core_start;
         while flat < w.core_end {
-            let (k, local) = owner[flat];
-            let s0 = offsets[k];
+            let (k, local) = words.owner[flat];
+            let s0 = words.offsets[k];
             let sentence_end = s0 + sentences[k].len();
             let core_end = w.core_end.min(sentence_end);
             let limit = w.word_end.min(sentence_end) - s0;
@@ -241,10 +286,10 @@ fn prepare_group(
                 let (fs, fe) = (s0 + s - w.word_start, s0 + e - 1 - w.word_start);
                 item.positions.push((item.enc.first[fs], item.enc.last[fe]));
                 item.shapes
-                    .push(span_shape(&word_shapes[s0..sentence_end], s, e));
+                    .push(span_shape(&words.shapes[s0..sentence_end], s, e));
                 if schema.is_some() {
                     item.labels
-                        .push(golds[k].get(&(s, e)).copied().unwrap_or(0));
+                        .push(words.golds[k].get(&(s, e)).copied().unwrap_or(0));
                 }
                 item.spans.push((s, e));
                 item.span_sentence.push(first + k);
@@ -256,114 +301,98 @@ fn prepare_group(
     Ok(items)
 }
 
-/// The host arrays of a batch of windows (right-padded), ready to be copied to a device; built
-/// apart from the device so that another thread can prepare the next batch while the device
-/// runs the current one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostBatch {
-    /// Windows × padded length.
-    pub dims: [usize; 2],
-    /// Token ids, row-major `[windows, length]`.
-    pub ids: Vec<i64>,
-    /// 1.0 for tokens, 0.0 for padding.
-    pub mask: Vec<f32>,
-    /// Flat index of each span's first sub-token.
-    pub start: Vec<i64>,
-    /// Flat index of each span's last sub-token.
-    pub end: Vec<i64>,
-    /// `width - 1` of each span.
-    pub width: Vec<i64>,
-    /// Shape features, `SPAN_SHAPE_FEATURES` per span.
-    pub shape: Vec<f32>,
-}
-
-impl HostBatch {
-    /// The arrays of `items` (right-padded with `pad_id`).
-    pub fn new(items: &[&WindowItem], pad_id: u32) -> HostBatch {
-        let b = items.len();
-        let t = items
-            .iter()
-            .map(|i| i.enc.ids.len())
-            .max()
-            .unwrap_or(1)
-            .max(1);
-        let spans: usize = items.iter().map(|i| i.spans.len()).sum();
-        let mut hb = HostBatch {
-            dims: [b, t],
-            ids: vec![i64::from(pad_id); b * t],
-            mask: vec![0f32; b * t],
-            start: Vec::with_capacity(spans),
-            end: Vec::with_capacity(spans),
-            width: Vec::with_capacity(spans),
-            shape: Vec::with_capacity(spans * SPAN_SHAPE_FEATURES),
-        };
-        for (bi, item) in items.iter().enumerate() {
-            for (k, id) in item.enc.ids.iter().enumerate() {
-                hb.ids[bi * t + k] = i64::from(*id);
-                hb.mask[bi * t + k] = 1.0;
-            }
-            for (k, &(s, e)) in item.spans.iter().enumerate() {
-                let (first, last) = item.positions[k];
-                hb.start.push((bi * t + first) as i64);
-                hb.end.push((bi * t + last) as i64);
-                hb.width.push((e - s - 1) as i64);
-                hb.shape.extend_from_slice(&item.shapes[k]);
-            }
-        }
-        hb
-    }
-
-    /// The batch's tensors on `device`.
-    pub fn to_device(self, device: &Device) -> SpanBatch {
-        let [b, t] = self.dims;
-        let n = self.start.len();
-        SpanBatch {
-            input_ids: Tensor::<2, Int>::from_data(TensorData::new(self.ids, [b, t]), device),
-            attention_mask: Tensor::<2>::from_data(TensorData::new(self.mask, [b, t]), device),
-            start_index: Tensor::<1, Int>::from_data(TensorData::new(self.start, [n]), device),
-            end_index: Tensor::<1, Int>::from_data(TensorData::new(self.end, [n]), device),
-            width: Tensor::<1, Int>::from_data(TensorData::new(self.width, [n]), device),
-            shape: Tensor::<2>::from_data(
-                TensorData::new(self.shape, [n, SPAN_SHAPE_FEATURES]),
-                device,
-            ),
+impl SpanTagger {
+    /// Window and span options of this tagger.
+    pub(crate) fn prepare_options(&self) -> PrepareOptions {
+        PrepareOptions {
+            max_span_width: self.config.model.max_span_width,
+            max_tokens: self.config.max_tokens,
+            window_context: self.config.window_context,
+            document_context: self.config.document_context,
         }
     }
-}
 
-/// Builds the tensors of a batch of windows (right-padded with `pad_id`).
-pub fn build_batch(items: &[&WindowItem], pad_id: u32, device: &Device) -> SpanBatch {
-    HostBatch::new(items, pad_id).to_device(device)
-}
+    /// Pad token id.
+    pub(crate) fn pad_id(&self) -> u32 {
+        self.config.model.encoder.pad_token_id as u32
+    }
 
-/// Groups item indices into batches of at most `batch_size` sentences (a window counts the
-/// sentences it owns, see [`WindowItem::sentences`]; a batch holds at least one window) and
-/// `max_spans` spans, in order of token length (so padding is small).
-pub fn length_buckets(
-    items: &[WindowItem],
-    order: &[usize],
-    batch_size: usize,
-    max_spans: usize,
-) -> Vec<Vec<usize>> {
-    let mut sorted: Vec<usize> = order.to_vec();
-    sorted.sort_by_key(|&i| items[i].enc.ids.len());
-    let mut batches = Vec::new();
-    let mut cur: Vec<usize> = Vec::new();
-    let (mut spans, mut weight) = (0usize, 0usize);
-    for i in sorted {
-        let n = items[i].spans.len();
-        let w = items[i].sentences.max(1);
-        if !cur.is_empty() && (weight + w > batch_size.max(1) || spans + n > max_spans.max(1)) {
-            batches.push(std::mem::take(&mut cur));
-            spans = 0;
-            weight = 0;
+    /// Windows and spans of `sentences`, each encoded alone, without labels.
+    pub(crate) fn prepare(&self, sentences: &[Sentence]) -> Result<Vec<WindowItem>> {
+        let singles: Vec<&[Sentence]> = sentences.chunks(1).collect();
+        self.prepare_documents(&singles)
+    }
+
+    /// Windows and spans of documents given as their sentences, without labels; with document
+    /// context on, the sentences of a document share windows. Sentence indices in the items
+    /// count the sentences of all documents in order.
+    ///
+    /// On the LibTorch CPU device, the documents are tokenized on as many threads as a pass
+    /// has streams ([`SpanTagger::with_streams`]); the items are the same, in the same order.
+    pub(crate) fn prepare_documents(&self, documents: &[&[Sentence]]) -> Result<Vec<WindowItem>> {
+        let (parts, _) = self.stream_plan(&PredictOptions::default(), documents.len());
+        self.prepare_in_parts(documents, parts)
+    }
+
+    /// [`SpanTagger::prepare_documents`] with sentence indices counted from `first`.
+    pub(super) fn prepare_from(
+        &self,
+        mut first: usize,
+        documents: &[&[Sentence]],
+    ) -> Result<Vec<WindowItem>> {
+        let opts = self.prepare_options();
+        let mut items = Vec::new();
+        for doc in documents {
+            items.extend(prepare_document(first, doc, &self.tokenizer, &opts, None)?);
+            first += doc.len();
         }
-        spans += n;
-        weight += w;
-        cur.push(i);
+        Ok(items)
     }
-    if !cur.is_empty() {
-        batches.push(cur);
+
+    /// [`SpanTagger::prepare_documents`] split into `parts` runs of consecutive documents
+    /// (about as many sentences each) tokenized on as many threads; the same items in the
+    /// same order.
+    fn prepare_in_parts(&self, documents: &[&[Sentence]], parts: usize) -> Result<Vec<WindowItem>> {
+        let total: usize = documents.iter().map(|d| d.len()).sum();
+        if parts < 2 || documents.len() < 2 {
+            return self.prepare_from(0, documents);
+        }
+        let runs = document_runs(documents, total.div_ceil(parts));
+        let prepared: Vec<std::thread::Result<Result<Vec<WindowItem>>>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = runs
+                    .iter()
+                    .map(|&(first, docs)| scope.spawn(move || self.prepare_from(first, docs)))
+                    .collect();
+                handles.into_iter().map(|h| h.join()).collect()
+            });
+        let mut items = Vec::new();
+        for part in prepared {
+            let part = part
+                .map_err(|_| TaggerError::InvalidArgument("a tokenizing thread panicked".into()))?;
+            items.extend(part?);
+        }
+        Ok(items)
     }
-    batches
+}
+
+/// Splits `documents` into runs of consecutive documents of at least `per_run` sentences each
+/// (the last may have fewer), with the index of each run's first sentence among all of them.
+pub(super) fn document_runs<'a>(
+    documents: &'a [&'a [Sentence]],
+    per_run: usize,
+) -> Vec<(usize, &'a [&'a [Sentence]])> {
+    let per_run = per_run.max(1);
+    let mut runs = Vec::new();
+    let (mut start, mut first, mut count) = (0usize, 0usize, 0usize);
+    for (i, d) in documents.iter().enumerate() {
+        count += d.len();
+        if count >= per_run || i + 1 == documents.len() {
+            runs.push((first, &documents[start..=i]));
+            first += count;
+            start = i + 1;
+            count = 0;
+        }
+    }
+    runs
 }

@@ -176,8 +176,10 @@ impl SpanNer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::DeviceSpec;
     use crate::encoder::EncoderKind;
-    use burn::tensor::TensorData;
+    use crate::precision::CastFloats;
+    use burn::tensor::{FloatDType, TensorData};
 
     #[test]
     fn projected_head_equals_the_span_representation_head() {
@@ -239,6 +241,58 @@ mod tests {
         assert_eq!(direct.len(), n * 4);
         for (a, b) in direct.iter().zip(&projected) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn bf16_copy_gives_close_logits() {
+        let device = DeviceSpec::Cpu.device();
+        if !device.supports_dtype(FloatDType::BF16) {
+            return;
+        }
+        device.seed(3);
+        let encoder = EncoderConfig::new(EncoderKind::Bert, 100, 32, 2, 4, 64, 64);
+        let model = SpanNerConfig::new(encoder, 3)
+            .with_width_dim(8)
+            .with_hidden_dim(16)
+            .init(&device);
+        let ids: Vec<i64> = (0..12).map(|i| (i * 7 % 100) as i64).collect();
+        let mut mask = vec![1f32; 12];
+        mask[10] = 0.0;
+        mask[11] = 0.0;
+        let batch = SpanBatch {
+            input_ids: Tensor::<2, Int>::from_data(TensorData::new(ids, [2, 6]), &device),
+            attention_mask: Tensor::<2>::from_data(TensorData::new(mask, [2, 6]), &device),
+            start_index: Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 7], [2]), &device),
+            end_index: Tensor::<1, Int>::from_data(TensorData::new(vec![3i64, 9], [2]), &device),
+            width: Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 2], [2]), &device),
+            shape: Tensor::<2>::from_data(
+                TensorData::new(
+                    vec![0.5f32; 2 * SPAN_SHAPE_FEATURES],
+                    [2, SPAN_SHAPE_FEATURES],
+                ),
+                &device,
+            ),
+        };
+        let full: Vec<f32> = model
+            .forward(&batch, false, false)
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        let half_model = model.map(&mut CastFloats(FloatDType::BF16));
+        assert_eq!(
+            FloatDType::from(half_model.classifier.weight.val().dtype()),
+            FloatDType::BF16
+        );
+        let mut half_batch = batch;
+        half_batch.attention_mask = half_batch.attention_mask.cast(FloatDType::BF16);
+        half_batch.shape = half_batch.shape.cast(FloatDType::BF16);
+        let half: Vec<f32> = half_model
+            .forward(&half_batch, false, false)
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        assert_eq!(full.len(), half.len());
+        for (a, b) in full.iter().zip(&half) {
+            assert!((a - b).abs() <= 0.05 + 0.05 * a.abs(), "{a} vs {b}");
         }
     }
 }
