@@ -2,6 +2,7 @@
 //! (conlleval's rules), and each entity's class distribution (see the module docs); the
 //! [`LocalTagger`] implementation of [`TokenClassTagger`].
 
+use linkner_core::prob::{argmax, log_softmax, log_sum_exp};
 use linkner_core::tagger::{LocalTagger, PredictOptions};
 use linkner_core::tags::chunks;
 use linkner_core::{Candidate, Entity, LabelSchema, Sentence, WordSpan};
@@ -15,7 +16,7 @@ impl TokenClassTagger {
         scores
             .logits
             .iter()
-            .map(|z| self.config.labels[argmax(z)].tag())
+            .map(|z| self.config.labels[argmax(z).unwrap_or(0)].tag())
             .collect()
     }
 
@@ -100,29 +101,6 @@ impl TokenClassTagger {
         }
         Ok(out)
     }
-}
-
-fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best
-}
-
-fn log_sum_exp(v: impl Iterator<Item = f64> + Clone) -> f64 {
-    let m = v.clone().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return m;
-    }
-    m + v.map(|x| (x - m).exp()).sum::<f64>().ln()
-}
-
-fn log_softmax(z: impl Iterator<Item = f64> + Clone) -> Vec<f64> {
-    let lse = log_sum_exp(z.clone());
-    z.map(|x| x - lse).collect()
 }
 
 /// Per class, the log of the summed probabilities of its labels.
