@@ -1,11 +1,17 @@
 //! Many tasks, one pipeline: 1,000 documents through `annotate_batch` from 32 concurrent tasks,
 //! every document answered exactly once; the same through a stream; a tagger that is only
-//! `Send` (behind the pipeline's mutex).
+//! `Send` (behind the pipeline's mutex). The fakes measure the concurrency too (see
+//! `common/overlap.rs`): the tasks' calls overlap in the tagger (a shared one) and in the LLM,
+//! an exclusive tagger never runs twice at once while the LLM calls of other tasks go on, and a
+//! stream tags up to `chunks_in_flight` chunks at once while the LLM side of earlier chunks
+//! runs. A pipeline that served one call, chunk or LLM request at a time fails them.
 
 // Test helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/overlap.rs"]
+mod overlap;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,9 +20,19 @@ use std::time::Duration;
 use common::{Reply, ScriptedLlm, ScriptedTagger, entry};
 use linkner::uncertainty::builtins::Confidence;
 use linkner::{Pipeline, Provenance, RoutingPolicy};
+use overlap::{ObservedLlm, Overlap, SlowTagger};
 
 const DOCS: usize = 1000;
 const TASKS: usize = 32;
+/// Documents per task (the last task gets the rest).
+const PER_TASK: usize = DOCS.div_ceil(TASKS);
+/// Each tagger call takes this long (a blocking sleep), so that calls that run at the same
+/// time are seen to.
+const TAGGER_DELAY: Duration = Duration::from_millis(2);
+/// Each LLM request takes this long on top of the scripted LLM's 1 ms: longer than a tagger
+/// call, so that with an exclusive tagger one task's requests are still in flight when the
+/// next task has had its turn.
+const LLM_DELAY: Duration = Duration::from_millis(4);
 
 fn entries() -> Vec<common::Entry> {
     vec![
@@ -30,6 +46,66 @@ fn llm() -> ScriptedLlm {
     // Rome is confirmed, Acme rejected; a 1 ms delay interleaves the tasks.
     ScriptedLlm::new(&[("Rome", Reply::Class(2)), ("Acme", Reply::Class(0))])
         .with_delay(Duration::from_millis(1))
+}
+
+/// The index `i` of the document a request comes from (its sentence starts `doc-{i:04}:`).
+fn doc_index(request: &linkner::llm::ClassifyRequest) -> usize {
+    request
+        .sentence
+        .strip_prefix("doc-")
+        .and_then(|rest| rest.get(..4))
+        .and_then(|i| i.parse().ok())
+        .unwrap_or_else(|| panic!("not a test document: {}", request.sentence))
+}
+
+/// What the fakes measured: tagger calls, and LLM calls keyed by `key` (which task or which
+/// document a request comes from) and counted in `met` when they start during a tagger call.
+struct Observed {
+    tagger: Arc<Overlap>,
+    llm: Arc<Overlap>,
+}
+
+impl Observed {
+    fn new() -> Observed {
+        Observed {
+            tagger: Overlap::new(),
+            llm: Overlap::new(),
+        }
+    }
+
+    /// A scripted tagger whose calls take [`TAGGER_DELAY`] and are counted.
+    fn tagger(&self) -> SlowTagger<ScriptedTagger> {
+        SlowTagger::new(ScriptedTagger::new(entries()), TAGGER_DELAY, &self.tagger)
+            .beside(&self.llm)
+    }
+
+    /// [`llm`] with its calls counted under `key(document index)`.
+    fn llm(&self, key: fn(usize) -> usize) -> ObservedLlm<ScriptedLlm> {
+        ObservedLlm::new(llm(), &self.llm)
+            .with_delay(LLM_DELAY)
+            .beside(&self.tagger)
+            .keyed(move |r| key(doc_index(r)) as u64)
+    }
+
+    /// LLM calls that started during a tagger call, or tagger calls during an LLM call: the
+    /// LLM side of one call (or chunk) overlapped the tagging of another.
+    fn llm_beside_tagger(&self) -> usize {
+        self.tagger.met() + self.llm.met()
+    }
+
+    fn report(&self, what: &str) {
+        eprintln!(
+            "{what}: {} tagger calls, at most {} at once; {} LLM calls, at most {} at once from \
+             {} keys, at most {} of one key; {} started beside a call of the other",
+            self.tagger.calls(),
+            self.tagger.max(),
+            self.llm.calls(),
+            self.llm.max(),
+            self.llm.max_keys(),
+            self.llm.max_per_key(),
+            self.llm_beside_tagger()
+        );
+    }
 }
 
 /// Document `i`: a unique id and, depending on `i`, 0 to 3 entities.
@@ -69,7 +145,7 @@ fn assert_doc(i: usize, a: &linkner::Annotation) {
 
 async fn run_32_tasks(pipeline: Pipeline) {
     let docs: Vec<String> = (0..DOCS).map(doc).collect();
-    let per_task = DOCS.div_ceil(TASKS);
+    let per_task = PER_TASK;
     let mut handles = Vec::new();
     for (t, chunk) in docs.chunks(per_task).enumerate() {
         let p = pipeline.clone();
@@ -114,21 +190,52 @@ async fn run_32_tasks(pipeline: Pipeline) {
     assert_eq!(s.failures, 0);
 }
 
+/// The task that sends document `i`.
+fn task_of(i: usize) -> usize {
+    i / PER_TASK
+}
+
+/// Tagger calls of [`run_32_tasks`]: one per batch of 7 documents of each task.
+fn tagger_calls() -> usize {
+    let docs: Vec<usize> = (0..DOCS).collect();
+    docs.chunks(PER_TASK).map(|c| c.len().div_ceil(7)).sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thousand_documents_from_32_tasks_with_a_shared_tagger() {
+    let seen = Observed::new();
     let pipeline = Pipeline::builder()
-        .tagger(Arc::new(ScriptedTagger::new(entries())))
+        .tagger(Arc::new(seen.tagger()))
         .estimator(Arc::new(Confidence::new()))
-        .llm(Arc::new(llm()))
+        .llm(Arc::new(seen.llm(task_of)))
         .policy(RoutingPolicy::threshold(0.4))
         .build()
         .unwrap();
     run_32_tasks(pipeline).await;
+    seen.report("shared tagger, 32 tasks");
+    assert_eq!(seen.tagger.calls(), tagger_calls());
+    assert!(
+        seen.tagger.max() >= 2,
+        "the shared tagger never ran two tasks' calls at once: the calls were serialised"
+    );
+    assert!(
+        seen.llm.max_keys() >= 2,
+        "LLM requests of two tasks were never in flight at once: the calls ran one at a time"
+    );
+    assert!(
+        seen.llm.max_per_key() >= 2,
+        "the LLM requests of one call (2 to 5 routed entities per batch of 7) were sent one at \
+         a time"
+    );
+    assert!(
+        seen.llm_beside_tagger() > 0,
+        "no LLM call ran during another task's tagging: the calls ran one at a time"
+    );
 }
 
 /// A tagger that is `Send` but not `Sync` (like one holding non-thread-safe tensors).
 struct SendOnly {
-    inner: ScriptedTagger,
+    inner: SlowTagger<ScriptedTagger>,
     _not_sync: std::cell::Cell<()>,
 }
 
@@ -147,24 +254,48 @@ impl linkner::tagger::LocalTagger for SendOnly {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thousand_documents_from_32_tasks_with_an_exclusive_tagger() {
+    let seen = Observed::new();
     let pipeline = Pipeline::builder()
         .exclusive_tagger(SendOnly {
-            inner: ScriptedTagger::new(entries()),
+            inner: seen.tagger(),
             _not_sync: std::cell::Cell::new(()),
         })
         .estimator(Arc::new(Confidence::new()))
-        .llm(Arc::new(llm()))
+        .llm(Arc::new(seen.llm(task_of)))
         .build()
         .unwrap();
     run_32_tasks(pipeline).await;
+    seen.report("exclusive tagger, 32 tasks");
+    assert_eq!(seen.tagger.calls(), tagger_calls());
+    assert_eq!(
+        seen.tagger.max(),
+        1,
+        "the exclusive tagger was called concurrently"
+    );
+    // The calls take turns in the tagger only: the LLM calls of the tasks go on meanwhile.
+    assert!(
+        seen.llm.max_keys() >= 2,
+        "LLM requests of two tasks were never in flight at once: the calls ran one at a time"
+    );
+    assert!(
+        seen.llm.max_per_key() >= 2,
+        "the LLM requests of one call (2 to 5 routed entities per batch of 7) were sent one at \
+         a time"
+    );
+    assert!(
+        seen.llm_beside_tagger() > 0,
+        "no LLM call ran while the exclusive tagger served another task: the tagger's turn \
+         serialised the whole call"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stream_answers_every_document_once_in_order() {
+    let seen = Observed::new();
     let pipeline = Pipeline::builder()
-        .tagger(Arc::new(ScriptedTagger::new(entries())))
+        .tagger(Arc::new(seen.tagger()))
         .estimator(Arc::new(Confidence::new()))
-        .llm(Arc::new(llm()))
+        .llm(Arc::new(seen.llm(|i| i)))
         .stream_options(linkner::StreamOptions {
             chunk_size: 17,
             chunks_in_flight: 3,
@@ -181,6 +312,29 @@ async fn a_stream_answers_every_document_once_in_order() {
     }
     assert_eq!(i, DOCS);
     assert_eq!(pipeline.stats().documents, DOCS as u64);
+    seen.report("stream");
+    let max = seen.tagger.max();
+    assert!(
+        max >= 2,
+        "the stream's chunks were tagged one at a time (chunks_in_flight = 3)"
+    );
+    assert!(
+        max <= 3,
+        "{max} chunks tagged at once with chunks_in_flight = 3"
+    );
+    assert!(
+        seen.llm.max_keys() >= 2,
+        "LLM requests of two documents were never in flight at once: documents were finished \
+         one at a time"
+    );
+    assert!(
+        seen.llm.max_per_key() >= 2,
+        "the two LLM requests of one document (Rome and Acme) were sent one at a time"
+    );
+    assert!(
+        seen.llm_beside_tagger() > 0,
+        "no LLM call ran while a chunk was being tagged: the stream is not pipelined"
+    );
 }
 
 #[tokio::test]

@@ -298,3 +298,172 @@ async fn every_fault_keeps_every_entity_and_is_counted_by_kind() {
         }
     }
 }
+
+/// Which clock must stop the wait for a slow answer.
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    /// The backend's per-attempt timeout (no retries, no overall deadline).
+    Attempt,
+    /// The backend's per-entity deadline across retries (the attempt timeout far longer).
+    EntityDeadline,
+    /// The pipeline's latency budget (`RoutingBudget::latency`); the backend would wait.
+    LatencyBudget,
+}
+
+impl Clock {
+    /// The failure kind an overrun of this clock is, if it is a failure (a missed latency
+    /// budget is not: it is counted as `deadline_missed`, provenance `budget`/`deadline`).
+    fn failure_kind(self) -> Option<FailureKind> {
+        match self {
+            Clock::Attempt => Some(FailureKind::Timeout),
+            Clock::EntityDeadline => Some(FailureKind::Deadline),
+            Clock::LatencyBudget => None,
+        }
+    }
+}
+
+/// Deadline overruns through the pipeline: the server answers the requests about "Rome" with
+/// the right label ("location"), but only after `STALL` — far beyond every limit set. For each
+/// clock that can stop the wait: every entity is kept, "Rome" with its local label and the
+/// overrun recorded as what it is (a `timeout` or `deadline` failure by kind, or a budget
+/// `deadline` miss counted apart from the failures), "Acme" still gets its own answer, and the
+/// call returns no earlier than the limit and within `limit + 2 s` (generous for a loaded
+/// 2-core machine, yet far below `STALL`: a pipeline that ignored the limit under test would
+/// wait for the 10 s attempt timeouts, 3 × 10 s, or for the slow answer itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_slower_than_the_deadline_keeps_every_entity_in_time() {
+    use linkner::{BudgetReason, RoutingBudget};
+    const STALL: Duration = Duration::from_secs(30);
+    let limit = Duration::from_millis(1500);
+    let slack = Duration::from_secs(2);
+    for clock in [Clock::Attempt, Clock::EntityDeadline, Clock::LatencyBudget] {
+        let script = Script::from_fn(|seen| {
+            if seen.body.contains("[[Acme]]") {
+                ok("organization")
+            } else if seen.body.contains("[[Rome]]") {
+                Fault::Ok(chat("location"), STALL)
+            } else {
+                Fault::Status(400, None, "unexpected request".into())
+            }
+        });
+        let server = FakeServer::start(script).await;
+        // Every request may be in flight at once (12 of them): a slow "Rome" never holds up
+        // an "Acme", so only the clock under test decides.
+        let (timeout, retries, deadline) = match clock {
+            Clock::Attempt => (limit, 0, None),
+            Clock::EntityDeadline => (Duration::from_secs(10), 2, Some(limit)),
+            Clock::LatencyBudget => (Duration::from_secs(10), 2, None),
+        };
+        let llm = OpenAiClassifier::builder()
+            .base_url(&server.url)
+            .model("fake")
+            .mode(AnswerMode::FreeText)
+            .cache(false)
+            .timeout(timeout)
+            .deadline(deadline)
+            .max_retries(retries)
+            .backoff(Duration::from_millis(10), Duration::from_millis(50))
+            .max_in_flight(16)
+            .circuit_breaker(0, Duration::from_secs(1), Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let mut builder = Pipeline::builder()
+            .tagger(Arc::new(ScriptedTagger::new(vec![
+                entry("Alice", "PER", 0.1),
+                entry("Rome", "PER", 0.7),
+                entry("Acme", "LOC", 0.7),
+            ])))
+            .estimator(Arc::new(Confidence::new()))
+            .llm(Arc::new(llm))
+            .policy(RoutingPolicy::threshold(0.4));
+        if let Clock::LatencyBudget = clock {
+            builder = builder.budget(RoutingBudget::new().max_in_flight(16).latency(limit));
+        }
+        let p = builder.build().unwrap();
+
+        let started = Instant::now();
+        let out = p.annotate_batch(&docs()).await.unwrap();
+        let wall = started.elapsed();
+        let st = p.stats();
+        // What happened to "Rome", for the messages.
+        let rome: Vec<&Provenance> = out
+            .iter()
+            .flat_map(|a| &a.entities)
+            .filter(|e| e.entity.text == "Rome")
+            .map(|e| &e.provenance)
+            .collect();
+        assert!(
+            wall < limit + slack,
+            "{clock:?}: {wall:?} ≥ {:?} (the slow answer was waited for?); Rome: {rome:?}",
+            limit + slack
+        );
+        assert!(
+            wall + Duration::from_millis(50) >= limit,
+            "{clock:?}: gave up after {wall:?}, before the {limit:?} limit; Rome: {rome:?}"
+        );
+        assert_eq!(out.len(), DOCS, "{clock:?}");
+        for a in &out {
+            let texts: Vec<&str> = a.entities.iter().map(|e| e.entity.text.as_str()).collect();
+            assert_eq!(
+                texts,
+                ["Alice", "Rome", "Acme"],
+                "{clock:?}: an entity was lost"
+            );
+            assert!(a.rejected.is_empty(), "{clock:?}");
+            let [alice, rome, acme] = &a.entities[..] else {
+                unreachable!()
+            };
+            assert_eq!(
+                (alice.entity.label.as_str(), &alice.provenance),
+                ("PER", &Provenance::Local)
+            );
+            assert_eq!(acme.entity.label, "ORG", "{clock:?}: {:?}", acme.provenance);
+            assert!(
+                matches!(acme.provenance, Provenance::LlmRelabelled { .. }),
+                "{clock:?}: {:?}",
+                acme.provenance
+            );
+            assert_eq!(rome.entity.label, "PER", "{clock:?}: local label kept");
+            match (&rome.provenance, clock.failure_kind()) {
+                (Provenance::LlmFailed { kind, .. }, Some(want)) => {
+                    assert_eq!(*kind, want, "{clock:?}")
+                }
+                (
+                    Provenance::Budget {
+                        reason: BudgetReason::Deadline,
+                    },
+                    None,
+                ) => {}
+                (other, _) => panic!("{clock:?}: Rome's provenance {other:?}"),
+            }
+        }
+        // Counted by what happened: the Rome requests were sent, and each overrun is counted
+        // once, under its own kind.
+        assert!(
+            server.hits() >= 2 * DOCS,
+            "{clock:?}: {} requests",
+            server.hits()
+        );
+        assert_eq!(
+            (st.entities, st.routed, st.relabelled),
+            (3 * DOCS as u64, 2 * DOCS as u64, DOCS as u64),
+            "{clock:?}: {st:?}"
+        );
+        let overruns = DOCS as u64;
+        let (failures, missed) = match clock {
+            Clock::Attempt | Clock::EntityDeadline => (overruns, 0),
+            Clock::LatencyBudget => (0, overruns),
+        };
+        assert_eq!(
+            (st.failures, st.deadline_missed, st.budget_skipped),
+            (failures, missed, 0),
+            "{clock:?}: {st:?}"
+        );
+        let counted: u64 = st.failures_by_kind.iter().map(|(_, n)| n).sum();
+        assert_eq!(counted, failures, "{clock:?}: {st:?}");
+        if let Some(kind) = clock.failure_kind() {
+            assert_eq!(st.failures_by_kind.get(kind), failures, "{clock:?}: {st:?}");
+        }
+        eprintln!("{clock:?}: {wall:?}, {} requests, {st:?}", server.hits());
+    }
+}
