@@ -208,7 +208,7 @@ fn config_files_parse_with_defaults_and_resolve_relative_paths() {
         linkner::uncertainty::EstimatorConfig::Entropy {}
     );
     assert_eq!(
-        c.llm.as_ref().unwrap().cache_path.as_deref(),
+        c.llm.as_ref().unwrap().reliability.cache_path.as_deref(),
         Some(dir.path().join("cache.jsonl").as_path())
     );
     c.validate().unwrap();
@@ -356,4 +356,54 @@ fn a_config_error_names_the_file_the_line_and_the_field() {
         LinkConfig::from_json(r#"{"tagger": {"model": "m"}} x"#),
         Err(LinkError::Json { .. })
     ));
+}
+
+/// Every committed config (written before the layers' settings moved into `llm.reliability`)
+/// still loads, with its top-level settings in `reliability`; written back, the file has the
+/// nested layout and reads back equal.
+#[test]
+fn committed_configs_load_and_the_layers_settings_move_to_reliability() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut files = Vec::new();
+    for dir in [root.clone(), root.join("ablation")] {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "json") {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() >= 15, "{files:?}");
+    let mut with_llm = 0;
+    for path in files {
+        let raw: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let config = LinkConfig::from_path(&path).unwrap_or_else(|e| panic!("{e}"));
+        let Some(llm) = &config.llm else { continue };
+        with_llm += 1;
+        let flat = &raw["llm"];
+        assert!(flat.get("reliability").is_none(), "{}", path.display());
+        let r = &llm.reliability;
+        assert_eq!(
+            (
+                r.deadline_s,
+                u64::from(r.max_retries),
+                r.max_in_flight as u64,
+                r.cache
+            ),
+            (
+                flat["deadline_s"].as_f64(),
+                flat["max_retries"].as_u64().unwrap(),
+                flat["max_in_flight"].as_u64().unwrap(),
+                flat["cache"].as_bool().unwrap()
+            ),
+            "{}",
+            path.display()
+        );
+        let written = serde_json::to_value(llm).unwrap();
+        assert!(written.get("max_retries").is_none() && written["reliability"].is_object());
+        let back: linkner::llm::OpenAiConfig = serde_json::from_value(written).unwrap();
+        assert_eq!(&back, llm, "{}", path.display());
+    }
+    assert!(with_llm >= 15, "{with_llm} configs with an llm section");
 }

@@ -584,7 +584,7 @@ async fn the_openai_backend_shares_through_cache_redis_url() {
     assert_eq!(server.hits(), 2);
     // A URL that is not Redis's is refused, naming the field.
     let mut bad = config("fake");
-    bad.cache_redis_url = Some("http://127.0.0.1:1".into());
+    bad.reliability.cache_redis_url = Some("http://127.0.0.1:1".into());
     match OpenAiBuilder::from_config(bad).build() {
         Err(LlmError::InvalidSetting { field, .. }) => assert_eq!(field, "cache_redis_url"),
         other => panic!("expected an invalid setting, got {other:?}"),

@@ -410,9 +410,9 @@ impl LinkConfig {
             fix(&mut e.from, "examples.from")?;
         }
         if let Some(llm) = &mut self.llm
-            && let Some(p) = &mut llm.cache_path
+            && let Some(p) = &mut llm.reliability.cache_path
         {
-            fix(p, "llm.cache_path")?;
+            fix(p, "llm.reliability.cache_path")?;
         }
         Ok(())
     }

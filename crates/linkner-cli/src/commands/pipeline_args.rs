@@ -242,10 +242,10 @@ impl PipelineArgs {
                 llm.timeout_s = t;
             }
             if let Some(n) = self.llm_in_flight {
-                llm.max_in_flight = n;
+                llm.reliability.max_in_flight = n;
             }
             if let Some(path) = &self.llm_cache {
-                llm.cache_path = Some(path.clone());
+                llm.reliability.cache_path = Some(path.clone());
             }
         }
         if let Some(from) = &self.examples_from {

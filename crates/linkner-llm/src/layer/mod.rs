@@ -51,6 +51,7 @@
 
 mod breaker;
 mod cached;
+mod config;
 mod deadline;
 mod limit;
 mod retry;
@@ -60,6 +61,8 @@ use std::time::{Duration, Instant};
 
 pub use breaker::{BreakerPolicy, BreakerState, CircuitBreaker};
 pub use cached::{CacheKeyer, Cached, RequestKeyer};
+pub use config::ReliabilityConfig;
+pub(crate) use config::{at_least_one, positive_secs};
 pub use deadline::Deadline;
 pub use limit::ConcurrencyLimit;
 pub use retry::{Retry, RetryPolicy};

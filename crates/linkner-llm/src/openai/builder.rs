@@ -1,16 +1,16 @@
 //! [`OpenAiBuilder`]: settings in code, then the transport or the layered classifier.
 
 use super::{OpenAiClassifier, config::*, transport::*};
+use crate::layer::positive_secs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cache::AnswerCache;
-use crate::calibrate::Calibrator;
+use crate::calibrate::Calibrated;
 use crate::error::{LlmError, Result};
-use crate::layer::{CacheKeyer, Layer, Reliability, Reliable};
+use crate::layer::{CacheKeyer, Layer, Reliable};
 use crate::prompt::PromptTemplate;
 use crate::request::Example;
 use crate::stats::Counters;
@@ -116,32 +116,32 @@ impl OpenAiBuilder {
 
     /// Sets (or removes, with `None`) the overall per-entity deadline across retries.
     pub fn deadline(mut self, d: Option<Duration>) -> Self {
-        self.config.deadline_s = d.map(|d| d.as_secs_f64());
+        self.config.reliability.deadline_s = d.map(|d| d.as_secs_f64());
         self
     }
 
     /// Sets how many retries follow a retryable failure.
     pub fn max_retries(mut self, n: u32) -> Self {
-        self.config.max_retries = n;
+        self.config.reliability.max_retries = n;
         self
     }
 
     /// Sets the backoff range (first delay, largest delay).
     pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.config.backoff_base_ms = base.as_millis() as u64;
-        self.config.backoff_max_ms = max.as_millis() as u64;
+        self.config.reliability.backoff_base_ms = base.as_millis() as u64;
+        self.config.reliability.backoff_max_ms = max.as_millis() as u64;
         self
     }
 
     /// Sets the largest `Retry-After` honoured.
     pub fn max_retry_after(mut self, d: Duration) -> Self {
-        self.config.max_retry_after_s = d.as_secs_f64();
+        self.config.reliability.max_retry_after_s = d.as_secs_f64();
         self
     }
 
     /// Sets the bound on entities (and so HTTP requests) in flight.
     pub fn max_in_flight(mut self, n: usize) -> Self {
-        self.config.max_in_flight = n;
+        self.config.reliability.max_in_flight = n;
         self
     }
 
@@ -160,47 +160,47 @@ impl OpenAiBuilder {
         cooldown: Duration,
         max_cooldown: Duration,
     ) -> Self {
-        self.config.breaker_threshold = threshold;
-        self.config.breaker_cooldown_s = cooldown.as_secs_f64();
-        self.config.breaker_max_cooldown_s = max_cooldown.max(cooldown).as_secs_f64();
+        self.config.reliability.breaker_threshold = threshold;
+        self.config.reliability.breaker_cooldown_s = cooldown.as_secs_f64();
+        self.config.reliability.breaker_max_cooldown_s = max_cooldown.max(cooldown).as_secs_f64();
         self
     }
 
     /// Turns the in-memory answer cache on or off.
     pub fn cache(mut self, on: bool) -> Self {
-        self.config.cache = on;
+        self.config.reliability.cache = on;
         self
     }
 
     /// Sets the most answers the cache keeps in memory.
     pub fn cache_capacity(mut self, n: usize) -> Self {
-        self.config.cache_capacity = n;
+        self.config.reliability.cache_capacity = n;
         self
     }
 
     /// Keeps the answer cache in a JSONL file too (turns the cache on).
     pub fn cache_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.config.cache = true;
-        self.config.cache_path = Some(path.into());
+        self.config.reliability.cache = true;
+        self.config.reliability.cache_path = Some(path.into());
         self
     }
 
     /// Shares answers through the Redis server at `url` (see
-    /// [`OpenAiConfig::cache_redis_url`]).
+    /// [`ReliabilityConfig::cache_redis_url`](crate::layer::ReliabilityConfig::cache_redis_url)).
     pub fn cache_redis_url(mut self, url: impl Into<String>) -> Self {
-        self.config.cache_redis_url = Some(url.into());
+        self.config.reliability.cache_redis_url = Some(url.into());
         self
     }
 
     /// Sets how long an answer lives in Redis, seconds (`None`: no expiry).
     pub fn cache_redis_ttl_s(mut self, ttl: Option<u64>) -> Self {
-        self.config.cache_redis_ttl_s = ttl;
+        self.config.reliability.cache_redis_ttl_s = ttl;
         self
     }
 
     /// Sets the longest time one Redis read or write may take, milliseconds.
     pub fn cache_redis_timeout_ms(mut self, ms: u64) -> Self {
-        self.config.cache_redis_timeout_ms = ms;
+        self.config.reliability.cache_redis_timeout_ms = ms;
         self
     }
 
@@ -266,31 +266,19 @@ impl OpenAiBuilder {
     pub fn build(self) -> Result<OpenAiClassifier> {
         let transport = self.build_transport()?;
         let c = &transport.inner.config;
-        let cache = match (&c.cache_path, c.cache) {
-            (Some(p), _) => Some(Arc::new(AnswerCache::with_file_and_capacity(
-                p,
-                c.cache_capacity,
-            )?)),
-            (None, true) => Some(Arc::new(AnswerCache::with_capacity(c.cache_capacity))),
-            (None, false) => None,
-        };
-        let settings = Reliability {
-            retry: c.retry_policy(),
-            max_in_flight: c.max_in_flight,
-            deadline: c
-                .deadline_s
-                .and_then(|s| Duration::try_from_secs_f64(s).ok()),
-            breaker: c.breaker_policy(),
-            cache,
-            shared: c.shared_tier()?,
-        };
+        let settings = c.reliability.build()?;
         let keyer: Arc<dyn CacheKeyer> = Arc::new(BodyKeyer(transport.inner.clone()));
         let stack: Reliable<OpenAiTransport> = settings.layer(transport.clone()).with_keyer(keyer);
-        let calibrator = c.calibrate.then(|| Arc::new(Calibrator::new()));
+        let stack = Arc::new(stack);
+        // Contextual calibration is the `Calibrated` layer, over the same stack (so the
+        // content-free requests go through the cache and retries like any other).
+        let calibrated = c
+            .calibrate
+            .then(|| Arc::new(Calibrated::new(Arc::clone(&stack))));
         Ok(OpenAiClassifier {
             transport,
-            stack: Arc::new(stack),
-            calibrator,
+            stack,
+            calibrated,
         })
     }
 }

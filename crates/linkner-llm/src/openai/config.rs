@@ -1,18 +1,14 @@
 //! The backend's settings: [`OpenAiConfig`] (serialisable), [`AnswerMode`], [`ApiKey`].
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cache::AnswerCache;
 use crate::error::{LlmError, Result};
-use crate::layer::{BreakerPolicy, RetryPolicy};
+use crate::layer::{ReliabilityConfig, at_least_one, positive_secs};
 use crate::prompt::PromptTemplate;
-use crate::redis_store::RedisStore;
 use crate::request::Example;
-use crate::shared::SharedTier;
 
 /// How the backend obtains the answer from the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +117,7 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 /// Missing fields take their defaults; unknown fields are refused, so a misspelt field
 /// (`"url"` for `"base_url"`) is an error rather than a silent default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(try_from = "OpenAiConfigFile")]
 pub struct OpenAiConfig {
     /// Base URL including the API prefix, e.g. `http://127.0.0.1:8080/v1`.
     pub base_url: String,
@@ -146,46 +142,13 @@ pub struct OpenAiConfig {
     pub timeout_s: f64,
     /// Connect timeout, seconds.
     pub connect_timeout_s: f64,
-    /// Overall time for one entity across all its attempts and backoffs, seconds (`null`: no
-    /// limit). Time spent waiting for an in-flight slot does not count.
-    pub deadline_s: Option<f64>,
-    /// Retries after the first attempt for retryable failures.
-    pub max_retries: u32,
-    /// First backoff delay, milliseconds (doubles every retry, with jitter).
-    pub backoff_base_ms: u64,
-    /// Largest backoff delay, milliseconds.
-    pub backoff_max_ms: u64,
-    /// Largest `Retry-After` honoured, seconds (longer requests are capped to this).
-    pub max_retry_after_s: f64,
-    /// Most entities in flight at once (each holds its slot across its retries, so this also
-    /// bounds the HTTP requests in flight).
-    pub max_in_flight: usize,
     /// Largest response body read, bytes; a longer one is abandoned with
     /// [`LlmError::ResponseTooLarge`].
     pub max_response_bytes: u64,
-    /// Failure points in a row that open the circuit breaker (0: never): a timeout counts 2,
-    /// a connection failure 1 (default 8: one round of 4 timeouts, or 8 refused connections).
-    pub breaker_threshold: u32,
-    /// How long the open breaker fails calls fast before probing the server, seconds.
-    pub breaker_cooldown_s: f64,
-    /// Each failed probe doubles the cool-down, up to this, seconds.
-    pub breaker_max_cooldown_s: f64,
-    /// Cache answers in memory.
-    pub cache: bool,
-    /// Most answers the cache keeps in memory (least recently used go first).
-    pub cache_capacity: usize,
-    /// Also keep the cache in this JSONL file (loaded at build, appended to).
-    pub cache_path: Option<PathBuf>,
-    /// Share answers through this Redis server (`redis://[:password@]host[:port][/db]`), behind
-    /// the in-memory cache: replicas and later runs reuse each other's answers. Redis being
-    /// unreachable or going away never fails an answer (it comes from the LLM; see
-    /// [`crate::shared`]). Independent of `cache`, which is the in-memory tier only.
-    pub cache_redis_url: Option<String>,
-    /// How long an answer lives in Redis, seconds (`None`: until Redis evicts it).
-    pub cache_redis_ttl_s: Option<u64>,
-    /// Longest time one Redis read or write may take, milliseconds (past it: a miss, or an
-    /// unwritten answer; Redis is then skipped for a second).
-    pub cache_redis_timeout_ms: u64,
+    /// The layers around the transport: deadline, retries, in-flight bound, circuit breaker
+    /// and answer cache. Written as a `reliability` object; a file with these fields at the
+    /// top level (the layout before `reliability` existed) still reads the same.
+    pub reliability: ReliabilityConfig,
     /// The prompt template and its switches (span marking, local hint, answer keys).
     pub template: PromptTemplate,
     /// Contextual calibration of the label distributions (`logprobs` mode only): see
@@ -210,22 +173,8 @@ impl Default for OpenAiConfig {
             max_tokens: None,
             timeout_s: 60.0,
             connect_timeout_s: 5.0,
-            deadline_s: Some(120.0),
-            max_retries: 3,
-            backoff_base_ms: 250,
-            backoff_max_ms: 8_000,
-            max_retry_after_s: 30.0,
-            max_in_flight: 4,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            breaker_threshold: 8,
-            breaker_cooldown_s: 30.0,
-            breaker_max_cooldown_s: 300.0,
-            cache: true,
-            cache_capacity: AnswerCache::DEFAULT_CAPACITY,
-            cache_path: None,
-            cache_redis_url: None,
-            cache_redis_ttl_s: None,
-            cache_redis_timeout_ms: SharedTier::DEFAULT_TIMEOUT.as_millis() as u64,
+            reliability: ReliabilityConfig::default(),
             template: PromptTemplate::default(),
             calibrate: false,
             examples: Vec::new(),
@@ -234,34 +183,211 @@ impl Default for OpenAiConfig {
     }
 }
 
-/// A positive number of seconds as a duration, or an error naming the field.
-pub(super) fn positive_secs(field: &str, v: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(v)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| LlmError::InvalidSetting {
-            field: field.into(),
-            message: format!("must be a positive number of seconds, got {v}"),
-        })
+/// How an [`OpenAiConfig`] is read: the backend's own fields, the layers' settings as a
+/// `reliability` object, or (the layout of earlier files) the same settings at the top level.
+/// Giving one both ways is an error naming it.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct OpenAiConfigFile {
+    base_url: String,
+    model: String,
+    api_key_env: Option<String>,
+    mode: AnswerMode,
+    temperature: f32,
+    seed: Option<u64>,
+    max_tokens: Option<u32>,
+    timeout_s: f64,
+    connect_timeout_s: f64,
+    max_response_bytes: u64,
+    template: PromptTemplate,
+    calibrate: bool,
+    examples: Vec<Example>,
+    extra_body: serde_json::Map<String, Value>,
+    reliability: Option<ReliabilityConfig>,
+    #[serde(default, deserialize_with = "present")]
+    deadline_s: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "present")]
+    max_retries: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    backoff_base_ms: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    backoff_max_ms: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    max_retry_after_s: Option<f64>,
+    #[serde(default, deserialize_with = "present")]
+    max_in_flight: Option<usize>,
+    #[serde(default, deserialize_with = "present")]
+    breaker_threshold: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    breaker_cooldown_s: Option<f64>,
+    #[serde(default, deserialize_with = "present")]
+    breaker_max_cooldown_s: Option<f64>,
+    #[serde(default, deserialize_with = "present")]
+    cache: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    cache_capacity: Option<usize>,
+    #[serde(default, deserialize_with = "present")]
+    cache_path: Option<Option<PathBuf>>,
+    #[serde(default, deserialize_with = "present")]
+    cache_redis_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    cache_redis_ttl_s: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    cache_redis_timeout_ms: Option<u64>,
 }
 
-/// An error naming `field` when `v` is 0.
-fn at_least_one(field: &str, v: u64) -> Result<()> {
-    if v == 0 {
-        return Err(LlmError::InvalidSetting {
-            field: field.into(),
-            message: "must be at least 1".into(),
-        });
+impl Default for OpenAiConfigFile {
+    fn default() -> Self {
+        let d = OpenAiConfig::default();
+        OpenAiConfigFile {
+            base_url: d.base_url,
+            model: d.model,
+            api_key_env: d.api_key_env,
+            mode: d.mode,
+            temperature: d.temperature,
+            seed: d.seed,
+            max_tokens: d.max_tokens,
+            timeout_s: d.timeout_s,
+            connect_timeout_s: d.connect_timeout_s,
+            max_response_bytes: d.max_response_bytes,
+            template: d.template,
+            calibrate: d.calibrate,
+            examples: d.examples,
+            extra_body: d.extra_body,
+            reliability: None,
+            deadline_s: None,
+            max_retries: None,
+            backoff_base_ms: None,
+            backoff_max_ms: None,
+            max_retry_after_s: None,
+            max_in_flight: None,
+            breaker_threshold: None,
+            breaker_cooldown_s: None,
+            breaker_max_cooldown_s: None,
+            cache: None,
+            cache_capacity: None,
+            cache_path: None,
+            cache_redis_url: None,
+            cache_redis_ttl_s: None,
+            cache_redis_timeout_ms: None,
+        }
     }
-    Ok(())
 }
 
-/// A number of seconds ≥ 0 as a duration, or an error naming the field.
-pub(super) fn non_negative_secs(field: &str, v: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(v).map_err(|_| LlmError::InvalidSetting {
-        field: field.into(),
-        message: format!("must be a number of seconds ≥ 0, got {v}"),
-    })
+/// `Some(x)` for a field that is present (`x` may be `null`), `None` for an absent one.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// The layers' settings at the top level of the backend's section (earlier files).
+#[derive(Default)]
+struct FlatReliability {
+    deadline_s: Option<Option<f64>>,
+    max_retries: Option<u32>,
+    backoff_base_ms: Option<u64>,
+    backoff_max_ms: Option<u64>,
+    max_retry_after_s: Option<f64>,
+    max_in_flight: Option<usize>,
+    breaker_threshold: Option<u32>,
+    breaker_cooldown_s: Option<f64>,
+    breaker_max_cooldown_s: Option<f64>,
+    cache: Option<bool>,
+    cache_capacity: Option<usize>,
+    cache_path: Option<Option<PathBuf>>,
+    cache_redis_url: Option<Option<String>>,
+    cache_redis_ttl_s: Option<Option<u64>>,
+    cache_redis_timeout_ms: Option<u64>,
+}
+
+impl FlatReliability {
+    /// The settings given at the top level over `r`, with the first one's name.
+    fn apply(self, r: &mut ReliabilityConfig) -> Option<&'static str> {
+        let mut first = None;
+        let mut set = |name: &'static str, given: bool| {
+            if given && first.is_none() {
+                first = Some(name);
+            }
+        };
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                set(stringify!($field), self.$field.is_some());
+                if let Some(v) = self.$field {
+                    r.$field = v;
+                }
+            )*};
+        }
+        take!(
+            deadline_s,
+            max_retries,
+            backoff_base_ms,
+            backoff_max_ms,
+            max_retry_after_s,
+            max_in_flight,
+            breaker_threshold,
+            breaker_cooldown_s,
+            breaker_max_cooldown_s,
+            cache,
+            cache_capacity,
+            cache_path,
+            cache_redis_url,
+            cache_redis_ttl_s,
+            cache_redis_timeout_ms
+        );
+        first
+    }
+}
+
+impl TryFrom<OpenAiConfigFile> for OpenAiConfig {
+    type Error = String;
+
+    fn try_from(f: OpenAiConfigFile) -> std::result::Result<Self, String> {
+        let flat = FlatReliability {
+            deadline_s: f.deadline_s,
+            max_retries: f.max_retries,
+            backoff_base_ms: f.backoff_base_ms,
+            backoff_max_ms: f.backoff_max_ms,
+            max_retry_after_s: f.max_retry_after_s,
+            max_in_flight: f.max_in_flight,
+            breaker_threshold: f.breaker_threshold,
+            breaker_cooldown_s: f.breaker_cooldown_s,
+            breaker_max_cooldown_s: f.breaker_max_cooldown_s,
+            cache: f.cache,
+            cache_capacity: f.cache_capacity,
+            cache_path: f.cache_path,
+            cache_redis_url: f.cache_redis_url,
+            cache_redis_ttl_s: f.cache_redis_ttl_s,
+            cache_redis_timeout_ms: f.cache_redis_timeout_ms,
+        };
+        let given = f.reliability.is_some();
+        let mut reliability = f.reliability.unwrap_or_default();
+        if let Some(name) = flat.apply(&mut reliability)
+            && given
+        {
+            return Err(format!(
+                "`{name}` is given both at the top level and in `reliability`: keep the one in \
+                 `reliability`"
+            ));
+        }
+        Ok(OpenAiConfig {
+            base_url: f.base_url,
+            model: f.model,
+            api_key_env: f.api_key_env,
+            mode: f.mode,
+            temperature: f.temperature,
+            seed: f.seed,
+            max_tokens: f.max_tokens,
+            timeout_s: f.timeout_s,
+            connect_timeout_s: f.connect_timeout_s,
+            max_response_bytes: f.max_response_bytes,
+            reliability,
+            template: f.template,
+            calibrate: f.calibrate,
+            examples: f.examples,
+            extra_body: f.extra_body,
+        })
+    }
 }
 
 impl OpenAiConfig {
@@ -269,7 +395,7 @@ impl OpenAiConfig {
     /// [`LlmError::Config`] for the base URL and the template).
     pub fn validate(&self) -> Result<()> {
         self.validate_transport()?;
-        self.validate_reliability()?;
+        self.reliability.validate()?;
         self.validate_answer()
     }
 
@@ -285,49 +411,6 @@ impl OpenAiConfig {
         positive_secs("timeout_s", self.timeout_s)?;
         positive_secs("connect_timeout_s", self.connect_timeout_s)?;
         at_least_one("max_response_bytes", self.max_response_bytes)
-    }
-
-    /// The layers' settings: deadline, retries, in-flight bound, cache, breaker.
-    fn validate_reliability(&self) -> Result<()> {
-        if let Some(d) = self.deadline_s {
-            positive_secs("deadline_s", d)?;
-        }
-        non_negative_secs("max_retry_after_s", self.max_retry_after_s)?;
-        if self.backoff_max_ms < self.backoff_base_ms {
-            return Err(LlmError::InvalidSetting {
-                field: "backoff_max_ms".into(),
-                message: format!(
-                    "must be ≥ backoff_base_ms ({}), got {}",
-                    self.backoff_base_ms, self.backoff_max_ms
-                ),
-            });
-        }
-        at_least_one("max_in_flight", self.max_in_flight as u64)?;
-        at_least_one("cache_capacity", self.cache_capacity as u64)?;
-        at_least_one("cache_redis_timeout_ms", self.cache_redis_timeout_ms)?;
-        if let Some(ttl) = self.cache_redis_ttl_s {
-            at_least_one("cache_redis_ttl_s", ttl)?;
-        }
-        if let Some(url) = &self.cache_redis_url {
-            RedisStore::open(url).map_err(|e| LlmError::InvalidSetting {
-                field: "cache_redis_url".into(),
-                message: e.to_string(),
-            })?;
-        }
-        if self.breaker_threshold > 0 {
-            positive_secs("breaker_cooldown_s", self.breaker_cooldown_s)?;
-            let max = positive_secs("breaker_max_cooldown_s", self.breaker_max_cooldown_s)?;
-            if max < Duration::from_secs_f64(self.breaker_cooldown_s) {
-                return Err(LlmError::InvalidSetting {
-                    field: "breaker_max_cooldown_s".into(),
-                    message: format!(
-                        "must be ≥ breaker_cooldown_s ({}), got {}",
-                        self.breaker_cooldown_s, self.breaker_max_cooldown_s
-                    ),
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Sampling, answer mode, prompt template and calibration.
@@ -354,43 +437,5 @@ impl OpenAiConfig {
             });
         }
         Ok(())
-    }
-
-    /// The retry policy of these settings.
-    pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_retries: self.max_retries,
-            backoff_base: Duration::from_millis(self.backoff_base_ms),
-            backoff_max: Duration::from_millis(self.backoff_max_ms),
-            max_retry_after: Duration::try_from_secs_f64(self.max_retry_after_s)
-                .unwrap_or_default(),
-        }
-    }
-
-    /// The circuit breaker policy of these settings.
-    pub fn breaker_policy(&self) -> BreakerPolicy {
-        let secs = |v: f64| Duration::try_from_secs_f64(v).unwrap_or_default();
-        BreakerPolicy {
-            threshold: self.breaker_threshold,
-            cooldown: secs(self.breaker_cooldown_s),
-            max_cooldown: secs(self.breaker_max_cooldown_s),
-        }
-    }
-
-    /// The shared answer tier of these settings: a [`RedisStore`] on `cache_redis_url` with
-    /// its expiry and timeout (`None` without a URL). Connects on first use.
-    pub fn shared_tier(&self) -> Result<Option<SharedTier>> {
-        let Some(url) = &self.cache_redis_url else {
-            return Ok(None);
-        };
-        let store = RedisStore::open(url)
-            .map_err(|e| LlmError::InvalidSetting {
-                field: "cache_redis_url".into(),
-                message: e.to_string(),
-            })?
-            .with_ttl(self.cache_redis_ttl_s.map(Duration::from_secs));
-        Ok(Some(SharedTier::new(store).timeout(Duration::from_millis(
-            self.cache_redis_timeout_ms,
-        ))))
     }
 }

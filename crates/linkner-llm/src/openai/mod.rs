@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::cache::AnswerCache;
-use crate::calibrate::Calibrator;
+use crate::calibrate::Calibrated;
 use crate::classifier::LlmClassifier;
 use crate::error::Result;
 use crate::layer::Reliable;
@@ -42,8 +42,8 @@ use crate::stats::Stats;
 pub struct OpenAiClassifier {
     transport: OpenAiTransport,
     stack: Arc<Reliable<OpenAiTransport>>,
-    /// Contextual calibration (the `calibrate` setting), shared by clones.
-    calibrator: Option<Arc<Calibrator>>,
+    /// The stack inside contextual calibration (the `calibrate` setting), shared by clones.
+    calibrated: Option<Arc<Calibrated<Arc<Reliable<OpenAiTransport>>>>>,
 }
 
 impl std::fmt::Debug for OpenAiClassifier {
@@ -115,18 +115,10 @@ impl LlmClassifier for OpenAiClassifier {
     }
 
     async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
-        let Some(calibrator) = &self.calibrator else {
-            return self.stack.classify(request).await;
-        };
-        // The content-free requests go through the same layers (cache, retries) as any other.
-        let baseline = calibrator
-            .baseline(
-                &request.schema,
-                |r| async move { self.stack.classify(&r).await },
-            )
-            .await?;
-        let answer = self.stack.classify(request).await?;
-        Ok(Calibrator::apply(&request.schema, &baseline, answer))
+        match &self.calibrated {
+            Some(calibrated) => calibrated.classify(request).await,
+            None => self.stack.classify(request).await,
+        }
     }
 
     fn stats(&self) -> Option<Stats> {

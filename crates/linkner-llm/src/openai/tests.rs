@@ -229,5 +229,44 @@ fn config_round_trips_through_json() {
     let partial: OpenAiConfig =
         serde_json::from_str(r#"{"model": "m", "mode": {"type": "constrained"}}"#).unwrap();
     assert_eq!(partial.model, "m");
-    assert_eq!(partial.max_in_flight, 4);
+    assert_eq!(partial.reliability.max_in_flight, 4);
+}
+
+#[test]
+fn the_layers_settings_read_nested_or_at_the_top_level_but_not_both() {
+    let nested: OpenAiConfig = serde_json::from_str(
+        r#"{"model": "m", "reliability": {"max_retries": 1, "deadline_s": null, "cache": false}}"#,
+    )
+    .unwrap();
+    let flat: OpenAiConfig = serde_json::from_str(
+        r#"{"model": "m", "max_retries": 1, "deadline_s": null, "cache": false}"#,
+    )
+    .unwrap();
+    assert_eq!(nested, flat);
+    assert_eq!(
+        (
+            nested.reliability.max_retries,
+            nested.reliability.deadline_s
+        ),
+        (1, None)
+    );
+    // Left out: the defaults (a deadline of 120 s), in either layout.
+    let bare: OpenAiConfig = serde_json::from_str(r#"{"model": "m"}"#).unwrap();
+    assert_eq!(
+        bare,
+        OpenAiConfig {
+            model: "m".into(),
+            ..OpenAiConfig::default()
+        }
+    );
+    assert_eq!(bare.reliability.deadline_s, Some(120.0));
+    let both = serde_json::from_str::<OpenAiConfig>(
+        r#"{"model": "m", "max_in_flight": 2, "reliability": {"max_retries": 1}}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(both.contains("`max_in_flight` is given both"), "{both}");
+    // Unknown fields stay errors, at both levels.
+    assert!(serde_json::from_str::<OpenAiConfig>(r#"{"url": "x"}"#).is_err());
+    assert!(serde_json::from_str::<OpenAiConfig>(r#"{"reliability": {"retries": 1}}"#).is_err());
 }
