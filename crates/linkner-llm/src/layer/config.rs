@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::{BreakerPolicy, Reliability, RetryPolicy};
 use crate::cache::AnswerCache;
 use crate::error::{LlmError, Result};
+#[cfg(feature = "redis")]
 use crate::redis_store::RedisStore;
 use crate::shared::SharedTier;
 
@@ -133,6 +134,27 @@ pub(crate) fn at_least_one(field: &str, v: u64) -> Result<()> {
     Ok(())
 }
 
+/// The shared tier on a Redis server (opening a store does not connect).
+#[cfg(feature = "redis")]
+fn redis_tier(url: &str, ttl_s: Option<u64>) -> Result<SharedTier> {
+    let store = RedisStore::open(url)
+        .map_err(|e| LlmError::InvalidSetting {
+            field: "cache_redis_url".into(),
+            message: e.to_string(),
+        })?
+        .with_ttl(ttl_s.map(Duration::from_secs));
+    Ok(SharedTier::new(store))
+}
+
+/// Without the `redis` feature a Redis URL is refused, naming the field.
+#[cfg(not(feature = "redis"))]
+fn redis_tier(_url: &str, _ttl_s: Option<u64>) -> Result<SharedTier> {
+    Err(LlmError::InvalidSetting {
+        field: "cache_redis_url".into(),
+        message: "needs linkner-llm's `redis` feature (on with `openai`, the default)".into(),
+    })
+}
+
 impl ReliabilityConfig {
     /// Checks every value; the error names the field ([`LlmError::InvalidSetting`]).
     pub fn validate(&self) -> Result<()> {
@@ -156,10 +178,7 @@ impl ReliabilityConfig {
             at_least_one("cache_redis_ttl_s", ttl)?;
         }
         if let Some(url) = &self.cache_redis_url {
-            RedisStore::open(url).map_err(|e| LlmError::InvalidSetting {
-                field: "cache_redis_url".into(),
-                message: e.to_string(),
-            })?;
+            redis_tier(url, self.cache_redis_ttl_s)?;
         }
         self.validate_breaker()
     }
@@ -203,19 +222,14 @@ impl ReliabilityConfig {
         }
     }
 
-    /// The shared answer tier of these settings: a [`RedisStore`] on `cache_redis_url` with
+    /// The shared answer tier of these settings: a Redis store on `cache_redis_url` with
     /// its expiry and timeout (`None` without a URL). Connects on first use.
     pub fn shared_tier(&self) -> Result<Option<SharedTier>> {
         let Some(url) = &self.cache_redis_url else {
             return Ok(None);
         };
-        let store = RedisStore::open(url)
-            .map_err(|e| LlmError::InvalidSetting {
-                field: "cache_redis_url".into(),
-                message: e.to_string(),
-            })?
-            .with_ttl(self.cache_redis_ttl_s.map(Duration::from_secs));
-        Ok(Some(SharedTier::new(store).timeout(Duration::from_millis(
+        let tier = redis_tier(url, self.cache_redis_ttl_s)?;
+        Ok(Some(tier.timeout(Duration::from_millis(
             self.cache_redis_timeout_ms,
         ))))
     }

@@ -62,6 +62,7 @@ use std::time::{Duration, Instant};
 pub use breaker::{BreakerPolicy, BreakerState, CircuitBreaker};
 pub use cached::{CacheKeyer, Cached, RequestKeyer};
 pub use config::ReliabilityConfig;
+#[cfg(feature = "openai")]
 pub(crate) use config::{at_least_one, positive_secs};
 pub use deadline::Deadline;
 pub use limit::ConcurrencyLimit;

@@ -123,98 +123,77 @@ fn check_refuses_what_breaks_the_contract() {
     }
 }
 
-#[test]
-fn check_refuses_a_wrong_shape_and_names_the_document() {
-    let schema = LabelSchema::conll03();
-    let s0 = sentence(&["Zoë", "visited", "Köln"]);
-    let s1 = sentence(&["Bob", "left"]);
-    let good = candidate(&s0, 2, 3, &[0.1, 0.1, 0.6, 0.1, 0.1]);
-    let mut bad = candidate(&s1, 0, 1, &[0.1, 0.1, 0.6, 0.1, 0.1]);
-    bad.class = 9;
-    let texts = vec![s0.text.clone(), s1.text.clone()];
-    let contract = |e: LinkError| match e {
+/// What a tagger-contract error says: (document, candidate, violation).
+fn contract(e: LinkError) -> (usize, Option<String>, TaggerViolation) {
+    match e {
         LinkError::TaggerContract {
             document,
             candidate,
             violation,
         } => (document, candidate, violation),
         other => panic!("{other}"),
-    };
+    }
+}
+
+const COUNT_2_1: TaggerViolation = TaggerViolation::Count {
+    expected: 2,
+    got: 1,
+};
+
+#[test]
+fn check_refuses_a_wrong_shape_of_texts_and_names_the_document() {
+    let schema = LabelSchema::conll03();
+    let s0 = sentence(&["Zoë", "visited", "Köln"]);
+    let s1 = sentence(&["Bob", "left"]);
+    let texts = vec![s0.text.clone(), s1.text.clone()];
     // One result short.
+    let out = vec![(s0.clone(), vec![])];
     let e = check(
         &schema,
         Tagged::Texts {
             texts: texts.clone(),
-            out: vec![(s0.clone(), vec![])],
+            out,
         },
     )
     .unwrap_err();
-    assert_eq!(
-        contract(e),
-        (
-            1,
-            None,
-            TaggerViolation::Count {
-                expected: 2,
-                got: 1
-            }
-        )
-    );
+    assert_eq!(contract(e), (1, None, COUNT_2_1));
     // The text of document 1 changed.
-    let e = check(
-        &schema,
-        Tagged::Texts {
-            texts: texts.clone(),
-            out: vec![(s0.clone(), vec![]), (sentence(&["Bob", "Left"]), vec![])],
-        },
-    )
-    .unwrap_err();
+    let out = vec![(s0.clone(), vec![]), (sentence(&["Bob", "Left"]), vec![])];
+    let e = check(&schema, Tagged::Texts { texts, out }).unwrap_err();
     assert_eq!(contract(e), (1, None, TaggerViolation::TextChanged));
-    // A document with one sentence too few, then a bad candidate in the second document.
+}
+
+#[test]
+fn check_refuses_a_wrong_shape_of_documents_and_names_the_document() {
+    let schema = LabelSchema::conll03();
+    let s0 = sentence(&["Zoë", "visited", "Köln"]);
+    let s1 = sentence(&["Bob", "left"]);
+    let good = candidate(&s0, 2, 3, &[0.1, 0.1, 0.6, 0.1, 0.1]);
+    let mut bad = candidate(&s1, 0, 1, &[0.1, 0.1, 0.6, 0.1, 0.1]);
+    bad.class = 9;
     let doc = |sentences: Vec<Sentence>| linkner_core::Document {
         id: None,
         sentences,
     };
     let documents = vec![doc(vec![s0.clone()]), doc(vec![s0.clone(), s1.clone()])];
-    let e = check(
-        &schema,
-        Tagged::Documents {
-            documents: documents.clone(),
-            out: vec![vec![vec![]], vec![vec![]]],
-        },
-    )
-    .unwrap_err();
-    assert_eq!(
-        contract(e),
-        (
-            1,
-            None,
-            TaggerViolation::Count {
-                expected: 2,
-                got: 1
-            }
+    let run = |out| {
+        check(
+            &schema,
+            Tagged::Documents {
+                documents: documents.clone(),
+                out,
+            },
         )
-    );
-    let e = check(
-        &schema,
-        Tagged::Documents {
-            documents: documents.clone(),
-            out: vec![vec![vec![good.clone()]], vec![vec![], vec![bad]]],
-        },
-    )
-    .unwrap_err();
+    };
+    // A document with one sentence too few, then a bad candidate in the second document.
+    let e = run(vec![vec![vec![]], vec![vec![]]]).unwrap_err();
+    assert_eq!(contract(e), (1, None, COUNT_2_1));
+    let e = run(vec![vec![vec![good.clone()]], vec![vec![], vec![bad]]]).unwrap_err();
     let (document, candidate, violation) = contract(e);
     assert_eq!((document, candidate.as_deref()), (1, Some("Bob")));
     assert!(matches!(violation, TaggerViolation::Class { class: 9, .. }));
     // A good output comes back flattened, in order.
-    let ok = check(
-        &schema,
-        Tagged::Documents {
-            documents,
-            out: vec![vec![vec![good]], vec![vec![], vec![]]],
-        },
-    )
-    .unwrap();
+    let ok = run(vec![vec![vec![good]], vec![vec![], vec![]]]).unwrap();
     let texts: Vec<&str> = ok.iter().map(|(s, _)| s.text.as_str()).collect();
     assert_eq!(
         texts,
