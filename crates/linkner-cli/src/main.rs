@@ -163,21 +163,6 @@ fn error_json(e: &(dyn std::error::Error + 'static), text: &str) -> serde_json::
 mod tests {
     use super::error_chain;
 
-    #[derive(Debug)]
-    struct Outer(std::io::Error);
-
-    impl std::fmt::Display for Outer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "config.json: {}", self.0)
-        }
-    }
-
-    impl std::error::Error for Outer {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            Some(&self.0)
-        }
-    }
-
     #[test]
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory;
@@ -187,7 +172,11 @@ mod tests {
 
     #[test]
     fn a_json_error_lists_every_cause() {
-        let e = Outer(std::io::Error::other("no such file"));
+        // An error of the workspace that wraps another (its text holds the cause's).
+        let e = linkner::LinkError::Io {
+            path: "config.json".into(),
+            source: std::io::Error::other("no such file"),
+        };
         let v = super::error_json(&e, &error_chain(&e));
         assert_eq!(v["error"]["message"], "config.json: no such file");
         assert_eq!(v["error"]["causes"], serde_json::json!(["no such file"]));
