@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use futures_util::StreamExt;
 use linkner::core::Sentence;
-use linkner::{Annotation, RoutingPolicy, StatsSnapshot, score_annotations};
+use linkner::{Annotation, LinkConfig, RoutingPolicy, StatsSnapshot, score_annotations};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -163,47 +163,7 @@ pub fn run(args: &StreamBenchArgs) -> Result<(), CliError> {
             if !(rate.is_finite() && rate > 0.0) {
                 return Err(format!("--rates: {rate} is not a positive rate").into());
             }
-            let mut n = if args.duration > 0.0 {
-                ((rate * args.duration).round() as usize).clamp(1, gold.len())
-            } else {
-                gold.len()
-            };
-            if mode == Mode::Llm && args.llm_cap > 0 {
-                n = n.min(args.llm_cap);
-            }
-            let mut config = base.clone();
-            match mode {
-                Mode::Off => {
-                    config.policy = RoutingPolicy::Never;
-                    config.budget = None;
-                }
-                Mode::Llm => config.budget = None,
-                Mode::Budget => {}
-            }
-            let pipeline = args.pipeline.build(&config, None)?;
-            let docs = &gold[..n];
-            let r = rt.block_on(one_run(&pipeline, docs, rate, args.seed))?;
-            let scores = score_annotations(docs, &r.annotations)?;
-            let mut lat = r.latencies_ms.clone();
-            lat.sort_by(f64::total_cmp);
-            let run = StreamRun {
-                mode,
-                rate,
-                documents: n,
-                answered: r.annotations.len() + r.errors,
-                errors: r.errors,
-                wall_seconds: r.wall.as_secs_f64(),
-                throughput: n as f64 / r.wall.as_secs_f64().max(1e-9),
-                p50_ms: quantile(&lat, 0.50),
-                p95_ms: quantile(&lat, 0.95),
-                p99_ms: quantile(&lat, 0.99),
-                max_ms: lat.last().copied().unwrap_or(0.0),
-                local_f1: scores.local.f1,
-                linked_f1: scores.linked.f1,
-                stats: pipeline.stats(),
-                cpu_seconds: r.cpu_seconds,
-                peak_rss_mb: super::bench::peak_rss_mb(),
-            };
+            let run = measure(args, &base, &gold, &rt, mode, rate)?;
             if !args.json {
                 eprintln!("{}", row(&run));
             }
@@ -222,6 +182,58 @@ pub fn run(args: &StreamBenchArgs) -> Result<(), CliError> {
         println!("{}", table(&report));
     }
     Ok(())
+}
+
+/// One (mode, rate): a fresh pipeline of the mode's config, the stream run, and its figures.
+fn measure(
+    args: &StreamBenchArgs,
+    base: &LinkConfig,
+    gold: &[Sentence],
+    rt: &tokio::runtime::Runtime,
+    mode: Mode,
+    rate: f64,
+) -> Result<StreamRun, CliError> {
+    let mut n = if args.duration > 0.0 {
+        ((rate * args.duration).round() as usize).clamp(1, gold.len())
+    } else {
+        gold.len()
+    };
+    if mode == Mode::Llm && args.llm_cap > 0 {
+        n = n.min(args.llm_cap);
+    }
+    let mut config = base.clone();
+    match mode {
+        Mode::Off => {
+            config.policy = RoutingPolicy::Never;
+            config.budget = None;
+        }
+        Mode::Llm => config.budget = None,
+        Mode::Budget => {}
+    }
+    let pipeline = args.pipeline.build(&config, None)?;
+    let docs = &gold[..n];
+    let r = rt.block_on(one_run(&pipeline, docs, rate, args.seed))?;
+    let scores = score_annotations(docs, &r.annotations)?;
+    let mut lat = r.latencies_ms.clone();
+    lat.sort_by(f64::total_cmp);
+    Ok(StreamRun {
+        mode,
+        rate,
+        documents: n,
+        answered: r.annotations.len() + r.errors,
+        errors: r.errors,
+        wall_seconds: r.wall.as_secs_f64(),
+        throughput: n as f64 / r.wall.as_secs_f64().max(1e-9),
+        p50_ms: quantile(&lat, 0.50),
+        p95_ms: quantile(&lat, 0.95),
+        p99_ms: quantile(&lat, 0.99),
+        max_ms: lat.last().copied().unwrap_or(0.0),
+        local_f1: scores.local.f1,
+        linked_f1: scores.linked.f1,
+        stats: pipeline.stats(),
+        cpu_seconds: r.cpu_seconds,
+        peak_rss_mb: super::bench::peak_rss_mb(),
+    })
 }
 
 /// The text that warms the LLM server before the runs.
@@ -249,17 +261,7 @@ async fn one_run(
         .annotate_batch(&["a", "b c d", "e f g h i"])
         .await?;
     pipeline.reset_stats();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut at = 0.0f64;
-    let schedule: Vec<f64> = docs
-        .iter()
-        .map(|_| {
-            // Exponential gaps: a Poisson process of `rate` arrivals per second.
-            let u: f64 = rng.random::<f64>();
-            at += -(1.0 - u).ln() / rate;
-            at
-        })
-        .collect();
+    let schedule = poisson_schedule(docs.len(), rate, seed);
     let (tx, rx) = mpsc::unbounded_channel::<(usize, Sentence)>();
     let input =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|d| (d, rx)) });
@@ -306,8 +308,34 @@ async fn one_run(
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
-    // An error item stands for a document without entities in the scores.
-    let annotations = annotations
+    Ok(RunOutput {
+        annotations: fill_missing(annotations, docs),
+        errors,
+        latencies_ms,
+        wall,
+        cpu_seconds,
+    })
+}
+
+/// The arrival times (seconds from the start) of `n` documents: a Poisson process of `rate`
+/// arrivals per second, seeded.
+fn poisson_schedule(n: usize, rate: f64, seed: u64) -> Vec<f64> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut at = 0.0f64;
+    (0..n)
+        .map(|_| {
+            // Exponential gaps: a Poisson process of `rate` arrivals per second.
+            let u: f64 = rng.random::<f64>();
+            at += -(1.0 - u).ln() / rate;
+            at
+        })
+        .collect()
+}
+
+/// The annotations in document order; an error item stands for a document without entities
+/// in the scores.
+fn fill_missing(annotations: Vec<Option<Annotation>>, docs: &[Sentence]) -> Vec<Annotation> {
+    annotations
         .into_iter()
         .zip(docs)
         .map(|(a, s)| {
@@ -318,14 +346,7 @@ async fn one_run(
                 timings: None,
             })
         })
-        .collect();
-    Ok(RunOutput {
-        annotations,
-        errors,
-        latencies_ms,
-        wall,
-        cpu_seconds,
-    })
+        .collect()
 }
 
 /// The `q` quantile of sorted values (nearest rank).

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use linkner::core::score::{Mode, Scorer};
+use linkner::core::score::{Mode, Scorer, Scores};
 use linkner::core::{Candidate, Document, Sentence, WordSpan};
 use linkner::tagger::{
     AnyTagger, DeviceSpec, DocumentContext, LocalTagger, PredictOptions, TaggerKind,
@@ -251,60 +251,12 @@ fn with_estimators(
     data: &[Sentence],
     configs: &[EstimatorConfig],
 ) -> Result<(), CliError> {
-    let evidential = tagger.is_evidential();
-    let mut estimators: Vec<Box<dyn UncertaintyEstimator>> = Vec::new();
-    let mut skipped = Vec::new();
-    for config in configs {
-        let estimator = config.build()?;
-        if estimator.requirements().needs_alpha && !evidential {
-            skipped.push(Skipped {
-                name: estimator.name().to_string(),
-                reason: "needs Dirichlet parameters (alpha); the model is not evidential-trained \
-                         (a token-classification checkpoint never is)"
-                    .into(),
-            });
-        } else {
-            estimators.push(estimator);
-        }
-    }
+    let (mut estimators, mut skipped) = build_estimators(configs, tagger.is_evidential())?;
     let needs = estimators
         .iter()
         .fold(Requirements::none(), |acc, e| acc.union(e.requirements()));
-
-    let base = PredictOptions {
-        batch_size: args.batch_size.unwrap_or(32),
-        mc_encoder: args.mc_encoder,
-        ..PredictOptions::default()
-    };
-    let (det_cands, det_ms) = timed_pass(tagger, docs, &base)?;
-    let (cands, mc_ms) = if needs.mc_samples > 0 {
-        let options = PredictOptions {
-            mc_samples: needs.mc_samples,
-            ..base
-        };
-        let (cands, ms) = timed_pass(tagger, docs, &options)?;
-        (cands, Some(ms))
-    } else {
-        (det_cands, None)
-    };
-    let timing = PassTiming {
-        sentences: data.len(),
-        deterministic_ms_per_sentence: det_ms,
-        mc_samples: needs.mc_samples,
-        mc_ms_per_sentence: mc_ms,
-        mc_cost_ratio: mc_ms.map(|m| m / det_ms.max(1e-12)),
-    };
-
-    let mut scorer = Scorer::new(Mode::Conlleval);
-    let mut labelled: Vec<(Candidate, Outcome)> = Vec::new();
-    let mut n_gold = 0;
-    for (sentence, c) in data.iter().zip(cands) {
-        let pred: Vec<WordSpan> = c.iter().map(|c| c.span.clone()).collect();
-        scorer.add_spans(&sentence.spans, &pred)?;
-        n_gold += sentence.spans.len();
-        labelled.extend(judge_sentence(c, &sentence.spans));
-    }
-    let scores = scorer.finish();
+    let (cands, timing) = estimator_passes(args, tagger, docs, data.len(), &needs)?;
+    let (scores, labelled, n_gold) = judge_all(data, cands)?;
 
     let mut reports: Vec<EstimatorReport> = Vec::new();
     let mut curves: Vec<(String, Vec<RiskCoverage>)> = Vec::new();
@@ -349,21 +301,109 @@ fn with_estimators(
         println!();
         print_curves(&reports);
         println!();
-        println!(
-            "time per sentence: {:.2} ms deterministic pass ({} sentences)",
-            timing.deterministic_ms_per_sentence, timing.sentences
-        );
-        if let (Some(ms), Some(ratio)) = (timing.mc_ms_per_sentence, timing.mc_cost_ratio) {
-            println!(
-                "                   {ms:.2} ms with {} MC-dropout passes ({ratio:.2}× one pass)",
-                timing.mc_samples
-            );
-        }
-        if let Some(path) = &args.plot {
-            println!("risk–coverage plot written to {}", path.display());
-        }
+        print_timing(&timing, args.plot.as_deref());
     }
     Ok(())
+}
+
+/// Built estimators.
+type Estimators = Vec<Box<dyn UncertaintyEstimator>>;
+
+/// Predicted entities with their judgement against gold.
+type Judged = Vec<(Candidate, Outcome)>;
+
+/// The estimators of `configs`, and those skipped because the model gives them no Dirichlet
+/// parameters.
+fn build_estimators(
+    configs: &[EstimatorConfig],
+    evidential: bool,
+) -> Result<(Estimators, Vec<Skipped>), CliError> {
+    let mut estimators: Estimators = Vec::new();
+    let mut skipped = Vec::new();
+    for config in configs {
+        let estimator = config.build()?;
+        if estimator.requirements().needs_alpha && !evidential {
+            skipped.push(Skipped {
+                name: estimator.name().to_string(),
+                reason: "needs Dirichlet parameters (alpha); the model is not evidential-trained \
+                         (a token-classification checkpoint never is)"
+                    .into(),
+            });
+        } else {
+            estimators.push(estimator);
+        }
+    }
+    Ok((estimators, skipped))
+}
+
+/// The deterministic pass, and the Monte-Carlo one when an estimator needs samples: the
+/// candidates the estimators judge (those of the last pass) and the timing of both.
+fn estimator_passes(
+    args: &EvalArgs,
+    tagger: &AnyTagger,
+    docs: &[Document],
+    sentences: usize,
+    needs: &Requirements,
+) -> Result<(Vec<Vec<Candidate>>, PassTiming), CliError> {
+    let base = PredictOptions {
+        batch_size: args.batch_size.unwrap_or(32),
+        mc_encoder: args.mc_encoder,
+        ..PredictOptions::default()
+    };
+    let (det_cands, det_ms) = timed_pass(tagger, docs, &base)?;
+    let (cands, mc_ms) = if needs.mc_samples > 0 {
+        let options = PredictOptions {
+            mc_samples: needs.mc_samples,
+            ..base
+        };
+        let (cands, ms) = timed_pass(tagger, docs, &options)?;
+        (cands, Some(ms))
+    } else {
+        (det_cands, None)
+    };
+    let timing = PassTiming {
+        sentences,
+        deterministic_ms_per_sentence: det_ms,
+        mc_samples: needs.mc_samples,
+        mc_ms_per_sentence: mc_ms,
+        mc_cost_ratio: mc_ms.map(|m| m / det_ms.max(1e-12)),
+    };
+    Ok((cands, timing))
+}
+
+/// The entity scores of the candidates against gold, every predicted entity judged (exact
+/// span and type), and the number of gold entities.
+fn judge_all(
+    data: &[Sentence],
+    cands: Vec<Vec<Candidate>>,
+) -> Result<(Scores, Judged, usize), CliError> {
+    let mut scorer = Scorer::new(Mode::Conlleval);
+    let mut labelled: Judged = Vec::new();
+    let mut n_gold = 0;
+    for (sentence, c) in data.iter().zip(cands) {
+        let pred: Vec<WordSpan> = c.iter().map(|c| c.span.clone()).collect();
+        scorer.add_spans(&sentence.spans, &pred)?;
+        n_gold += sentence.spans.len();
+        labelled.extend(judge_sentence(c, &sentence.spans));
+    }
+    Ok((scorer.finish(), labelled, n_gold))
+}
+
+/// The time per sentence of the passes, and where the plot went.
+fn print_timing(timing: &PassTiming, plot: Option<&Path>) {
+    println!(
+        "time per sentence: {:.2} ms deterministic pass ({} sentences)",
+        timing.deterministic_ms_per_sentence, timing.sentences
+    );
+    if let (Some(ms), Some(ratio)) = (timing.mc_ms_per_sentence, timing.mc_cost_ratio) {
+        println!(
+            "                   {ms:.2} ms with {} MC-dropout passes ({ratio:.2}× one pass)",
+            timing.mc_samples
+        );
+    }
+    if let Some(path) = plot {
+        println!("risk–coverage plot written to {}", path.display());
+    }
 }
 
 fn write_plot(

@@ -268,6 +268,14 @@ fn score_row(name: &str, s: &Scores) -> String {
 /// The human-readable report.
 pub fn human(r: &LinkReport) -> String {
     let mut out = String::new();
+    human_heading(&mut out, r);
+    human_scores(&mut out, r);
+    human_stats(&mut out, r);
+    out
+}
+
+/// The data, the setting and the oracle warning.
+fn human_heading(out: &mut String, r: &LinkReport) {
     let sampled = if r.sentences < r.sentences_in_file {
         format!(
             " (seeded sample of {} of {} sentences)",
@@ -289,6 +297,10 @@ pub fn human(r: &LinkReport) -> String {
              are the ceiling of this routing, not an LLM result.\n",
         );
     }
+}
+
+/// Local, linked and oracle scores, overall and per type.
+fn human_scores(out: &mut String, r: &LinkReport) {
     out.push('\n');
     out.push_str(&format!("{:<58} {:>7} {:>7} {:>7}\n", "", "P", "R", "F1"));
     out.push_str(&score_row("local tagger only", &r.scores.local));
@@ -325,6 +337,10 @@ pub fn human(r: &LinkReport) -> String {
             f(&r.scores.oracle)
         ));
     }
+}
+
+/// What was routed, what came of it, tokens and time.
+fn human_stats(out: &mut String, r: &LinkReport) {
     let s = &r.stats;
     out.push_str(&format!(
         "\nrouted {} of {} entities ({:.1} %): {} requests, {} LLM calls, {} cache hits\n",
@@ -363,7 +379,6 @@ pub fn human(r: &LinkReport) -> String {
         s.llm_time.as_secs_f64(),
         r.wall_seconds
     ));
-    out
 }
 
 /// The readable form of one annotation.

@@ -162,7 +162,18 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
 impl PipelineArgs {
     /// The config: the file (when given) with every flag applied over it.
     pub fn link_config(&self) -> Result<LinkConfig, CliError> {
-        let mut config = match &self.config {
+        let mut config = self.base_config()?;
+        self.apply_tagger_flags(&mut config);
+        self.apply_routing_flags(&mut config)?;
+        self.apply_llm_flags(&mut config)?;
+        self.apply_example_flags(&mut config)?;
+        self.apply_budget_flags(&mut config)?;
+        Ok(config)
+    }
+
+    /// The config file, or a default config of `--model`.
+    fn base_config(&self) -> Result<LinkConfig, CliError> {
+        Ok(match &self.config {
             Some(path) => {
                 let config = LinkConfig::from_path(path)?;
                 super::input::check_config_values(path, &config)?;
@@ -174,7 +185,11 @@ impl PipelineArgs {
                 )?;
                 LinkConfig::new(model)
             }
-        };
+        })
+    }
+
+    /// `--model`, `--tagger-kind`, `--schema`, `--device`, `--streams`, `--precision`.
+    fn apply_tagger_flags(&self, config: &mut LinkConfig) {
         if let Some(model) = &self.model {
             if self.config.is_some() && model != &config.tagger.model {
                 env_notice(
@@ -201,12 +216,21 @@ impl PipelineArgs {
         if let Some(p) = self.precision {
             config.tagger.precision = p;
         }
+    }
+
+    /// `--estimator`, `--policy`.
+    fn apply_routing_flags(&self, config: &mut LinkConfig) -> Result<(), CliError> {
         if let Some(e) = non_empty(&self.estimator) {
             config.estimator = e.parse::<EstimatorConfig>()?;
         }
         if let Some(p) = non_empty(&self.policy) {
             config.policy = p.parse::<RoutingPolicy>()?;
         }
+        Ok(())
+    }
+
+    /// The `--llm-…` flags, over the file's `llm` section (created when absent).
+    fn apply_llm_flags(&self, config: &mut LinkConfig) -> Result<(), CliError> {
         let llm_flags = non_empty(&self.llm_url).is_some()
             || non_empty(&self.llm_model).is_some()
             || self.llm_mode.is_some()
@@ -248,6 +272,11 @@ impl PipelineArgs {
                 llm.reliability.cache_path = Some(path.clone());
             }
         }
+        Ok(())
+    }
+
+    /// `--examples-from`, `--retrieve`.
+    fn apply_example_flags(&self, config: &mut LinkConfig) -> Result<(), CliError> {
         if let Some(from) = &self.examples_from {
             config.examples = Some(ExamplesSection::new(from.clone()));
         }
@@ -258,6 +287,11 @@ impl PipelineArgs {
             )?;
             ex.retrieve = k;
         }
+        Ok(())
+    }
+
+    /// `--merge`, `--llm-budget`, `--latency-budget-ms`.
+    fn apply_budget_flags(&self, config: &mut LinkConfig) -> Result<(), CliError> {
         if let Some(m) = non_empty(&self.merge) {
             config.merge = m.parse::<MergePolicy>()?;
         }
@@ -275,7 +309,7 @@ impl PipelineArgs {
             budget.latency_ms = Some(ms);
             budget.validate()?;
         }
-        Ok(config)
+        Ok(())
     }
 
     /// Loads the tagger and builds the pipeline. With `oracle`, the LLM of the config is

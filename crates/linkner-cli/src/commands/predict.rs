@@ -20,7 +20,7 @@ use linkner::core::io::{
 };
 use linkner::core::{Candidate, Document, Sentence};
 use linkner::tagger::{
-    DeviceSpec, LocalTagger, Precision, PredictOptions, TaggerKind, sentence_from_text,
+    AnyTagger, DeviceSpec, LocalTagger, Precision, PredictOptions, TaggerKind, sentence_from_text,
 };
 use serde::Serialize;
 
@@ -156,8 +156,30 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
         &device,
         Precision::F32,
     )?;
-    // Whether the sentences of a document are read together (document context): only for a
-    // file that marks its documents; raw text lines are tagged one by one.
+    let (docs, marked) = read_input(&args, &tagger)?;
+    let options = PredictOptions {
+        mc_samples: args.mc_samples,
+        overlapping: args.overlapping,
+        batch_size: args
+            .batch_size
+            .unwrap_or_else(|| linkner::tagger::default_batch_size(&device)),
+        ..PredictOptions::default()
+    };
+    let (out_docs, lines) = tag_all(&tagger, docs, marked, &options)?;
+    if let Some(format) = record_format(args.output_format) {
+        return write_records(&args, format, &out_docs, &lines);
+    }
+    write_plain(&args, &out_docs, &lines)
+}
+
+/// A tagged sentence: its document's index, the sentence with the predicted spans, and the
+/// candidates.
+type Line = (usize, Sentence, Vec<Candidate>);
+
+/// The documents of `--input` (or standard input), and whether the sentences of a document are
+/// read together (document context): only for a file that marks its documents; raw text lines
+/// are tagged one by one.
+fn read_input(args: &PredictArgs, tagger: &AnyTagger) -> Result<(Vec<Document>, bool), CliError> {
     let mut marked = false;
     let docs: Vec<Document> = match args.input_format {
         InputFormat::Text => {
@@ -189,21 +211,24 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
             linkner::core::io::read_dataset_with(&path, format, &options)?
         }
     };
-    let options = PredictOptions {
-        mc_samples: args.mc_samples,
-        overlapping: args.overlapping,
-        batch_size: args
-            .batch_size
-            .unwrap_or_else(|| linkner::tagger::default_batch_size(&device)),
-        ..PredictOptions::default()
-    };
+    Ok((docs, marked))
+}
+
+/// Tags the documents (whole documents when `marked`, else sentence by sentence): the
+/// documents with their predicted spans, and one [`Line`] per sentence.
+fn tag_all(
+    tagger: &AnyTagger,
+    docs: Vec<Document>,
+    marked: bool,
+    options: &PredictOptions,
+) -> Result<(Vec<Document>, Vec<Line>), CliError> {
     let mut out_docs = Vec::with_capacity(docs.len());
-    let mut lines: Vec<(usize, Sentence, Vec<Candidate>)> = Vec::new();
+    let mut lines: Vec<Line> = Vec::new();
     let tagged: Vec<Vec<Vec<Candidate>>> = if marked {
-        tagger.tag_documents(&docs, &options)?
+        tagger.tag_documents(&docs, options)?
     } else {
         docs.iter()
-            .map(|d| tagger.tag_sentences(&d.sentences, &options))
+            .map(|d| tagger.tag_sentences(&d.sentences, options))
             .collect::<Result<_, _>>()?
     };
     for ((d, doc), cands) in docs.into_iter().enumerate().zip(tagged) {
@@ -219,9 +244,12 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
             sentences,
         });
     }
-    if let Some(format) = record_format(args.output_format) {
-        return write_records(&args, format, &out_docs, &lines);
-    }
+    Ok((out_docs, lines))
+}
+
+/// Writes JSONL (one line per sentence, with the candidates) or CoNLL to `--output` or
+/// standard output.
+fn write_plain(args: &PredictArgs, out_docs: &[Document], lines: &[Line]) -> Result<(), CliError> {
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(BufWriter::new(
             std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
@@ -230,7 +258,7 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
     };
     match args.output_format {
         OutputFormat::Jsonl => {
-            for (d, s, c) in &lines {
+            for (d, s, c) in lines {
                 let entities = c.iter().map(|c| c.entity.clone()).collect();
                 let line = PredLine {
                     record: JsonlRecord::with_entities(*d, s, entities),
@@ -241,7 +269,7 @@ pub fn run(args: PredictArgs) -> Result<(), CliError> {
             }
         }
         OutputFormat::Conll => {
-            ConllWriter::new().write(&mut out, &out_docs, "<output>")?;
+            ConllWriter::new().write(&mut out, out_docs, "<output>")?;
         }
         _ => unreachable!("written by write_records"),
     }
@@ -266,7 +294,7 @@ fn write_records(
     args: &PredictArgs,
     format: DataFormat,
     docs: &[Document],
-    lines: &[(usize, Sentence, Vec<Candidate>)],
+    lines: &[Line],
 ) -> Result<(), CliError> {
     let mut writer =
         super::formats::open_record_writer(format, args.output.as_deref(), args.offsets)?;

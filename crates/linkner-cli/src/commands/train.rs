@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use linkner::core::LabelSchema;
+use linkner::core::{Document, LabelSchema};
 use linkner::tagger::train::{EpochReport, TrainObserver, train_documents};
 use linkner::tagger::{
     DeviceSpec, DocumentContext, HeadOptions, LossConfig, SpanTagger, TrainConfig,
@@ -120,6 +120,25 @@ struct Bar {
     loss: f64,
 }
 
+impl Bar {
+    /// A bar of unknown length (set when training starts), hidden under `--quiet`.
+    fn new() -> Result<Bar, CliError> {
+        let bar = super::progress_bar(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta_precise} {msg}",
+            )?
+            .progress_chars("=> "),
+        );
+        Ok(Bar {
+            bar,
+            started: Instant::now(),
+            sentences: 0,
+            loss: 0.0,
+        })
+    }
+}
+
 impl TrainObserver for Bar {
     fn on_start(&mut self, epochs: usize, steps_per_epoch: usize, _sentences: usize) {
         self.bar.set_length((epochs * steps_per_epoch) as u64);
@@ -202,6 +221,47 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     if let Some(n) = args.threads {
         linkner::tagger::set_threads(n)?;
     }
+    let (train_set, dev_set) = read_sets(&args, &schema)?;
+    let document_context = DocumentContext {
+        enabled: !args.no_doc_context,
+        core_tokens: args.doc_core_tokens,
+        margin_tokens: args.doc_margin_tokens,
+    };
+    if document_context.enabled && document_context.core_tokens == 0 {
+        return Err("--doc-core-tokens must be > 0".into());
+    }
+    print_data_note(&train_set, &document_context);
+    let head = HeadOptions {
+        max_span_width: args.max_span_width,
+        document_context,
+        ..HeadOptions::default()
+    };
+    let tagger = load_encoder(&args, schema, head, &device)?;
+    let config = train_config(&args);
+    let mut observer = Bar::new()?;
+    let (best, report) = train_documents(tagger, &train_set, &dev_set, &config, &mut observer)?;
+    observer.bar.finish_and_clear();
+    best.save(&args.out)?;
+    eprintln!(
+        "saved the tagger of epoch {} to {} ({} of {} training entities wider than {} words)",
+        report.best_epoch,
+        args.out.display(),
+        report.out_of_reach_train,
+        report.train_entities,
+        args.max_span_width
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(())
+}
+
+/// The training documents (cut to `--limit` sentences) and the dev documents (none without
+/// `--dev`).
+fn read_sets(
+    args: &TrainArgs,
+    schema: &LabelSchema,
+) -> Result<(Vec<Document>, Vec<Document>), CliError> {
     let mut train_set = args
         .formats
         .read_documents(&args.train, Some(schema.clone()))?;
@@ -212,21 +272,17 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         Some(p) => args.formats.read_documents(p, Some(schema.clone()))?,
         None => Vec::new(),
     };
-    let document_context = DocumentContext {
-        enabled: !args.no_doc_context,
-        core_tokens: args.doc_core_tokens,
-        margin_tokens: args.doc_margin_tokens,
-    };
-    if document_context.enabled && document_context.core_tokens == 0 {
-        return Err("--doc-core-tokens must be > 0".into());
-    }
-    let multi =
-        |docs: &[linkner::core::Document]| docs.iter().filter(|d| d.sentences.len() > 1).count();
+    Ok((train_set, dev_set))
+}
+
+/// Says on standard error how much training data there is and whether document context is on.
+fn print_data_note(train_set: &[Document], document_context: &DocumentContext) {
+    let multi = |docs: &[Document]| docs.iter().filter(|d| d.sentences.len() > 1).count();
     eprintln!(
         "{} training sentences in {} documents{}; document context {}",
-        count_sentences(&train_set),
+        count_sentences(train_set),
         train_set.len(),
-        if multi(&train_set) == 0 {
+        if multi(train_set) == 0 {
             " (the file marks none: every sentence is read alone)"
         } else {
             ""
@@ -240,11 +296,16 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
             "off".to_string()
         }
     );
-    let head = HeadOptions {
-        max_span_width: args.max_span_width,
-        document_context,
-        ..HeadOptions::default()
-    };
+}
+
+/// A fresh span tagger on the encoder of `--encoder` (or the default MiniLM), saying what was
+/// loaded.
+fn load_encoder(
+    args: &TrainArgs,
+    schema: LabelSchema,
+    head: HeadOptions,
+    device: &DeviceSpec,
+) -> Result<SpanTagger, CliError> {
     let encoder = match &args.encoder {
         Some(dir) => dir.clone(),
         None => linkner::tagger::default_encoder_dir().ok_or(
@@ -261,7 +322,12 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         report.unused.len(),
         report.unused.join(", ")
     );
-    let config = TrainConfig {
+    Ok(tagger)
+}
+
+/// The trainer's settings from the flags.
+fn train_config(args: &TrainArgs) -> TrainConfig {
+    TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
         learning_rate: args.lr,
@@ -275,33 +341,5 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         seed: args.seed,
         patience: args.patience,
         ..TrainConfig::default()
-    };
-    let bar = super::progress_bar(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta_precise} {msg}",
-        )?
-        .progress_chars("=> "),
-    );
-    let mut observer = Bar {
-        bar,
-        started: Instant::now(),
-        sentences: 0,
-        loss: 0.0,
-    };
-    let (best, report) = train_documents(tagger, &train_set, &dev_set, &config, &mut observer)?;
-    observer.bar.finish_and_clear();
-    best.save(&args.out)?;
-    eprintln!(
-        "saved the tagger of epoch {} to {} ({} of {} training entities wider than {} words)",
-        report.best_epoch,
-        args.out.display(),
-        report.out_of_reach_train,
-        report.train_entities,
-        args.max_span_width
-    );
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
     }
-    Ok(())
 }

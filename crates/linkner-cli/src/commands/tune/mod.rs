@@ -21,19 +21,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use linkner::core::Sentence;
-use linkner::llm::{
-    AnswerKeys, AnswerMode, Calibrator, ClassifyRequest, LlmClassifier, NegativeExamples,
-    OpenAiBuilder, PromptTemplate,
-};
-use linkner::tune::{Grid, SettingScore, search};
+use linkner::core::{LabelSchema, Sentence};
+use linkner::llm::{AnswerKeys, NegativeExamples, PromptTemplate};
+use linkner::tune::{Grid, SettingScore};
 use linkner::uncertainty::EstimatorConfig;
-use linkner::{Annotation, LinkConfig, MergePolicy, RoutingPolicy};
+use linkner::{LinkConfig, RoutingPolicy};
 use serde::Serialize;
 
 use super::CliError;
-use super::link::{annotate_all, read_gold, runtime};
+use super::link::{read_gold, runtime};
 use super::pipeline_args::PipelineArgs;
+
+mod search;
+
+use search::{Pass, Searched, sort_trials};
 
 /// The help heading of the research switches: what the search tries. Their defaults are the
 /// measured ones; a user tuning a pipeline for their data needs none of them.
@@ -246,37 +247,6 @@ pub struct TuneReport {
     pub config: PathBuf,
 }
 
-/// The calibrated copy of annotations: every verdict's distribution divided by the baseline.
-fn calibrated(
-    annotations: &[Annotation],
-    schema: &linkner::core::LabelSchema,
-    baseline: &[f32],
-) -> Vec<Annotation> {
-    let mut out = annotations.to_vec();
-    for a in &mut out {
-        for e in a.entities.iter_mut().chain(a.rejected.iter_mut()) {
-            if let Some(v) = &mut e.llm {
-                let answer = linkner::llm::Answer {
-                    class: v.class,
-                    label: v.label.clone(),
-                    confidence: v.confidence,
-                    distribution: v.distribution.clone(),
-                    usage: Default::default(),
-                    latency: Default::default(),
-                    cached: v.cached,
-                    raw: String::new(),
-                };
-                let answer = Calibrator::apply(schema, baseline, answer);
-                v.class = answer.class;
-                v.label = answer.label;
-                v.confidence = answer.confidence;
-                v.distribution = answer.distribution;
-            }
-        }
-    }
-    out
-}
-
 /// Writes `path` as `${VAR}/rest` when it lies under the folder of `LINKNER_DATA` or
 /// `LINKNER_CACHE`, so the config works on other machines.
 fn portable(path: &Path) -> PathBuf {
@@ -305,175 +275,36 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
     if let Some(n) = args.pipeline.threads {
         linkner::tagger::set_threads(n)?;
     }
-    let variants: Vec<(String, Variant)> = args
-        .prompts
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| Variant::parse(s).map(|v| (s.to_string(), v)))
-        .collect::<Result<_, _>>()?;
-    let estimators: Vec<EstimatorConfig> = args
-        .estimators
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<EstimatorConfig>())
-        .collect::<Result<_, _>>()?;
-    if variants.is_empty() || estimators.is_empty() {
-        return Err("give at least one prompt variant and one estimator".into());
-    }
+    let (variants, estimators) = search_space(&args)?;
     let tagger = Arc::new(base.tagger.load()?);
     let schema = linkner::LocalTagger::schema(tagger.as_ref()).clone();
     let gold_set = read_gold(&args.dev, &args.formats, Some(args.sample), args.seed)?;
     let (gold, total) = (&gold_set.sentences, gold_set.total);
-    for s in gold {
-        for span in &s.spans {
-            if schema.class_of(&span.label).is_none() {
-                return Err(format!(
-                    "{}: gold label `{}` is not a type of the tagger's schema `{}`",
-                    args.dev.display(),
-                    span.label,
-                    schema.name
-                )
-                .into());
-            }
-        }
-    }
+    check_gold_labels(&args.dev, gold, &schema)?;
     let mut grid = Grid::standard(args.floor, args.step);
     grid.per_type = !args.no_per_type;
-    let rt = runtime()?;
-    let mut trials: Vec<Trial> = Vec::new();
-    let mut calls = BTreeMap::new();
-    let mut configs: BTreeMap<String, LinkConfig> = BTreeMap::new();
-    let mut local_f1 = None;
+    let pass = Pass {
+        args: &args,
+        tagger,
+        schema,
+        gold_set: &gold_set,
+        grid,
+        rt: runtime()?,
+    };
+    let mut found = Searched::default();
     for (spec, variant) in &variants {
-        let mut cfg = base.clone();
-        variant.apply(&mut cfg, args.retrieve_k)?;
-        let llm_cfg = cfg.llm_config(&schema)?.ok_or("no LLM")?;
-        let logprobs = matches!(llm_cfg.mode, AnswerMode::Logprobs { .. });
-        let backend = Arc::new(OpenAiBuilder::from_config(llm_cfg).build()?);
-        let llm: Arc<dyn LlmClassifier> = backend.clone();
-        let retriever = cfg.retriever(&tagger)?.map(Arc::new);
-        let baseline = if logprobs && !args.no_calibration {
-            let schema_arc = Arc::new(schema.clone());
-            let calibrator = Calibrator::new();
-            let b = rt.block_on(calibrator.baseline(&schema_arc, |r: ClassifyRequest| {
-                let llm = llm.clone();
-                async move { llm.classify(&r).await }
-            }))?;
-            Some(b)
-        } else {
-            None
-        };
-        let stats_before = backend.stats();
-        for est in &estimators {
-            let mut run_cfg = cfg.clone();
-            run_cfg.estimator = est.clone();
-            run_cfg.policy = RoutingPolicy::threshold(args.floor);
-            run_cfg.merge = MergePolicy::Replace;
-            let mut builder = run_cfg
-                .builder_without_llm()?
-                .llm(llm.clone())
-                .tagger(tagger.clone());
-            if let Some(r) = &retriever {
-                builder = builder.retriever(r.clone());
-            }
-            let pipeline = builder.build()?;
-            let label = format!("{spec} · {}", pipeline.estimator_name());
-            let before = pipeline.stats();
-            let annotations = rt.block_on(annotate_all(
-                &pipeline,
-                &gold_set.documents,
-                args.chunk,
-                &label,
-            ))?;
-            let run = pipeline.stats().since(&before);
-            if run.failures > 0 && !args.allow_failures {
-                let kinds: Vec<String> = run
-                    .failures_by_kind
-                    .iter()
-                    .map(|(k, n)| format!("{} {n}", k.name()))
-                    .collect();
-                return Err(format!(
-                    "{} of {} LLM calls failed ({}) with prompt `{spec}`: tuning on them would \
-                     be biased. Rerun (with --llm-cache the answers received are kept; \
-                     --llm-timeout for a slow server) or pass --allow-failures",
-                    run.failures,
-                    run.routed,
-                    kinds.join(", ")
-                )
-                .into());
-            }
-            let estimator = pipeline.estimator_name().to_string();
-            let mut versions = vec![(false, annotations.clone())];
-            if let Some(b) = &baseline {
-                versions.push((true, calibrated(&annotations, &schema, b)));
-            }
-            for (calibrate, anns) in versions {
-                let found = search(gold, &anns, &schema, args.floor, &grid)?;
-                if local_f1.is_none() {
-                    local_f1 = found
-                        .iter()
-                        .find(|s| s.policy == RoutingPolicy::Never)
-                        .map(|s| s.f1);
-                }
-                trials.extend(found.into_iter().map(|scored| Trial {
-                    prompt: spec.clone(),
-                    estimator: estimator.clone(),
-                    calibrate,
-                    scored,
-                }));
-            }
-            configs.insert(format!("{spec}\u{1f}{estimator}"), run_cfg);
-        }
-        let after = backend.stats();
-        if let (Some(b), Some(a)) = (stats_before, after) {
-            calls.insert(
-                spec.clone(),
-                (
-                    a.calls.saturating_sub(b.calls),
-                    a.requests.saturating_sub(b.requests),
-                ),
-            );
-        }
+        pass.run_variant(&base, spec, variant, &estimators, &mut found)?;
     }
-    trials.sort_by(|a, b| {
-        b.scored
-            .f1
-            .total_cmp(&a.scored.f1)
-            .then(
-                a.scored
-                    .routed_fraction
-                    .total_cmp(&b.scored.routed_fraction),
-            )
-            .then(a.calibrate.cmp(&b.calibrate))
-    });
+    let Searched {
+        mut trials,
+        calls,
+        configs,
+        local_f1,
+    } = found;
+    sort_trials(&mut trials);
     let best = trials.first().cloned().ok_or("nothing was searched")?;
     let local_f1 = local_f1.unwrap_or(0.0);
-
-    // The config of the best setting.
-    let mut out = configs
-        .get(&format!("{}\u{1f}{}", best.prompt, best.estimator))
-        .cloned()
-        .ok_or("internal: no config for the best setting")?;
-    out.policy = best.scored.policy.clone();
-    out.merge = best.scored.merge.clone();
-    if let Some(llm) = out.llm.as_mut() {
-        llm.calibrate = best.calibrate;
-    }
-    if best.scored.policy == RoutingPolicy::Never {
-        // Routing nothing needs no LLM: keep the section (it documents the tuned prompt) but
-        // nothing is sent.
-    }
-    out.tagger.model = portable(&out.tagger.model);
-    if let Some(ex) = out.examples.as_mut() {
-        ex.from = portable(&ex.from);
-    }
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&args.out, serde_json::to_string_pretty(&out)? + "\n")
-        .map_err(|e| format!("{}: {e}", args.out.display()))?;
+    write_config(&args.out, &best_config(&configs, &best)?)?;
     let report = TuneReport {
         dev: args.dev.clone(),
         sentences: gold.len(),
@@ -491,6 +322,85 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     print!("{}", human(&report, gold));
+    Ok(())
+}
+
+/// The prompt variants of `--prompts` (with their specs) and the estimators of
+/// `--estimators`; at least one of each.
+fn search_space(args: &TuneArgs) -> Result<SearchSpace, CliError> {
+    let variants: Vec<(String, Variant)> = args
+        .prompts
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Variant::parse(s).map(|v| (s.to_string(), v)))
+        .collect::<Result<_, _>>()?;
+    let estimators: Vec<EstimatorConfig> = args
+        .estimators
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<EstimatorConfig>())
+        .collect::<Result<_, _>>()?;
+    if variants.is_empty() || estimators.is_empty() {
+        return Err("give at least one prompt variant and one estimator".into());
+    }
+    Ok((variants, estimators))
+}
+
+/// The prompt variants (spec, variant) and the estimators searched.
+type SearchSpace = (Vec<(String, Variant)>, Vec<EstimatorConfig>);
+
+/// An error naming the dev file when a gold label is not a type of the tagger's schema.
+fn check_gold_labels(dev: &Path, gold: &[Sentence], schema: &LabelSchema) -> Result<(), CliError> {
+    for s in gold {
+        for span in &s.spans {
+            if schema.class_of(&span.label).is_none() {
+                return Err(format!(
+                    "{}: gold label `{}` is not a type of the tagger's schema `{}`",
+                    dev.display(),
+                    span.label,
+                    schema.name
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The config of the best setting, its paths made portable.
+fn best_config(
+    configs: &BTreeMap<String, LinkConfig>,
+    best: &Trial,
+) -> Result<LinkConfig, CliError> {
+    let mut out = configs
+        .get(&format!("{}\u{1f}{}", best.prompt, best.estimator))
+        .cloned()
+        .ok_or("internal: no config for the best setting")?;
+    out.policy = best.scored.policy.clone();
+    out.merge = best.scored.merge.clone();
+    if let Some(llm) = out.llm.as_mut() {
+        llm.calibrate = best.calibrate;
+    }
+    if best.scored.policy == RoutingPolicy::Never {
+        // Routing nothing needs no LLM: keep the section (it documents the tuned prompt) but
+        // nothing is sent.
+    }
+    out.tagger.model = portable(&out.tagger.model);
+    if let Some(ex) = out.examples.as_mut() {
+        ex.from = portable(&ex.from);
+    }
+    Ok(out)
+}
+
+/// Writes the tuned config (its folder created), pretty JSON ending in a newline.
+fn write_config(path: &Path, config: &LinkConfig) -> Result<(), CliError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(config)? + "\n")
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(())
 }
 
