@@ -123,23 +123,42 @@ fn check_refuses_what_breaks_the_contract() {
     }
 }
 
-#[test]
-fn check_refuses_a_wrong_shape_and_names_the_document() {
-    let schema = LabelSchema::conll03();
+/// Two sentences for the shape checks (`Zoë visited Köln`, `Bob left`), a good candidate of
+/// the first and a candidate of the second with a class outside the schema.
+fn shape_fixture() -> (Sentence, Sentence, Candidate, Candidate) {
     let s0 = sentence(&["Zoë", "visited", "Köln"]);
     let s1 = sentence(&["Bob", "left"]);
     let good = candidate(&s0, 2, 3, &[0.1, 0.1, 0.6, 0.1, 0.1]);
     let mut bad = candidate(&s1, 0, 1, &[0.1, 0.1, 0.6, 0.1, 0.1]);
     bad.class = 9;
-    let texts = vec![s0.text.clone(), s1.text.clone()];
-    let contract = |e: LinkError| match e {
+    (s0, s1, good, bad)
+}
+
+/// The parts of a [`LinkError::TaggerContract`]; panics on any other error.
+fn contract(e: LinkError) -> (usize, Option<String>, TaggerViolation) {
+    match e {
         LinkError::TaggerContract {
             document,
             candidate,
             violation,
         } => (document, candidate, violation),
         other => panic!("{other}"),
-    };
+    }
+}
+
+/// A document of `sentences`, without an id.
+fn doc(sentences: Vec<Sentence>) -> linkner_core::Document {
+    linkner_core::Document {
+        id: None,
+        sentences,
+    }
+}
+
+#[test]
+fn check_refuses_a_wrong_shape_of_texts_and_names_the_text() {
+    let schema = LabelSchema::conll03();
+    let (s0, s1, _, _) = shape_fixture();
+    let texts = vec![s0.text.clone(), s1.text.clone()];
     // One result short.
     let e = check(
         &schema,
@@ -170,11 +189,13 @@ fn check_refuses_a_wrong_shape_and_names_the_document() {
     )
     .unwrap_err();
     assert_eq!(contract(e), (1, None, TaggerViolation::TextChanged));
+}
+
+#[test]
+fn check_refuses_a_wrong_shape_and_names_the_document() {
+    let schema = LabelSchema::conll03();
+    let (s0, s1, good, bad) = shape_fixture();
     // A document with one sentence too few, then a bad candidate in the second document.
-    let doc = |sentences: Vec<Sentence>| linkner_core::Document {
-        id: None,
-        sentences,
-    };
     let documents = vec![doc(vec![s0.clone()]), doc(vec![s0.clone(), s1.clone()])];
     let e = check(
         &schema,
@@ -206,6 +227,13 @@ fn check_refuses_a_wrong_shape_and_names_the_document() {
     let (document, candidate, violation) = contract(e);
     assert_eq!((document, candidate.as_deref()), (1, Some("Bob")));
     assert!(matches!(violation, TaggerViolation::Class { class: 9, .. }));
+}
+
+#[test]
+fn check_flattens_a_good_output_in_order() {
+    let schema = LabelSchema::conll03();
+    let (s0, s1, good, _) = shape_fixture();
+    let documents = vec![doc(vec![s0.clone()]), doc(vec![s0.clone(), s1.clone()])];
     // A good output comes back flattened, in order.
     let ok = check(
         &schema,
@@ -290,104 +318,36 @@ fn request_carries_span_local_top_and_examples() {
     assert!(r.local_top.is_empty() && r.examples.is_none());
 }
 
-#[test]
-fn merge_table() {
-    let schema = LabelSchema::conll03();
+/// One row of a merge table: the policy, the LLM's outcome (`None`: not routed), and the
+/// label, provenance and rejection the merge must give.
+struct MergeCase {
+    policy: MergePolicy,
+    outcome: Option<LlmOutcome>,
+    label: &'static str,
+    provenance: &'static str,
+    rejected: bool,
+}
+
+/// The LLM's distribution for `ORG`.
+fn llm_org() -> Vec<f32> {
+    vec![0.10, 0.05, 0.15, 0.60, 0.10]
+}
+
+/// The LLM's distribution for the non-entity class.
+fn llm_none() -> Vec<f32> {
+    vec![0.80, 0.05, 0.05, 0.05, 0.05]
+}
+
+/// Merges each case into a candidate `Paris` whose local decision is LOC 0.45 (O 0.30), and
+/// checks label, provenance, rejection, and the verdict (present when the LLM decided,
+/// carrying the policy).
+fn assert_merges(schema: &LabelSchema, cases: Vec<MergeCase>) {
     let s = sentence(&["Paris"]);
     // Local: LOC 0.45, O 0.30.
     let local = [0.30, 0.05, 0.45, 0.15, 0.05];
-    let llm_org = vec![0.10, 0.05, 0.15, 0.60, 0.10];
-    let llm_none = vec![0.80, 0.05, 0.05, 0.05, 0.05];
-    struct Case {
-        policy: MergePolicy,
-        outcome: Option<LlmOutcome>,
-        label: &'static str,
-        provenance: &'static str,
-        rejected: bool,
-    }
-    let cases = vec![
-        Case {
-            policy: MergePolicy::Replace,
-            outcome: None,
-            label: "LOC",
-            provenance: "local",
-            rejected: false,
-        },
-        Case {
-            policy: MergePolicy::Replace,
-            outcome: Some(answer(3, Some(llm_org.clone()))),
-            label: "ORG",
-            provenance: "llm_relabelled",
-            rejected: false,
-        },
-        Case {
-            policy: MergePolicy::Replace,
-            outcome: Some(answer(2, None)),
-            label: "LOC",
-            provenance: "llm_confirmed",
-            rejected: false,
-        },
-        Case {
-            policy: MergePolicy::Replace,
-            outcome: Some(answer(0, None)),
-            label: "LOC",
-            provenance: "llm_rejected",
-            rejected: true,
-        },
-        // Fuse weight 1: the local decision stands whatever the LLM says.
-        Case {
-            policy: MergePolicy::Fuse { weight: 1.0 },
-            outcome: Some(answer(0, Some(llm_none.clone()))),
-            label: "LOC",
-            provenance: "llm_confirmed",
-            rejected: false,
-        },
-        // Fuse weight 0: the LLM's argmax.
-        Case {
-            policy: MergePolicy::Fuse { weight: 0.0 },
-            outcome: Some(answer(3, Some(llm_org.clone()))),
-            label: "ORG",
-            provenance: "llm_relabelled",
-            rejected: false,
-        },
-        Case {
-            policy: MergePolicy::Fuse { weight: 0.5 },
-            outcome: Some(answer(0, Some(llm_none))),
-            label: "LOC",
-            provenance: "llm_rejected",
-            rejected: true,
-        },
-        Case {
-            policy: MergePolicy::Rerank { k: 1 },
-            outcome: Some(answer(3, Some(llm_org))),
-            label: "LOC",
-            provenance: "llm_confirmed",
-            rejected: false,
-        },
-        Case {
-            policy: MergePolicy::Fuse { weight: 0.5 },
-            outcome: Some(LlmOutcome::Failed(LlmError::Timeout(Duration::from_secs(
-                1,
-            )))),
-            label: "LOC",
-            provenance: "llm_failed",
-            rejected: false,
-        },
-        // An answer outside the schema is a failure, not a guess.
-        Case {
-            policy: MergePolicy::Replace,
-            outcome: Some(LlmOutcome::Answer(Answer {
-                class: 9,
-                ..Answer::for_class(&schema, 1).unwrap()
-            })),
-            label: "LOC",
-            provenance: "llm_failed",
-            rejected: false,
-        },
-    ];
     for (i, c) in cases.into_iter().enumerate() {
         let sc = scored(&s, &local, 0.9);
-        let m = merge(&schema, &c.policy, &sc, c.outcome);
+        let m = merge(schema, &c.policy, &sc, c.outcome);
         assert_eq!(m.label, c.label, "case {i}");
         assert_eq!(m.provenance.name(), c.provenance, "case {i}");
         assert_eq!(m.rejected, c.rejected, "case {i}");
@@ -400,6 +360,100 @@ fn merge_table() {
             assert_eq!(v.merge, c.policy, "case {i}");
         }
     }
+}
+
+#[test]
+fn merge_table_replace() {
+    let schema = LabelSchema::conll03();
+    let cases = vec![
+        MergeCase {
+            policy: MergePolicy::Replace,
+            outcome: None,
+            label: "LOC",
+            provenance: "local",
+            rejected: false,
+        },
+        MergeCase {
+            policy: MergePolicy::Replace,
+            outcome: Some(answer(3, Some(llm_org()))),
+            label: "ORG",
+            provenance: "llm_relabelled",
+            rejected: false,
+        },
+        MergeCase {
+            policy: MergePolicy::Replace,
+            outcome: Some(answer(2, None)),
+            label: "LOC",
+            provenance: "llm_confirmed",
+            rejected: false,
+        },
+        MergeCase {
+            policy: MergePolicy::Replace,
+            outcome: Some(answer(0, None)),
+            label: "LOC",
+            provenance: "llm_rejected",
+            rejected: true,
+        },
+        // An answer outside the schema is a failure, not a guess.
+        MergeCase {
+            policy: MergePolicy::Replace,
+            outcome: Some(LlmOutcome::Answer(Answer {
+                class: 9,
+                ..Answer::for_class(&schema, 1).unwrap()
+            })),
+            label: "LOC",
+            provenance: "llm_failed",
+            rejected: false,
+        },
+    ];
+    assert_merges(&schema, cases);
+}
+
+#[test]
+fn merge_table_fuse_rerank_and_failure() {
+    let schema = LabelSchema::conll03();
+    let cases = vec![
+        // Fuse weight 1: the local decision stands whatever the LLM says.
+        MergeCase {
+            policy: MergePolicy::Fuse { weight: 1.0 },
+            outcome: Some(answer(0, Some(llm_none()))),
+            label: "LOC",
+            provenance: "llm_confirmed",
+            rejected: false,
+        },
+        // Fuse weight 0: the LLM's argmax.
+        MergeCase {
+            policy: MergePolicy::Fuse { weight: 0.0 },
+            outcome: Some(answer(3, Some(llm_org()))),
+            label: "ORG",
+            provenance: "llm_relabelled",
+            rejected: false,
+        },
+        MergeCase {
+            policy: MergePolicy::Fuse { weight: 0.5 },
+            outcome: Some(answer(0, Some(llm_none()))),
+            label: "LOC",
+            provenance: "llm_rejected",
+            rejected: true,
+        },
+        MergeCase {
+            policy: MergePolicy::Rerank { k: 1 },
+            outcome: Some(answer(3, Some(llm_org()))),
+            label: "LOC",
+            provenance: "llm_confirmed",
+            rejected: false,
+        },
+        MergeCase {
+            policy: MergePolicy::Fuse { weight: 0.5 },
+            outcome: Some(LlmOutcome::Failed(LlmError::Timeout(Duration::from_secs(
+                1,
+            )))),
+            label: "LOC",
+            provenance: "llm_failed",
+            rejected: false,
+        },
+    ];
+    assert_merges(&schema, cases);
 }
 
 #[test]
