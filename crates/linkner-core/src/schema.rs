@@ -159,6 +159,24 @@ impl LabelSchema {
 
     /// The first rule of [`LabelSchema::validate`] the schema breaks: `(field, message)`.
     pub(crate) fn rule_violation(&self) -> Option<(String, String)> {
+        if let Some(broken) = self.header_violation() {
+            return Some(broken);
+        }
+        let classes: Vec<&EntityType> = std::iter::once(&self.non_entity)
+            .chain(self.types.iter())
+            .collect();
+        // Data names first: they come from the data and cannot be chosen; LLM names can, so a
+        // clash between the two is blamed on the LLM name.
+        let mut owner: HashMap<String, usize> = HashMap::new();
+        if let Some(broken) = self.data_name_violation(&classes, &mut owner) {
+            return Some(broken);
+        }
+        Self::llm_name_violation(&classes, &mut owner)
+    }
+
+    /// The rules checked before any type: the schema's name, its number of types, and the
+    /// non-entity class's name.
+    fn header_violation(&self) -> Option<(String, String)> {
         let bad = |field: String, message: String| Some((field, message));
         if self.name.trim().is_empty() {
             return bad("name".into(), "the schema's name is empty".into());
@@ -174,32 +192,26 @@ impl LabelSchema {
             return bad(
                 "non_entity.name".into(),
                 format!(
-                    "`{}`: the non-entity class is the `O` tag of the data files; its name must                      be `O` (leave the field out)",
+                    "`{}`: the non-entity class is the `O` tag of the data files; its name must be `O` (leave the field out)",
                     self.non_entity.name
                 ),
             );
         }
-        let norm = |s: &str| {
-            s.trim()
-                .trim_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
-                .to_lowercase()
-        };
-        let field = |class: usize, what: &str| {
-            if class == 0 {
-                format!("non_entity.{what}")
-            } else {
-                format!("types[{}].{what}", class - 1)
-            }
-        };
-        let classes: Vec<&EntityType> = std::iter::once(&self.non_entity)
-            .chain(self.types.iter())
-            .collect();
-        // Data names first: they come from the data and cannot be chosen; LLM names can, so a
-        // clash between the two is blamed on the LLM name.
-        let mut owner: HashMap<String, usize> = HashMap::new();
+        None
+    }
+
+    /// The data-file names, class by class (`classes[0]` is the non-entity class): empty, with
+    /// whitespace, `O`, or a second name with the same answer key; each one's key is entered
+    /// in `owner` (answer key → class).
+    fn data_name_violation(
+        &self,
+        classes: &[&EntityType],
+        owner: &mut HashMap<String, usize>,
+    ) -> Option<(String, String)> {
+        let bad = |field: String, message: String| Some((field, message));
         for (c, t) in classes.iter().enumerate() {
             if c > 0 {
-                let f = field(c, "name");
+                let f = class_field(c, "name");
                 if t.name.is_empty() {
                     return bad(f, "the type's data-file name is empty".into());
                 }
@@ -207,7 +219,7 @@ impl LabelSchema {
                     return bad(
                         f,
                         format!(
-                            "`{}` contains whitespace; data files separate columns with it, so a                              tag cannot hold any",
+                            "`{}` contains whitespace; data files separate columns with it, so a tag cannot hold any",
                             t.name
                         ),
                     );
@@ -219,29 +231,39 @@ impl LabelSchema {
                     );
                 }
             }
-            let key = norm(&t.name);
+            let key = answer_key(&t.name);
             if let Some(&other) = owner.get(&key) {
-                let f = field(c, "name");
+                let f = class_field(c, "name");
                 let what = if self.types.iter().filter(|x| x.name == t.name).count() > 1 {
                     format!(
                         "`{}` is listed twice (also {})",
                         t.name,
-                        field(other, "name")
+                        class_field(other, "name")
                     )
                 } else {
                     format!(
-                        "`{}` cannot be told apart from {} in an LLM answer (case and                          punctuation are ignored)",
+                        "`{}` cannot be told apart from {} in an LLM answer (case and punctuation are ignored)",
                         t.name,
-                        field(other, "name")
+                        class_field(other, "name")
                     )
                 };
                 return bad(f, what);
             }
             owner.insert(key, c);
         }
+        None
+    }
+
+    /// The LLM names (empty, not on one line, or the answer key of another class) and the
+    /// descriptions, class by class; each LLM name's key is entered in `owner`.
+    fn llm_name_violation(
+        classes: &[&EntityType],
+        owner: &mut HashMap<String, usize>,
+    ) -> Option<(String, String)> {
+        let bad = |field: String, message: String| Some((field, message));
         for (c, t) in classes.iter().enumerate() {
-            let f = field(c, "llm_name");
-            let key = norm(&t.llm_name);
+            let f = class_field(c, "llm_name");
+            let key = answer_key(&t.llm_name);
             if key.is_empty() {
                 return bad(
                     f,
@@ -253,10 +275,10 @@ impl LabelSchema {
             }
             match owner.get(&key) {
                 Some(&other) if other != c => {
-                    let what = if norm(&classes[other].name) == key {
-                        field(other, "name")
+                    let what = if answer_key(&classes[other].name) == key {
+                        class_field(other, "name")
                     } else {
-                        field(other, "llm_name")
+                        class_field(other, "llm_name")
                     };
                     return bad(
                         f,
@@ -272,8 +294,8 @@ impl LabelSchema {
             }
             if t.description.trim().is_empty() {
                 return bad(
-                    field(c, "description"),
-                    "the description is empty; write one or two sentences, or leave the field                      out for a generic one"
+                    class_field(c, "description"),
+                    "the description is empty; write one or two sentences, or leave the field out for a generic one"
                         .into(),
                 );
             }
@@ -508,6 +530,23 @@ impl LabelSchema {
                 ),
             ],
         )
+    }
+}
+
+/// A name or answer the way [`LabelSchema::class_of_answer`] compares them: trimmed of
+/// whitespace and ASCII punctuation, lower-cased.
+fn answer_key(s: &str) -> String {
+    s.trim()
+        .trim_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
+        .to_lowercase()
+}
+
+/// The field of class `class`'s `what` in a schema file (`non_entity.name`, `types[2].llm_name`).
+fn class_field(class: usize, what: &str) -> String {
+    if class == 0 {
+        format!("non_entity.{what}")
+    } else {
+        format!("types[{}].{what}", class - 1)
     }
 }
 

@@ -341,84 +341,106 @@ impl Scheduler {
         deadline: Option<Instant>,
         chars: usize,
     ) -> std::result::Result<Slot, BudgetReason> {
-        let rx = {
-            let mut st = self.lock();
-            if st.in_flight < self.budget.max_in_flight && st.waiting.is_empty() {
-                st.in_flight += 1;
-                None
-            } else {
-                let (tx, rx) = oneshot::channel();
-                let seq = st.next_seq;
-                st.next_seq += 1;
-                st.waiting.push(Waiter {
-                    priority,
-                    seq,
-                    grant: tx,
-                });
-                // Waiters that gave up stay in the heap until popped: sweep them now and then,
-                // so that a long overload keeps memory flat.
-                if st.waiting.len() >= st.sweep_at {
-                    st.waiting.retain(|w| !w.grant.is_closed());
-                    st.sweep_at = (2 * st.waiting.len()).max(SWEEP_MIN);
-                }
-                Some(rx)
-            }
-        };
-        if let Some(rx) = rx {
-            let mut pending = PendingGrant {
-                scheduler: self,
-                rx: Some(rx),
-            };
-            let granted = match pending.rx.as_mut() {
-                None => false,
-                Some(rx) => match deadline {
-                    None => rx.await.is_ok(),
-                    Some(d) => matches!(tokio::time::timeout_at(d, rx).await, Ok(Ok(()))),
-                },
-            };
-            if !granted {
-                // `pending` is dropped here: a grant handed over meanwhile is passed on.
-                return Err(BudgetReason::Capacity);
-            }
-            pending.rx = None;
+        if let Some(rx) = self.enter(priority)
+            && !self.granted(rx, deadline).await
+        {
+            return Err(BudgetReason::Capacity);
         }
         let mut slot = Slot {
             scheduler: Arc::clone(self),
             started: None,
         };
         // A slot is held (dropping `slot` hands it on). Reserve the start time under the rates.
-        let start = {
-            let mut st = self.lock();
-            let now = Instant::now();
-            let start = [st.calls_free, st.tokens_free]
-                .into_iter()
-                .flatten()
-                .fold(now, Instant::max);
-            // A call that cannot answer before the deadline (it would start too late, or the
-            // usual answer time does not fit) would only hold a slot: skip it.
-            if let Some(d) = deadline
-                && start + st.latency() > d
-            {
-                // The estimate only learns from calls that are sent: let it decay with every
-                // skip, so that slow answers (a cold server) cannot stop all later calls.
-                for l in &mut st.recent {
-                    *l = l.mul_f64(0.95);
-                }
-                drop(st);
-                return Err(BudgetReason::Capacity);
-            }
-            if let Some(r) = self.budget.calls_per_second {
-                st.calls_free = Some(start + Duration::from_secs_f64(1.0 / r));
-            }
-            if let Some(r) = self.budget.prompt_tokens_per_second {
-                let tokens = st.prompt_tokens.unwrap_or(chars as f64 / 4.0 + 1.0);
-                st.tokens_free = Some(start + Duration::from_secs_f64(tokens / r));
-            }
-            start
-        };
+        let start = self.reserve_start(deadline, chars)?;
         tokio::time::sleep_until(start).await;
         slot.started = Some(Instant::now());
         Ok(slot)
+    }
+
+    /// Takes a free slot at once (`None`), or queues a waiter of `priority` behind the calls
+    /// in flight and returns the receiver its grant arrives on.
+    fn enter(&self, priority: f32) -> Option<oneshot::Receiver<()>> {
+        let mut st = self.lock();
+        if st.in_flight < self.budget.max_in_flight && st.waiting.is_empty() {
+            st.in_flight += 1;
+            None
+        } else {
+            let (tx, rx) = oneshot::channel();
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            st.waiting.push(Waiter {
+                priority,
+                seq,
+                grant: tx,
+            });
+            // Waiters that gave up stay in the heap until popped: sweep them now and then,
+            // so that a long overload keeps memory flat.
+            if st.waiting.len() >= st.sweep_at {
+                st.waiting.retain(|w| !w.grant.is_closed());
+                st.sweep_at = (2 * st.waiting.len()).max(SWEEP_MIN);
+            }
+            Some(rx)
+        }
+    }
+
+    /// Waits for a queued waiter's grant until `deadline`: `true` when the slot was handed
+    /// over; `false` when it did not come in time (a grant handed over meanwhile is passed
+    /// on).
+    async fn granted(&self, rx: oneshot::Receiver<()>, deadline: Option<Instant>) -> bool {
+        let mut pending = PendingGrant {
+            scheduler: self,
+            rx: Some(rx),
+        };
+        let granted = match pending.rx.as_mut() {
+            None => false,
+            Some(rx) => match deadline {
+                None => rx.await.is_ok(),
+                Some(d) => matches!(tokio::time::timeout_at(d, rx).await, Ok(Ok(()))),
+            },
+        };
+        if !granted {
+            // `pending` is dropped here: a grant handed over meanwhile is passed on.
+            return false;
+        }
+        pending.rx = None;
+        true
+    }
+
+    /// Reserves the start of a call that holds a slot under the rate limits, and moves the
+    /// limits' next free start past it. `Err` when the call could not answer before
+    /// `deadline`: it would start too late, or the usual answer time does not fit.
+    fn reserve_start(
+        &self,
+        deadline: Option<Instant>,
+        chars: usize,
+    ) -> std::result::Result<Instant, BudgetReason> {
+        let mut st = self.lock();
+        let now = Instant::now();
+        let start = [st.calls_free, st.tokens_free]
+            .into_iter()
+            .flatten()
+            .fold(now, Instant::max);
+        // A call that cannot answer before the deadline (it would start too late, or the
+        // usual answer time does not fit) would only hold a slot: skip it.
+        if let Some(d) = deadline
+            && start + st.latency() > d
+        {
+            // The estimate only learns from calls that are sent: let it decay with every
+            // skip, so that slow answers (a cold server) cannot stop all later calls.
+            for l in &mut st.recent {
+                *l = l.mul_f64(0.95);
+            }
+            drop(st);
+            return Err(BudgetReason::Capacity);
+        }
+        if let Some(r) = self.budget.calls_per_second {
+            st.calls_free = Some(start + Duration::from_secs_f64(1.0 / r));
+        }
+        if let Some(r) = self.budget.prompt_tokens_per_second {
+            let tokens = st.prompt_tokens.unwrap_or(chars as f64 / 4.0 + 1.0);
+            st.tokens_free = Some(start + Duration::from_secs_f64(tokens / r));
+        }
+        Ok(start)
     }
 
     /// Hands a freed slot to the most urgent waiter still waiting, or frees it.

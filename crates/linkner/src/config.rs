@@ -328,6 +328,10 @@ pub struct LinkConfig {
     pub budget: Option<RoutingBudget>,
 }
 
+/// Why a config whose policy can route needs an `llm` section.
+const ROUTES_WITHOUT_LLM: &str = "the policy routes entities to an LLM but the config has no \
+     `llm` section (add one, or use {\"type\": \"never\"} for the local tagger alone)";
+
 impl LinkConfig {
     /// A config for the tagger checkpoint `model` with every other section at its default
     /// (entropy, threshold 0.4, no LLM): what `{"tagger": {"model": …}}` parses to.
@@ -422,11 +426,7 @@ impl LinkConfig {
     pub fn validate(&self) -> Result<()> {
         self.validate_local()?;
         if self.policy.may_route() && self.llm.is_none() {
-            return Err(LinkError::Config(
-                "the policy routes entities to an LLM but the config has no `llm` section \
-                 (add one, or use {\"type\": \"never\"} for the local tagger alone)"
-                    .into(),
-            ));
+            return Err(LinkError::Config(ROUTES_WITHOUT_LLM.into()));
         }
         Ok(())
     }

@@ -566,6 +566,48 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// What the micro-batcher waits for.
+enum Event<I> {
+    /// The next input item with its permit (`None`: the input is over).
+    Item(Option<I>),
+    /// The open batch's first document has waited `max_wait`.
+    Due,
+    /// A tagger slot (`None`: the slots are closed).
+    Slot(Option<OwnedSemaphorePermit>),
+}
+
+/// The micro-batcher's next event while it may read: the `next` input item (with its
+/// permit), the open batch's `close_at` time, or (once the batch is `due`) a free tagger
+/// slot from `slots`.
+async fn next_event<I>(
+    next: impl Future<Output = Option<I>>,
+    close_at: Option<Instant>,
+    due: bool,
+    slots: &Arc<Semaphore>,
+) -> Event<I> {
+    let close = async {
+        match close_at {
+            Some(t) if !due => tokio::time::sleep_until(t).await,
+            _ => std::future::pending().await,
+        }
+    };
+    let slot = async {
+        if due {
+            slots.clone().acquire_owned().await.ok()
+        } else {
+            std::future::pending().await
+        }
+    };
+    // Input first: a busy input fills the batch; once the batch is due, the first
+    // free slot takes it.
+    tokio::select! {
+        biased;
+        item = next => Event::Item(item),
+        slot = slot => Event::Slot(slot),
+        () = close => Event::Due,
+    }
+}
+
 /// The micro-batcher: reads the input (one permit per document: the bound) and sends a batch
 /// to the tagger when it has `chunk_size` documents, or when its first document has waited
 /// `max_wait` **and** a tagger slot is free (one of `chunks_in_flight`, held by the batch
@@ -588,12 +630,6 @@ async fn read_batches<K, S, T>(
     let mut close_at: Option<Instant> = None;
     let mut index = 0u64;
     let mut ended = false;
-    /// What the batcher waits for.
-    enum Event<I> {
-        Item(Option<I>),
-        Due,
-        Slot(Option<OwnedSemaphorePermit>),
-    }
     loop {
         let due = close_at.is_some_and(|t| Instant::now() >= t);
         let event = if !batch.is_empty() && (ended || batch.len() >= options.chunk_size) {
@@ -607,27 +643,7 @@ async fn read_batches<K, S, T>(
                 let (id, text, options) = input.next().await?;
                 Some((permit, id, text, options))
             };
-            let close = async {
-                match close_at {
-                    Some(t) if !due => tokio::time::sleep_until(t).await,
-                    _ => std::future::pending().await,
-                }
-            };
-            let slot = async {
-                if due {
-                    slots.clone().acquire_owned().await.ok()
-                } else {
-                    std::future::pending().await
-                }
-            };
-            // Input first: a busy input fills the batch; once the batch is due, the first
-            // free slot takes it.
-            tokio::select! {
-                biased;
-                item = next => Event::Item(item),
-                slot = slot => Event::Slot(slot),
-                () = close => Event::Due,
-            }
+            next_event(next, close_at, due, &slots).await
         };
         match event {
             Event::Item(Some((permit, id, text, doc_options))) => {

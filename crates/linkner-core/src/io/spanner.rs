@@ -40,6 +40,20 @@ struct OutRecord<'a> {
     spans: BTreeMap<String, &'a str>,
 }
 
+/// The layout of a record, shown when the file is not a JSON array of records.
+const RECORD_LAYOUT: &str = r#"{"context": "tok tok ...", "span_posLabel": {"s;e": "LABEL"}}"#;
+
+/// Parses the file's top-level JSON array of records.
+fn parse_records(text: &str, path: &Path) -> Result<Vec<RawRecord>> {
+    serde_json::from_str(text).map_err(|e| {
+        CoreError::parse(
+            path,
+            e.line(),
+            format!("invalid spanner JSON ({e}); expected an array of records {RECORD_LAYOUT}"),
+        )
+    })
+}
+
 /// Reads LinkNER spanner JSON files.
 #[derive(Debug, Clone, Default)]
 pub struct SpannerReader {
@@ -79,16 +93,13 @@ impl SpannerReader {
     pub fn read_bytes(&self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Vec<Document>> {
         let path = name.as_ref();
         let text = decode_all(bytes, path)?;
-        let records: Vec<RawRecord> = serde_json::from_str(text).map_err(|e| {
-            CoreError::parse(
-                path,
-                e.line(),
-                format!(
-                    "invalid spanner JSON ({e}); expected an array of records \
-                     {{\"context\": \"tok tok ...\", \"span_posLabel\": {{\"s;e\": \"LABEL\"}}}}"
-                ),
-            )
-        })?;
+        let records = parse_records(text, path)?;
+        self.documents(records, text, path)
+    }
+
+    /// Groups the records into documents (a `-DOCSTART-` record closes the open one) and turns
+    /// every other record into a checked sentence; `text` is the file, for error lines.
+    fn documents(&self, records: Vec<RawRecord>, text: &str, path: &Path) -> Result<Vec<Document>> {
         let mut docs = Vec::new();
         let mut doc = Document::default();
         for (index, record) in records.into_iter().enumerate() {
