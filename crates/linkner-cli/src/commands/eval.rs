@@ -18,8 +18,7 @@ use clap::Args;
 use linkner::core::score::{Mode, Scorer, Scores};
 use linkner::core::{Candidate, Document, Sentence, WordSpan};
 use linkner::tagger::{
-    AnyTagger, DeviceSpec, DocumentContext, LocalTagger, PredictOptions, TaggerKind,
-    score_tagger_documents,
+    AnyTagger, DocumentContext, LocalTagger, PredictOptions, TaggerKind, score_tagger_documents,
 };
 use linkner_uncertainty::report::{report_from_scores, score_all};
 use linkner_uncertainty::{
@@ -54,13 +53,9 @@ pub struct EvalArgs {
     /// Sentences per forward pass (default: 32 on the CPU, 256 on CUDA).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Device: cpu (LibTorch), cuda, cuda:N, flex.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// LibTorch CPU threads (default: OMP_NUM_THREADS, else the cores available to the
-    /// process; 1 is often fastest on a busy machine, see docs/tagger.md).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Where the tagger runs (`--device`, `--threads`).
+    #[command(flatten)]
+    pub run_on: super::tagger_common::DeviceArgs,
     /// Concurrent CPU streams of the forward passes (default 0: one single-threaded stream per
     /// thread; 1: every batch in turn on all the threads; see docs/tagger.md).
     #[arg(long, default_value_t = 0)]
@@ -148,7 +143,7 @@ fn parse_estimators(
 
 /// Runs `linkner eval`.
 pub fn run(args: EvalArgs) -> Result<(), CliError> {
-    let device: DeviceSpec = args.device.parse()?;
+    let device = args.run_on.apply()?;
     let args = EvalArgs {
         batch_size: Some(
             args.batch_size
@@ -156,9 +151,6 @@ pub fn run(args: EvalArgs) -> Result<(), CliError> {
         ),
         ..args
     };
-    if let Some(n) = args.threads {
-        linkner::tagger::set_threads(n)?;
-    }
     if args.plot.is_some() && args.estimator.is_none() {
         return Err("--plot needs --estimator".into());
     }

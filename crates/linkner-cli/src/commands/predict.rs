@@ -20,7 +20,7 @@ use linkner::core::io::{
 };
 use linkner::core::{Candidate, Document, Sentence};
 use linkner::tagger::{
-    AnyTagger, DeviceSpec, LocalTagger, Precision, PredictOptions, TaggerKind, sentence_from_text,
+    AnyTagger, LocalTagger, Precision, PredictOptions, TaggerKind, sentence_from_text,
 };
 use serde::Serialize;
 
@@ -127,13 +127,9 @@ pub struct PredictArgs {
     /// Sentences per forward pass (default: 32 on the CPU, 256 on CUDA).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// LibTorch CPU threads (default: OMP_NUM_THREADS, else the cores available to the
-    /// process; 1 is often fastest on a busy machine, see docs/tagger.md).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Device: cpu (LibTorch), cuda, cuda:N, flex.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// Where the tagger runs (`--device`, `--threads`).
+    #[command(flatten)]
+    pub run_on: super::tagger_common::DeviceArgs,
 }
 
 #[derive(Serialize)]
@@ -145,10 +141,7 @@ struct PredLine<'a> {
 
 /// Runs `linkner predict`.
 pub fn run(args: PredictArgs) -> Result<(), CliError> {
-    let device: DeviceSpec = args.device.parse()?;
-    if let Some(n) = args.threads {
-        linkner::tagger::set_threads(n)?;
-    }
+    let device = args.run_on.apply()?;
     let tagger = load_tagger(
         &args.model,
         args.tagger_kind,

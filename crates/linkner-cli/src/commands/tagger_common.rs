@@ -8,6 +8,31 @@ use linkner::tagger::{AnyTagger, DeviceSpec, Precision, TaggerKind};
 
 use super::CliError;
 
+/// Where a tagger command runs: `--device` and `--threads`, the same flags in `train`, `eval`
+/// and `predict` (the pipeline commands have theirs in `PipelineArgs`, where a config file
+/// may set them).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeviceArgs {
+    /// Device: cpu (LibTorch), cuda, cuda:N, flex.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// LibTorch CPU threads (default: OMP_NUM_THREADS, else the cores available to the
+    /// process; 1 is often fastest on a busy machine, see docs/tagger.md).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl DeviceArgs {
+    /// The device, parsed; sets the LibTorch CPU threads when `--threads` is given.
+    pub fn apply(&self) -> Result<DeviceSpec, CliError> {
+        let device: DeviceSpec = self.device.parse()?;
+        if let Some(n) = self.threads {
+            linkner::tagger::set_threads(n)?;
+        }
+        Ok(device)
+    }
+}
+
 /// Keeps the first `limit` sentences of `docs` (documents after them are dropped, the last one
 /// kept may be cut).
 pub fn truncate_sentences(docs: &mut Vec<Document>, limit: usize) {

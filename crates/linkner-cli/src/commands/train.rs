@@ -98,13 +98,9 @@ pub struct TrainArgs {
     /// Document context: sub-tokens of context from the neighbouring sentences on each side.
     #[arg(long, value_name = "N", default_value_t = DocumentContext::on().margin_tokens)]
     pub doc_margin_tokens: usize,
-    /// Device: cpu (LibTorch), cuda, cuda:N, flex.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// LibTorch CPU threads (default: OMP_NUM_THREADS, else the cores available to the
-    /// process; 1 is often fastest on a busy machine, see docs/tagger.md).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Where the tagger runs (`--device`, `--threads`).
+    #[command(flatten)]
+    pub run_on: super::tagger_common::DeviceArgs,
     /// Use only the first N training sentences (quick runs).
     #[arg(long)]
     pub limit: Option<usize>,
@@ -217,10 +213,7 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         Some(spec) => LabelSchema::resolve(spec)?,
         None => inferred_schema(&args)?,
     };
-    let device: DeviceSpec = args.device.parse()?;
-    if let Some(n) = args.threads {
-        linkner::tagger::set_threads(n)?;
-    }
+    let device = args.run_on.apply()?;
     let (train_set, dev_set) = read_sets(&args, &schema)?;
     let document_context = DocumentContext {
         enabled: !args.no_doc_context,
