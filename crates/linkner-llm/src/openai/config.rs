@@ -281,44 +281,24 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     T::deserialize(d).map(Some)
 }
 
-/// The layers' settings at the top level of the backend's section (earlier files).
-#[derive(Default)]
-struct FlatReliability {
-    deadline_s: Option<Option<f64>>,
-    max_retries: Option<u32>,
-    backoff_base_ms: Option<u64>,
-    backoff_max_ms: Option<u64>,
-    max_retry_after_s: Option<f64>,
-    max_in_flight: Option<usize>,
-    breaker_threshold: Option<u32>,
-    breaker_cooldown_s: Option<f64>,
-    breaker_max_cooldown_s: Option<f64>,
-    cache: Option<bool>,
-    cache_capacity: Option<usize>,
-    cache_path: Option<Option<PathBuf>>,
-    cache_redis_url: Option<Option<String>>,
-    cache_redis_ttl_s: Option<Option<u64>>,
-    cache_redis_timeout_ms: Option<u64>,
-}
+impl TryFrom<OpenAiConfigFile> for OpenAiConfig {
+    type Error = String;
 
-impl FlatReliability {
-    /// The settings given at the top level over `r`, with the first one's name.
-    fn apply(self, r: &mut ReliabilityConfig) -> Option<&'static str> {
-        let mut first = None;
-        let mut set = |name: &'static str, given: bool| {
-            if given && first.is_none() {
-                first = Some(name);
-            }
-        };
-        macro_rules! take {
+    fn try_from(f: OpenAiConfigFile) -> std::result::Result<Self, String> {
+        let given = f.reliability.is_some();
+        let mut reliability = f.reliability.unwrap_or_default();
+        // The layers' settings given at the top level (earlier files) over `reliability`;
+        // `first` names the first of them, for the error when both layouts are used.
+        let mut first: Option<&'static str> = None;
+        macro_rules! take_flat {
             ($($field:ident),*) => {$(
-                set(stringify!($field), self.$field.is_some());
-                if let Some(v) = self.$field {
-                    r.$field = v;
+                if let Some(v) = f.$field {
+                    first = first.or(Some(stringify!($field)));
+                    reliability.$field = v;
                 }
             )*};
         }
-        take!(
+        take_flat!(
             deadline_s,
             max_retries,
             backoff_base_ms,
@@ -335,36 +315,7 @@ impl FlatReliability {
             cache_redis_ttl_s,
             cache_redis_timeout_ms
         );
-        first
-    }
-}
-
-impl TryFrom<OpenAiConfigFile> for OpenAiConfig {
-    type Error = String;
-
-    fn try_from(f: OpenAiConfigFile) -> std::result::Result<Self, String> {
-        let flat = FlatReliability {
-            deadline_s: f.deadline_s,
-            max_retries: f.max_retries,
-            backoff_base_ms: f.backoff_base_ms,
-            backoff_max_ms: f.backoff_max_ms,
-            max_retry_after_s: f.max_retry_after_s,
-            max_in_flight: f.max_in_flight,
-            breaker_threshold: f.breaker_threshold,
-            breaker_cooldown_s: f.breaker_cooldown_s,
-            breaker_max_cooldown_s: f.breaker_max_cooldown_s,
-            cache: f.cache,
-            cache_capacity: f.cache_capacity,
-            cache_path: f.cache_path,
-            cache_redis_url: f.cache_redis_url,
-            cache_redis_ttl_s: f.cache_redis_ttl_s,
-            cache_redis_timeout_ms: f.cache_redis_timeout_ms,
-        };
-        let given = f.reliability.is_some();
-        let mut reliability = f.reliability.unwrap_or_default();
-        if let Some(name) = flat.apply(&mut reliability)
-            && given
-        {
+        if let (Some(name), true) = (first, given) {
             return Err(format!(
                 "`{name}` is given both at the top level and in `reliability`: keep the one in \
                  `reliability`"
