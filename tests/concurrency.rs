@@ -93,6 +93,20 @@ impl Observed {
         self.tagger.met() + self.llm.met()
     }
 
+    /// The LLM requests of two tasks were in flight at once, and so were two of one call.
+    #[track_caller]
+    fn assert_llm_calls_of_tasks_and_of_one_call_overlap(&self) {
+        assert!(
+            self.llm.max_keys() >= 2,
+            "LLM requests of two tasks were never in flight at once: the calls ran one at a time"
+        );
+        assert!(
+            self.llm.max_per_key() >= 2,
+            "the LLM requests of one call (2 to 5 routed entities per batch of 7) were sent one \
+             at a time"
+        );
+    }
+
     fn report(&self, what: &str) {
         eprintln!(
             "{what}: {} tagger calls, at most {} at once; {} LLM calls, at most {} at once from \
@@ -218,15 +232,7 @@ async fn thousand_documents_from_32_tasks_with_a_shared_tagger() {
         seen.tagger.max() >= 2,
         "the shared tagger never ran two tasks' calls at once: the calls were serialised"
     );
-    assert!(
-        seen.llm.max_keys() >= 2,
-        "LLM requests of two tasks were never in flight at once: the calls ran one at a time"
-    );
-    assert!(
-        seen.llm.max_per_key() >= 2,
-        "the LLM requests of one call (2 to 5 routed entities per batch of 7) were sent one at \
-         a time"
-    );
+    seen.assert_llm_calls_of_tasks_and_of_one_call_overlap();
     assert!(
         seen.llm_beside_tagger() > 0,
         "no LLM call ran during another task's tagging: the calls ran one at a time"
@@ -273,15 +279,7 @@ async fn thousand_documents_from_32_tasks_with_an_exclusive_tagger() {
         "the exclusive tagger was called concurrently"
     );
     // The calls take turns in the tagger only: the LLM calls of the tasks go on meanwhile.
-    assert!(
-        seen.llm.max_keys() >= 2,
-        "LLM requests of two tasks were never in flight at once: the calls ran one at a time"
-    );
-    assert!(
-        seen.llm.max_per_key() >= 2,
-        "the LLM requests of one call (2 to 5 routed entities per batch of 7) were sent one at \
-         a time"
-    );
+    seen.assert_llm_calls_of_tasks_and_of_one_call_overlap();
     assert!(
         seen.llm_beside_tagger() > 0,
         "no LLM call ran while the exclusive tagger served another task: the tagger's turn \

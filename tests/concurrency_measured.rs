@@ -227,21 +227,34 @@ async fn an_exclusive_tagger_never_overlaps_while_the_llm_side_runs_beside_it() 
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn llm_calls_of_concurrent_documents_overlap() {
-    const CALL: Duration = Duration::from_millis(200);
-    let overlap = Overlap::new();
-    let pipeline = Pipeline::builder()
+/// A pipeline whose tagger finds "Alice" (PER, uncertain enough to be routed) in every
+/// document and whose LLM confirms it after `call`, each call counted by `overlap`; under
+/// `budget` when one is given.
+fn routing_alice(
+    overlap: &Arc<Overlap>,
+    call: Duration,
+    budget: Option<RoutingBudget>,
+) -> Pipeline {
+    let mut builder = Pipeline::builder()
         .tagger(Arc::new(ScriptedTagger::new(vec![entry(
             "Alice", "PER", 0.7,
         )])))
         .estimator(Arc::new(Confidence::new()))
         .llm(Arc::new(
-            ObservedLlm::new(ConfirmFirst, &overlap).with_delay(CALL),
+            ObservedLlm::new(ConfirmFirst, overlap).with_delay(call),
         ))
-        .policy(RoutingPolicy::threshold(0.4))
-        .build()
-        .unwrap();
+        .policy(RoutingPolicy::threshold(0.4));
+    if let Some(b) = budget {
+        builder = builder.budget(b);
+    }
+    builder.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_calls_of_concurrent_documents_overlap() {
+    const CALL: Duration = Duration::from_millis(200);
+    let overlap = Overlap::new();
+    let pipeline = routing_alice(&overlap, CALL, None);
     let started = Instant::now();
     let tasks: Vec<_> = docs(8)
         .into_iter()
@@ -277,18 +290,7 @@ async fn llm_calls_of_concurrent_documents_overlap() {
 async fn a_budget_runs_one_calls_llm_requests_in_parallel_up_to_its_max_in_flight() {
     const CALL: Duration = Duration::from_millis(100);
     let overlap = Overlap::new();
-    let pipeline = Pipeline::builder()
-        .tagger(Arc::new(ScriptedTagger::new(vec![entry(
-            "Alice", "PER", 0.7,
-        )])))
-        .estimator(Arc::new(Confidence::new()))
-        .llm(Arc::new(
-            ObservedLlm::new(ConfirmFirst, &overlap).with_delay(CALL),
-        ))
-        .policy(RoutingPolicy::threshold(0.4))
-        .budget(RoutingBudget::new().max_in_flight(3))
-        .build()
-        .unwrap();
+    let pipeline = routing_alice(&overlap, CALL, Some(RoutingBudget::new().max_in_flight(3)));
     let started = Instant::now();
     let annotations = pipeline.annotate_batch(&docs(12)).await.unwrap();
     let elapsed = started.elapsed();

@@ -218,6 +218,34 @@ fn pipeline(url: &str) -> Pipeline {
         .unwrap()
 }
 
+/// Checks what every case keeps whatever happened to Rome's requests — the three entities in
+/// order, none rejected, Alice local (never routed), Acme relabelled ORG by its own answer —
+/// and returns Rome.
+#[track_caller]
+fn rome_of<'a>(a: &'a linkner::Annotation, case: &str) -> &'a linkner::LinkedEntity {
+    let texts: Vec<&str> = a.entities.iter().map(|e| e.entity.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["Alice", "Rome", "Acme"],
+        "{case}: an entity was lost"
+    );
+    assert!(a.rejected.is_empty(), "{case}");
+    let [alice, rome, acme] = &a.entities[..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (alice.entity.label.as_str(), &alice.provenance),
+        ("PER", &Provenance::Local)
+    );
+    assert_eq!(acme.entity.label, "ORG", "{case}: {:?}", acme.provenance);
+    assert!(
+        matches!(acme.provenance, Provenance::LlmRelabelled { .. }),
+        "{case}: {:?}",
+        acme.provenance
+    );
+    rome
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_keeps_every_entity_and_is_counted_by_kind() {
     for case in cases() {
@@ -246,27 +274,7 @@ async fn every_fault_keeps_every_entity_and_is_counted_by_kind() {
             "{name}"
         );
         for a in &out {
-            let texts: Vec<&str> = a.entities.iter().map(|e| e.entity.text.as_str()).collect();
-            assert_eq!(
-                texts,
-                ["Alice", "Rome", "Acme"],
-                "{name}: an entity was lost"
-            );
-            assert!(a.rejected.is_empty(), "{name}");
-            let [alice, rome, acme] = &a.entities[..] else {
-                unreachable!()
-            };
-            assert_eq!(
-                (alice.entity.label.as_str(), &alice.provenance),
-                ("PER", &Provenance::Local)
-            );
-            // Acme's answer is Acme's, whatever happened to Rome's requests.
-            assert_eq!(acme.entity.label, "ORG", "{name}: {:?}", acme.provenance);
-            assert!(
-                matches!(acme.provenance, Provenance::LlmRelabelled { .. }),
-                "{name}: {:?}",
-                acme.provenance
-            );
+            let rome = rome_of(a, name);
             match case.expect {
                 Expect::Recovers => {
                     assert_eq!(rome.entity.label, "LOC", "{name}: {:?}", rome.provenance);
@@ -403,26 +411,7 @@ async fn an_answer_slower_than_the_deadline_keeps_every_entity_in_time() {
         );
         assert_eq!(out.len(), DOCS, "{clock:?}");
         for a in &out {
-            let texts: Vec<&str> = a.entities.iter().map(|e| e.entity.text.as_str()).collect();
-            assert_eq!(
-                texts,
-                ["Alice", "Rome", "Acme"],
-                "{clock:?}: an entity was lost"
-            );
-            assert!(a.rejected.is_empty(), "{clock:?}");
-            let [alice, rome, acme] = &a.entities[..] else {
-                unreachable!()
-            };
-            assert_eq!(
-                (alice.entity.label.as_str(), &alice.provenance),
-                ("PER", &Provenance::Local)
-            );
-            assert_eq!(acme.entity.label, "ORG", "{clock:?}: {:?}", acme.provenance);
-            assert!(
-                matches!(acme.provenance, Provenance::LlmRelabelled { .. }),
-                "{clock:?}: {:?}",
-                acme.provenance
-            );
+            let rome = rome_of(a, &format!("{clock:?}"));
             assert_eq!(rome.entity.label, "PER", "{clock:?}: local label kept");
             match (&rome.provenance, clock.failure_kind()) {
                 (Provenance::LlmFailed { kind, .. }, Some(want)) => {
