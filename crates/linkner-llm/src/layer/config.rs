@@ -251,6 +251,12 @@ impl ReliabilityConfig {
     /// and the Redis tier when there are ones).
     pub fn build(&self) -> Result<Reliability> {
         self.validate()?;
+        self.layers()
+    }
+
+    /// The layers of settings already checked (the OpenAI builder checks its whole config
+    /// first): opens the cache file and the Redis tier when there are ones.
+    pub(crate) fn layers(&self) -> Result<Reliability> {
         Ok(Reliability {
             retry: self.retry_policy(),
             max_in_flight: self.max_in_flight,

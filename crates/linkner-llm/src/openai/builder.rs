@@ -266,7 +266,8 @@ impl OpenAiBuilder {
     pub fn build(self) -> Result<OpenAiClassifier> {
         let transport = self.build_transport()?;
         let c = &transport.inner.config;
-        let settings = c.reliability.build()?;
+        // `build_transport` checked the whole config, `reliability` included.
+        let settings = c.reliability.layers()?;
         let keyer: Arc<dyn CacheKeyer> = Arc::new(BodyKeyer(transport.inner.clone()));
         let stack: Reliable<OpenAiTransport> = settings.layer(transport.clone()).with_keyer(keyer);
         let stack = Arc::new(stack);
