@@ -98,6 +98,11 @@ impl CacheKeyBuilder {
     }
 }
 
+/// Version of what a cached answer holds and of how responses are parsed into it. Part of
+/// every key [`crate::layer::Cached`] stores under, so answers parsed by an earlier version are
+/// never reused. 2: answers carry their label mass (log-probability mode); 1: before.
+pub const ANSWER_FORMAT_VERSION: u32 = 2;
+
 /// What the cache stores for one key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CachedAnswer {
@@ -107,6 +112,9 @@ pub struct CachedAnswer {
     pub confidence: Option<f32>,
     /// Distribution over classes, when the mode gives one.
     pub distribution: Option<Vec<f32>>,
+    /// Mass on the answer vocabulary before renormalising ([`crate::Answer::label_mass`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_mass: Option<f32>,
     /// Raw model output (at most [`MAX_RAW_CHARS`] chars).
     pub raw: String,
 }
@@ -457,6 +465,7 @@ mod tests {
             class,
             confidence: Some(0.5),
             distribution: None,
+            label_mass: None,
             raw: "x".into(),
         }
     }

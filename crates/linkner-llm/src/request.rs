@@ -213,6 +213,11 @@ pub struct Answer {
     pub confidence: Option<f32>,
     /// A distribution over all `schema.num_classes()` classes (sums to 1), when available.
     pub distribution: Option<Vec<f32>>,
+    /// The probability mass the model put on the answer vocabulary before `distribution` was
+    /// renormalised (log-probability mode): `1 − label_mass` is what it put on anything else —
+    /// its own doubt. `None` when the backend gives no probabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_mass: Option<f32>,
     /// Token usage of the call (zero when answered from cache).
     pub usage: Usage,
     /// Wall time of the call, retries included.
@@ -243,6 +248,7 @@ impl Answer {
             label: t.name.clone(),
             confidence: None,
             distribution: None,
+            label_mass: None,
             usage: Usage::default(),
             latency: Duration::ZERO,
             cached: false,

@@ -200,6 +200,12 @@ async fn logprob_answers_carry_a_distribution() {
         "{d:?}"
     );
     assert!((a.confidence.unwrap() - 0.75).abs() < 1e-4);
+    // The mass on answer tokens before renormalising: B and C, not "The".
+    assert!(
+        (a.label_mass.unwrap() - 0.8).abs() < 1e-4,
+        "{:?}",
+        a.label_mass
+    );
     assert_eq!(a.usage.cached_prompt_tokens, 40);
     let reqs = s.requests();
     let body = &reqs[0];

@@ -84,6 +84,12 @@ async fn real_llama_server() {
             .expect("logprob answers have a distribution");
         assert_eq!(d.len(), schema.num_classes());
         assert!(a.confidence.is_some_and(|c| c > 0.0 && c <= 1.0));
+        // The real server's top tokens: the mass on answer tokens is a probability.
+        assert!(
+            a.label_mass.is_some_and(|m| m > 0.0 && m <= 1.0),
+            "label mass {:?}",
+            a.label_mass
+        );
     }
     let lp_labels: Vec<String> = report.answers.iter().map(|a| a.label.clone()).collect();
     eprintln!("logprob answers: {lp_labels:?}");

@@ -110,6 +110,11 @@ pub struct LlmVerdict {
     /// The LLM's distribution over the schema's classes, when the backend gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distribution: Option<Vec<f32>>,
+    /// The mass the LLM put on the answer vocabulary before its distribution was renormalised
+    /// (`1 −` it: the LLM's doubt), when the backend gives it
+    /// ([`linkner_llm::Answer::label_mass`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_mass: Option<f32>,
     /// The merged distribution the final decision was taken from (absent for `replace`
     /// without an LLM distribution).
     #[serde(default, skip_serializing_if = "Option::is_none")]

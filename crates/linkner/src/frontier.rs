@@ -335,7 +335,7 @@ mod tests {
         let r: TuningRecord = serde_json::from_str(json).unwrap();
         assert_eq!(r.llm_calls["plain"], (10, 4));
         assert!(r.trials[0].calibrate);
-        assert_eq!(r.trials[0].scored.merge, MergePolicy::Fuse { weight: 0.6 });
+        assert_eq!(r.trials[0].scored.merge, MergePolicy::fuse(0.6));
         let f = frontier(&r).unwrap();
         assert_eq!(f.entities, 40);
         assert_eq!(

@@ -4,7 +4,7 @@
 //! | policy | rule | old name |
 //! |---|---|---|
 //! | [`MergePolicy::Replace`] | the LLM's answer wins, whatever its confidence | LinkNER's rule |
-//! | [`MergePolicy::Fuse`] | log-linear pooling `p ∝ p_local^w · p_llm^(1−w)` over the classes | |
+//! | [`MergePolicy::Fuse`] | log-linear pooling `p ∝ p_local^w · p_llm^(1−w)` over the classes, the LLM's distribution optionally tempered and widened by its doubt | |
 //! | [`MergePolicy::Rerank`] | the LLM picks only among the local top-`k` types and "not an entity" | filter-then-rerank |
 //!
 //! Every class of the schema takes part, the non-entity class `0` included, so a merged decision
@@ -16,7 +16,11 @@
 //! ```
 //! use linkner::merge::MergePolicy;
 //! let m: MergePolicy = serde_json::from_str(r#"{"type": "fuse", "weight": 0.6}"#).unwrap();
-//! assert_eq!(m, MergePolicy::Fuse { weight: 0.6 });
+//! assert_eq!(m, MergePolicy::fuse(0.6));
+//! let m: MergePolicy =
+//!     serde_json::from_str(r#"{"type": "fuse", "weight": 0.6, "temperature": 2.0, "doubt": true}"#)
+//!         .unwrap();
+//! assert_eq!(m.to_string(), "fuse:0.6,t=2,doubt");
 //! let m: MergePolicy = serde_json::from_str(r#"{"type": "replace"}"#).unwrap();
 //! assert_eq!(m, MergePolicy::Replace);
 //! ```
@@ -42,10 +46,22 @@ pub enum MergePolicy {
     #[default]
     Replace,
     /// Log-linear pooling over all classes: `p(c) ∝ p_local(c)^weight · p_llm(c)^(1 − weight)`.
-    /// `weight` 1 is the local tagger alone, 0 the LLM's argmax.
+    /// `weight` 1 is the local tagger alone, 0 the LLM's argmax. Before pooling, the LLM's
+    /// distribution is tempered (`p^(1/temperature)`, renormalised) and, with `doubt`, mixed
+    /// toward uniform by the mass the LLM put outside the answer vocabulary
+    /// (`m·p + (1 − m)/n`, `m` = [`LlmVerdict::label_mass`](crate::LlmVerdict::label_mass)),
+    /// so a peaked answer the model itself doubted cannot veto the local label. Neither
+    /// changes the LLM's own argmax, only how much it weighs against the tagger.
     Fuse {
         /// Weight of the local distribution, in `[0, 1]`.
         weight: f32,
+        /// Temperature of the LLM's distribution (> 0; 1 leaves it as it is).
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        temperature: f32,
+        /// Widen the LLM's distribution by its off-label mass (no effect on answers without
+        /// one).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        doubt: bool,
     },
     /// The LLM chooses only among the local model's `k` most probable entity types and the
     /// non-entity class: its distribution restricted to those classes decides. An answer outside
@@ -54,6 +70,14 @@ pub enum MergePolicy {
         /// How many local types are candidates (≥ 1).
         k: usize,
     },
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+fn is_one(t: &f32) -> bool {
+    *t == 1.0
 }
 
 /// What a merge decided for one entity.
@@ -69,17 +93,34 @@ pub struct Decision {
 }
 
 impl MergePolicy {
-    /// Checks the parameters (`weight` in `[0, 1]`, `k ≥ 1`).
+    /// Fuse at `weight`, the LLM's distribution as it is (temperature 1, no doubt).
+    pub fn fuse(weight: f32) -> MergePolicy {
+        MergePolicy::Fuse {
+            weight,
+            temperature: 1.0,
+            doubt: false,
+        }
+    }
+
+    /// Checks the parameters (`weight` in `[0, 1]`, `temperature > 0`, `k ≥ 1`).
     pub fn validate(&self) -> Result<()> {
         match self {
             MergePolicy::Replace => Ok(()),
-            MergePolicy::Fuse { weight } => {
-                if weight.is_finite() && (0.0..=1.0).contains(weight) {
-                    Ok(())
-                } else {
+            MergePolicy::Fuse {
+                weight,
+                temperature,
+                ..
+            } => {
+                if !(weight.is_finite() && (0.0..=1.0).contains(weight)) {
                     Err(LinkError::Config(format!(
                         "merge.weight must be in [0, 1], got {weight}"
                     )))
+                } else if !(temperature.is_finite() && *temperature > 0.0) {
+                    Err(LinkError::Config(format!(
+                        "merge.temperature must be positive, got {temperature}"
+                    )))
+                } else {
+                    Ok(())
                 }
             }
             MergePolicy::Rerank { k } => {
@@ -92,11 +133,24 @@ impl MergePolicy {
         }
     }
 
-    /// A short name for tables: `replace`, `fuse:0.6`, `rerank:2`.
+    /// A short name for tables: `replace`, `fuse:0.6`, `fuse:0.6,t=2,doubt`, `rerank:2`.
     pub fn short_name(&self) -> String {
         match self {
             MergePolicy::Replace => "replace".into(),
-            MergePolicy::Fuse { weight } => format!("fuse:{weight}"),
+            MergePolicy::Fuse {
+                weight,
+                temperature,
+                doubt,
+            } => {
+                let mut s = format!("fuse:{weight}");
+                if *temperature != 1.0 {
+                    s.push_str(&format!(",t={temperature}"));
+                }
+                if *doubt {
+                    s.push_str(",doubt");
+                }
+                s
+            }
             MergePolicy::Rerank { k } => format!("rerank:{k}"),
         }
     }
@@ -104,8 +158,22 @@ impl MergePolicy {
     /// Decides one entity. `local` is the tagger's distribution over the schema's classes (class
     /// 0 = non-entity), `answer` the LLM's class and `answer_dist` its distribution over the same
     /// classes, when the backend gave one. A distribution of the wrong length is ignored (treated
-    /// as absent), so a decision is always made.
+    /// as absent), so a decision is always made. The LLM's doubt is not known here: see
+    /// [`MergePolicy::decide_with_mass`].
     pub fn decide(&self, local: &[f32], answer: usize, answer_dist: Option<&[f32]>) -> Decision {
+        self.decide_with_mass(local, answer, answer_dist, None)
+    }
+
+    /// [`MergePolicy::decide`] with the mass the LLM put on the answer vocabulary
+    /// ([`LlmVerdict::label_mass`](crate::LlmVerdict::label_mass)), which `fuse` with `doubt`
+    /// uses.
+    pub fn decide_with_mass(
+        &self,
+        local: &[f32],
+        answer: usize,
+        answer_dist: Option<&[f32]>,
+        label_mass: Option<f32>,
+    ) -> Decision {
         let n = local.len().max(answer + 1);
         let answer_dist = answer_dist.filter(|d| d.len() == n && d.iter().all(|p| p.is_finite()));
         match self {
@@ -114,9 +182,13 @@ impl MergePolicy {
                 distribution: answer_dist.map(<[f32]>::to_vec),
                 confidence: answer_dist.and_then(|d| d.get(answer).copied()),
             },
-            MergePolicy::Fuse { weight } => {
+            MergePolicy::Fuse {
+                weight,
+                temperature,
+                doubt,
+            } => {
                 let llm = match answer_dist {
-                    Some(d) => d.to_vec(),
+                    Some(d) => read_llm(d, *temperature, label_mass.filter(|_| *doubt)),
                     None => answer_only(n, answer),
                 };
                 if local.len() != n {
@@ -159,6 +231,28 @@ impl MergePolicy {
             }
         }
     }
+}
+
+/// The LLM's distribution tempered by `temperature` and, with a label mass `m`, mixed toward
+/// uniform: `m·p_T + (1 − m)/n`.
+fn read_llm(d: &[f32], temperature: f32, label_mass: Option<f32>) -> Vec<f32> {
+    let mut p: Vec<f32> = if temperature == 1.0 {
+        d.to_vec()
+    } else {
+        let logs: Vec<f32> = d
+            .iter()
+            .map(|&x| x.max(PROB_FLOOR).ln() / temperature)
+            .collect();
+        linkner_core::prob::softmax_f32(&logs)
+    };
+    if let Some(m) = label_mass.filter(|m| m.is_finite()) {
+        let m = m.clamp(0.0, 1.0);
+        let u = (1.0 - m) / p.len().max(1) as f32;
+        for x in &mut p {
+            *x = m * *x + u;
+        }
+    }
+    p
 }
 
 /// The local model's own decision (its argmax over the entity types).
@@ -209,8 +303,8 @@ fn decision_from(dist: Vec<f32>) -> Decision {
 impl std::str::FromStr for MergePolicy {
     type Err = LinkError;
 
-    /// Parses `replace`, `fuse:0.6` (also `fuse` = weight 0.5), `rerank:2` (also `rerank` =
-    /// k 2), or the JSON form.
+    /// Parses `replace`, `fuse:0.6` (also `fuse` = weight 0.5; options after the weight:
+    /// `fuse:0.6,t=2,doubt`), `rerank:2` (also `rerank` = k 2), or the JSON form.
     fn from_str(text: &str) -> Result<Self> {
         let t = text.trim();
         if t.starts_with('{') {
@@ -225,15 +319,29 @@ impl std::str::FromStr for MergePolicy {
         };
         let bad = || {
             LinkError::Config(format!(
-                "unknown merge policy `{t}`; expected replace, fuse:WEIGHT (0..1), rerank:K, or JSON"
+                "unknown merge policy `{t}`; expected replace, fuse:WEIGHT (0..1)[,t=TEMPERATURE][,doubt], rerank:K, or JSON"
             ))
         };
         let m = match (kind.as_str(), arg) {
             ("replace", None) => MergePolicy::Replace,
-            ("fuse", None) => MergePolicy::Fuse { weight: 0.5 },
-            ("fuse", Some(a)) => MergePolicy::Fuse {
-                weight: a.parse().map_err(|_| bad())?,
-            },
+            ("fuse", None) => MergePolicy::fuse(0.5),
+            ("fuse", Some(a)) => {
+                let mut parts = a.split(',').map(str::trim);
+                let weight = parts.next().unwrap_or("").parse().map_err(|_| bad())?;
+                let (mut temperature, mut doubt) = (1.0, false);
+                for opt in parts {
+                    match opt.split_once('=') {
+                        Some(("t", v)) => temperature = v.trim().parse().map_err(|_| bad())?,
+                        None if opt == "doubt" => doubt = true,
+                        _ => return Err(bad()),
+                    }
+                }
+                MergePolicy::Fuse {
+                    weight,
+                    temperature,
+                    doubt,
+                }
+            }
             ("rerank", None) => MergePolicy::Rerank { k: 2 },
             ("rerank", Some(a)) => MergePolicy::Rerank {
                 k: a.parse().map_err(|_| bad())?,
@@ -272,15 +380,15 @@ mod tests {
             (MergePolicy::Replace, &LOCAL, 3, Some(&LLM), 3),
             (MergePolicy::Replace, &LOCAL, 0, None, 0),
             // Fuse: weight 1 is the local argmax, weight 0 the LLM's argmax.
-            (MergePolicy::Fuse { weight: 1.0 }, &LOCAL, 3, Some(&LLM), 2),
-            (MergePolicy::Fuse { weight: 0.0 }, &LOCAL, 3, Some(&LLM), 3),
+            (MergePolicy::fuse(1.0), &LOCAL, 3, Some(&LLM), 2),
+            (MergePolicy::fuse(0.0), &LOCAL, 3, Some(&LLM), 3),
             // Half-half: LOC 0.45*0.15 vs ORG 0.15*0.60 (sqrt): ORG wins (0.09 > 0.0675).
-            (MergePolicy::Fuse { weight: 0.5 }, &LOCAL, 3, Some(&LLM), 3),
+            (MergePolicy::fuse(0.5), &LOCAL, 3, Some(&LLM), 3),
             // A confident local model outweighs a weak LLM at w = 0.7.
-            (MergePolicy::Fuse { weight: 0.7 }, &LOCAL, 3, Some(&LLM), 2),
+            (MergePolicy::fuse(0.7), &LOCAL, 3, Some(&LLM), 2),
             // Both lean to "not an entity": rejected.
             (
-                MergePolicy::Fuse { weight: 0.5 },
+                MergePolicy::fuse(0.5),
                 &[0.45, 0.0, 0.40, 0.1, 0.05],
                 0,
                 Some(&[0.7, 0.0, 0.2, 0.05, 0.05]),
@@ -324,9 +432,9 @@ mod tests {
             let local = dist(7);
             let llm = dist(7);
             let answer = argmax(&llm);
-            let w1 = MergePolicy::Fuse { weight: 1.0 }.decide(&local, answer, Some(&llm));
+            let w1 = MergePolicy::fuse(1.0).decide(&local, answer, Some(&llm));
             assert_eq!(w1.class, argmax(&local));
-            let w0 = MergePolicy::Fuse { weight: 0.0 }.decide(&local, answer, Some(&llm));
+            let w0 = MergePolicy::fuse(0.0).decide(&local, answer, Some(&llm));
             assert_eq!(w0.class, answer);
             let r = MergePolicy::Replace.decide(&local, answer, Some(&llm));
             assert_eq!(r.class, answer);
@@ -336,11 +444,11 @@ mod tests {
     #[test]
     fn fuse_without_a_distribution_treats_the_answer_as_confident() {
         // The answer alone (0.9) against a local 0.45/0.30 split: the answer wins at w = 0.5.
-        let d = MergePolicy::Fuse { weight: 0.5 }.decide(&LOCAL, 3, None);
+        let d = MergePolicy::fuse(0.5).decide(&LOCAL, 3, None);
         assert_eq!(d.class, 3);
         // ...but not against a local model that is sure.
         let sure = [0.01, 0.0, 0.98, 0.005, 0.005];
-        let d = MergePolicy::Fuse { weight: 0.8 }.decide(&sure, 3, None);
+        let d = MergePolicy::fuse(0.8).decide(&sure, 3, None);
         assert_eq!(d.class, 2);
     }
 
@@ -348,13 +456,26 @@ mod tests {
     fn parse_validate_and_display() {
         for (text, want) in [
             ("replace", MergePolicy::Replace),
-            ("fuse:0.25", MergePolicy::Fuse { weight: 0.25 }),
-            ("fuse", MergePolicy::Fuse { weight: 0.5 }),
-            ("rerank:3", MergePolicy::Rerank { k: 3 }),
+            ("fuse:0.25", MergePolicy::fuse(0.25)),
+            ("fuse", MergePolicy::fuse(0.5)),
             (
-                r#"{"type": "fuse", "weight": 0.7}"#,
-                MergePolicy::Fuse { weight: 0.7 },
+                "fuse:0.7,t=2,doubt",
+                MergePolicy::Fuse {
+                    weight: 0.7,
+                    temperature: 2.0,
+                    doubt: true,
+                },
             ),
+            (
+                "fuse:0.3, t=0.5",
+                MergePolicy::Fuse {
+                    weight: 0.3,
+                    temperature: 0.5,
+                    doubt: false,
+                },
+            ),
+            ("rerank:3", MergePolicy::Rerank { k: 3 }),
+            (r#"{"type": "fuse", "weight": 0.7}"#, MergePolicy::fuse(0.7)),
         ] {
             let got: MergePolicy = text.parse().unwrap();
             assert_eq!(got, want, "{text}");
@@ -365,10 +486,85 @@ mod tests {
             "fuse:2",
             "fuse:x",
             "rerank:0",
+            "fuse:0.5,t=0",
+            "fuse:0.5,t=x",
+            "fuse:0.5,sure",
             "blend",
             r#"{"type": "fuse"}"#,
         ] {
             assert!(bad.parse::<MergePolicy>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn doubt_and_temperature_weaken_a_peaked_answer_but_never_move_its_argmax() {
+        // The LLM is sure (0.98) it is not an entity; the local tagger says LOC at 0.7. At
+        // w = 0.5 the plain fuse lets the LLM veto; a doubtful LLM (only 30 % of its mass on
+        // answer tokens) or a high temperature leaves the local label standing.
+        let local = [0.1, 0.05, 0.7, 0.1, 0.05];
+        let llm = [0.98, 0.005, 0.005, 0.005, 0.005];
+        let plain = MergePolicy::fuse(0.5);
+        assert_eq!(
+            plain
+                .decide_with_mass(&local, 0, Some(&llm), Some(0.3))
+                .class,
+            0
+        );
+        let doubt = MergePolicy::Fuse {
+            weight: 0.5,
+            temperature: 1.0,
+            doubt: true,
+        };
+        assert_eq!(
+            doubt
+                .decide_with_mass(&local, 0, Some(&llm), Some(0.3))
+                .class,
+            2
+        );
+        // A sure LLM (all its mass on answer tokens) still vetoes, and without a mass doubt
+        // changes nothing.
+        assert_eq!(
+            doubt
+                .decide_with_mass(&local, 0, Some(&llm), Some(1.0))
+                .class,
+            0
+        );
+        assert_eq!(doubt.decide(&local, 0, Some(&llm)).class, 0);
+        let hot = MergePolicy::Fuse {
+            weight: 0.5,
+            temperature: 4.0,
+            doubt: false,
+        };
+        assert_eq!(hot.decide(&local, 0, Some(&llm)).class, 2);
+        // At weight 0 the LLM's argmax decides whatever its temperature and doubt.
+        for t in [0.25, 1.0, 4.0] {
+            let p = MergePolicy::Fuse {
+                weight: 0.0,
+                temperature: t,
+                doubt: true,
+            };
+            assert_eq!(
+                p.decide_with_mass(&local, 0, Some(&llm), Some(0.05)).class,
+                0
+            );
+        }
+        // The widened distribution is a distribution.
+        let w = read_llm(&llm, 2.0, Some(0.3));
+        assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{w:?}");
+        assert!(w.iter().all(|&x| x >= 0.7 / 5.0 - 1e-6), "{w:?}");
+    }
+
+    #[test]
+    fn the_json_form_keeps_old_files_and_writes_no_defaults() {
+        let old: MergePolicy = serde_json::from_str(r#"{"type": "fuse", "weight": 0.8}"#).unwrap();
+        assert_eq!(old, MergePolicy::fuse(0.8));
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"type":"fuse","weight":0.8}"#
+        );
+        assert!(
+            serde_json::from_str::<MergePolicy>(r#"{"type": "fuse", "weight": 0.8, "temp": 2}"#)
+                .is_err()
+        );
     }
 }

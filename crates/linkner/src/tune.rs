@@ -8,7 +8,9 @@
 //! ([`replay_spans`]): with a deterministic, cached LLM the replay equals a real run at that
 //! setting. [`search`] scores every setting of a grid on the dev gold and returns them best
 //! first; "route nothing" is always one of them. [`paired_bootstrap`] gives the confidence
-//! interval of an F1 difference between two systems on the same sentences.
+//! interval of an F1 difference between two systems on the same sentences
+//! ([`paired_bootstrap_grouped`] resamples whole documents), and the [`Guard`] lets a tuned
+//! setting route only when the lower end of its dev gain's interval is above zero.
 
 use std::collections::BTreeMap;
 
@@ -40,7 +42,12 @@ fn replay_entity(
         .unwrap_or(false);
     match (&e.llm, routed) {
         (Some(v), true) => {
-            let d = merge.decide(&e.local_probs, v.class, v.distribution.as_deref());
+            let d = merge.decide_with_mass(
+                &e.local_probs,
+                v.class,
+                v.distribution.as_deref(),
+                v.label_mass,
+            );
             if d.class == 0 {
                 None
             } else {
@@ -111,9 +118,13 @@ pub struct Grid {
 }
 
 impl Grid {
+    /// Temperatures of the LLM's distribution tried with `fuse` ([`Grid::standard`]).
+    pub const TEMPERATURES: [f32; 4] = [0.5, 1.0, 2.0, 4.0];
+
     /// Thresholds `floor, floor + step, …` up to 1, the merges `replace`, `fuse` at weights
-    /// 0.1 … 0.9 and `rerank` with k = 1, 2, 3; per-type thresholds on, adopted for a gain
-    /// above 0.1 F1.
+    /// 0.1 … 0.9 — each with the LLM's distribution at the temperatures of
+    /// [`Grid::TEMPERATURES`], with and without its doubt (fitted jointly with the weight) —
+    /// and `rerank` with k = 1, 2, 3; per-type thresholds on, adopted for a gain above 0.1 F1.
     pub fn standard(floor: f32, step: f32) -> Grid {
         let mut thresholds = Vec::new();
         let mut t = floor;
@@ -122,9 +133,15 @@ impl Grid {
             t += step.max(0.005);
         }
         let mut merges = vec![MergePolicy::Replace];
-        merges.extend((1..10).map(|i| MergePolicy::Fuse {
-            weight: i as f32 / 10.0,
-        }));
+        for doubt in [false, true] {
+            for temperature in Self::TEMPERATURES {
+                merges.extend((1..10).map(|i| MergePolicy::Fuse {
+                    weight: i as f32 / 10.0,
+                    temperature,
+                    doubt,
+                }));
+            }
+        }
         merges.extend((1..=3).map(|k| MergePolicy::Rerank { k }));
         Grid {
             thresholds,
@@ -286,6 +303,39 @@ fn f1_counts(c: usize, p: usize, g: usize) -> f64 {
     2.0 * pr * rc / (pr + rc)
 }
 
+/// What a bootstrap resamples: whole documents when the data has them (the sentences of one
+/// document are not independent: a document-context tagger reads them together and their
+/// entities repeat), sentences otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ResampleUnit {
+    /// Each sentence is a unit.
+    #[default]
+    Sentences,
+    /// Each document (consecutive sentences) is a unit.
+    Documents,
+}
+
+impl ResampleUnit {
+    /// The unit of data split into `groups` (sentences per document, in order): documents
+    /// when some document holds more than one sentence, else sentences.
+    pub fn of_groups(groups: &[usize]) -> ResampleUnit {
+        if groups.iter().any(|&n| n > 1) {
+            ResampleUnit::Documents
+        } else {
+            ResampleUnit::Sentences
+        }
+    }
+
+    /// `sentences` or `documents`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResampleUnit::Sentences => "sentences",
+            ResampleUnit::Documents => "documents",
+        }
+    }
+}
+
 /// A difference of F1 between two systems with its bootstrap confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DeltaCi {
@@ -299,16 +349,38 @@ pub struct DeltaCi {
     pub level: f64,
     /// Resamples drawn.
     pub resamples: usize,
+    /// What was resampled.
+    #[serde(default)]
+    pub unit: ResampleUnit,
+    /// How many units there were (documents or sentences).
+    #[serde(default)]
+    pub units: usize,
 }
 
 /// Paired bootstrap of F1(b) − F1(a): the sentences are resampled with replacement
 /// `resamples` times (seeded), both systems scored on each resample, and the percentile
 /// interval of the difference at `level` returned. `a` and `b` hold each sentence's predicted
-/// spans, in `gold` order.
+/// spans, in `gold` order. For data with documents use [`paired_bootstrap_grouped`].
 pub fn paired_bootstrap(
     gold: &[Sentence],
     a: &[Vec<WordSpan>],
     b: &[Vec<WordSpan>],
+    resamples: usize,
+    level: f64,
+    seed: u64,
+) -> Result<DeltaCi> {
+    paired_bootstrap_grouped(gold, a, b, &vec![1; gold.len()], resamples, level, seed)
+}
+
+/// [`paired_bootstrap`] resampling groups of consecutive sentences — documents — instead of
+/// sentences: `groups[i]` is the number of sentences of the i-th document, in `gold` order
+/// (they must sum to `gold.len()`). The interval's [`ResampleUnit`] is
+/// [`ResampleUnit::of_groups`].
+pub fn paired_bootstrap_grouped(
+    gold: &[Sentence],
+    a: &[Vec<WordSpan>],
+    b: &[Vec<WordSpan>],
+    groups: &[usize],
     resamples: usize,
     level: f64,
     seed: u64,
@@ -321,21 +393,38 @@ pub fn paired_bootstrap(
             b.len()
         )));
     }
+    if groups.iter().sum::<usize>() != gold.len() || groups.contains(&0) {
+        return Err(LinkError::Config(format!(
+            "bootstrap: {} documents of {} sentences in all (each at least one), for {} gold \
+             sentences",
+            groups.len(),
+            groups.iter().sum::<usize>(),
+            gold.len()
+        )));
+    }
     if !(0.0 < level && level < 1.0) || resamples == 0 {
         return Err(LinkError::Config(
             "bootstrap: level in (0, 1) and at least one resample".into(),
         ));
     }
-    let ca: Vec<_> = gold
-        .iter()
-        .zip(a)
-        .map(|(g, p)| counts(&g.spans, p))
-        .collect();
-    let cb: Vec<_> = gold
-        .iter()
-        .zip(b)
-        .map(|(g, p)| counts(&g.spans, p))
-        .collect();
+    // Counts per group: (correct, predicted, gold) of each system.
+    let per_group = |pred: &[Vec<WordSpan>]| {
+        let mut out = Vec::with_capacity(groups.len());
+        let mut i = 0;
+        for &n in groups {
+            let (mut x, mut y, mut z) = (0, 0, 0);
+            for (g, p) in gold[i..i + n].iter().zip(&pred[i..i + n]) {
+                let (c, pp, gg) = counts(&g.spans, p);
+                x += c;
+                y += pp;
+                z += gg;
+            }
+            out.push((x, y, z));
+            i += n;
+        }
+        out
+    };
+    let (ca, cb) = (per_group(a), per_group(b));
     let total = |c: &[(usize, usize, usize)], idx: &mut dyn Iterator<Item = usize>| {
         let (mut x, mut y, mut z) = (0, 0, 0);
         for i in idx {
@@ -345,7 +434,7 @@ pub fn paired_bootstrap(
         }
         f1_counts(x, y, z)
     };
-    let n = gold.len();
+    let n = groups.len();
     let delta = total(&cb, &mut (0..n)) - total(&ca, &mut (0..n));
     let mut rng = StdRng::seed_from_u64(seed);
     let mut diffs = Vec::with_capacity(resamples);
@@ -370,7 +459,113 @@ pub fn paired_bootstrap(
         high: q(1.0 - tail),
         level,
         resamples,
+        unit: ResampleUnit::of_groups(groups),
+        units: n,
     })
+}
+
+/// The guard on a tuned setting: route at all only when the dev gain over routing nothing is
+/// above zero at the lower end of its bootstrap interval (documents resampled when the dev
+/// data has them).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Guard {
+    /// Coverage of the interval (0.95: the lower end is the 2.5th percentile).
+    pub level: f64,
+    /// Bootstrap resamples.
+    pub resamples: usize,
+    /// Seed of the bootstrap.
+    pub seed: u64,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Guard {
+            level: 0.95,
+            resamples: 1000,
+            seed: 42,
+        }
+    }
+}
+
+/// What the [`Guard`] decided about one setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardVerdict {
+    /// The setting judged.
+    pub setting: SettingScore,
+    /// Its dev gain over routing nothing, with the interval.
+    pub gain: DeltaCi,
+    /// True when the setting may route (the interval's lower end is above zero).
+    pub routes: bool,
+    /// Why, in one sentence.
+    pub reason: String,
+}
+
+impl Guard {
+    /// Judges `setting` on the dev run `annotations` (see [`search`]) against `gold`, whose
+    /// documents hold `groups` sentences each. A setting that routes nothing passes as it is.
+    pub fn judge(
+        &self,
+        gold: &[Sentence],
+        annotations: &[Annotation],
+        schema: &LabelSchema,
+        groups: &[usize],
+        setting: &SettingScore,
+    ) -> Result<GuardVerdict> {
+        let spans = |policy: &RoutingPolicy, merge: &MergePolicy| -> Vec<Vec<WordSpan>> {
+            annotations
+                .iter()
+                .map(|a| replay_spans(a, policy, merge, schema))
+                .collect()
+        };
+        let local = spans(&RoutingPolicy::Never, &MergePolicy::Replace);
+        let tuned = spans(&setting.policy, &setting.merge);
+        let gain = paired_bootstrap_grouped(
+            gold,
+            &local,
+            &tuned,
+            groups,
+            self.resamples,
+            self.level,
+            self.seed,
+        )?;
+        let pct = |x: f64| format!("{:+.2}", 100.0 * x);
+        let (routes, reason) = if setting.policy == RoutingPolicy::Never {
+            (false, "the best setting routes nothing".to_string())
+        } else if gain.low > 0.0 {
+            (
+                true,
+                format!(
+                    "dev gain {} F1, {:.0} % interval [{}, {}] over {} {}: above zero",
+                    pct(gain.delta),
+                    100.0 * gain.level,
+                    pct(gain.low),
+                    pct(gain.high),
+                    gain.units,
+                    gain.unit.name()
+                ),
+            )
+        } else {
+            (
+                false,
+                format!(
+                    "dev gain {} F1, but its {:.0} % interval [{}, {}] over {} {} reaches zero: \
+                     the gain is not shown, so nothing is routed",
+                    pct(gain.delta),
+                    100.0 * gain.level,
+                    pct(gain.low),
+                    pct(gain.high),
+                    gain.units,
+                    gain.unit.name()
+                ),
+            )
+        };
+        Ok(GuardVerdict {
+            setting: setting.clone(),
+            gain,
+            routes,
+            reason,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -405,6 +600,7 @@ mod tests {
                 label: schema.class(c).unwrap().name.clone(),
                 confidence: Some(d[c]),
                 distribution: Some(d),
+                label_mass: None,
                 merged: None,
                 merge: MergePolicy::Replace,
                 cached: false,
@@ -468,10 +664,7 @@ mod tests {
         );
         // Fuse at weight 1 keeps the local labels even when routed.
         assert_eq!(
-            labels(
-                RoutingPolicy::threshold(0.0),
-                MergePolicy::Fuse { weight: 1.0 }
-            ),
+            labels(RoutingPolicy::threshold(0.0), MergePolicy::fuse(1.0)),
             vec![(0, "PER".into()), (1, "MISC".into()), (2, "ORG".into())]
         );
         // Acme is routed at 0.0 but had no answer: its local label stays.
@@ -550,5 +743,149 @@ mod tests {
         let same = paired_bootstrap(&gold, &b, &b, 200, 0.95, 1).unwrap();
         assert_eq!((same.delta, same.low, same.high), (0.0, 0.0, 0.0));
         assert!(paired_bootstrap(&gold, &a[..10], &b, 10, 0.95, 1).is_err());
+    }
+
+    #[test]
+    fn documents_are_resampled_whole_and_give_the_wider_honest_interval() {
+        // 20 documents of 10 one-entity sentences; a is wrong on every sentence of 4 whole
+        // documents (errors cluster by document, as a document-context tagger's do), b right
+        // everywhere. Δ = 0.2 either way; resampled by document the half-width is about
+        // 1.96·sqrt(0.8·0.2/20) = 0.175, by sentence (wrongly independent) 0.055.
+        let mut gold = Vec::new();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for doc in 0..20 {
+            for _ in 0..10 {
+                let mut s = Sentence::from_words(&["X"]);
+                s.spans = vec![WordSpan::new(0, 1, "PER")];
+                gold.push(s);
+                b.push(vec![WordSpan::new(0, 1, "PER")]);
+                let label = if doc % 5 == 0 { "LOC" } else { "PER" };
+                a.push(vec![WordSpan::new(0, 1, label)]);
+            }
+        }
+        let groups = vec![10; 20];
+        let by_doc = paired_bootstrap_grouped(&gold, &a, &b, &groups, 2000, 0.95, 3).unwrap();
+        let by_sentence = paired_bootstrap(&gold, &a, &b, 2000, 0.95, 3).unwrap();
+        assert!((by_doc.delta - 0.2).abs() < 1e-9 && (by_sentence.delta - 0.2).abs() < 1e-9);
+        assert_eq!((by_doc.unit, by_doc.units), (ResampleUnit::Documents, 20));
+        assert_eq!(
+            (by_sentence.unit, by_sentence.units),
+            (ResampleUnit::Sentences, 200)
+        );
+        let half = |c: &DeltaCi| (c.high - c.low) / 2.0;
+        assert!((0.13..=0.22).contains(&half(&by_doc)), "{by_doc:?}");
+        assert!(half(&by_sentence) < 0.07, "{by_sentence:?}");
+        // One-sentence groups are the sentence bootstrap, draw for draw.
+        assert_eq!(
+            paired_bootstrap_grouped(&gold, &a, &b, &vec![1; 200], 2000, 0.95, 3).unwrap(),
+            by_sentence
+        );
+        // Groups that do not cover the sentences are an error, not a silent truncation.
+        for bad in [vec![10; 19], vec![10; 21], [vec![0], vec![10; 20]].concat()] {
+            assert!(paired_bootstrap_grouped(&gold, &a, &b, &bad, 10, 0.95, 3).is_err());
+        }
+    }
+
+    /// `n` one-word sentences, gold LOC; the local tagger says PER on the first `local_wrong`
+    /// (uncertain) and LOC elsewhere (also uncertain); the LLM answers LOC on the first
+    /// `llm_right` of the local errors and PER on the first `llm_wrong` sentences the tagger
+    /// had right.
+    fn routed_run(
+        n: usize,
+        local_wrong: usize,
+        llm_right: usize,
+        llm_wrong: usize,
+    ) -> (Vec<Sentence>, Vec<Annotation>) {
+        let (mut gold, mut anns) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let mut g = Sentence::from_words(&["Rome"]);
+            g.spans = vec![WordSpan::new(0, 1, "LOC")];
+            let plain = Sentence::from_words(&["Rome"]);
+            let wrong = i < local_wrong;
+            let local: &[f32] = if wrong {
+                &[0.1, 0.5, 0.4, 0.0, 0.0]
+            } else {
+                &[0.1, 0.4, 0.5, 0.0, 0.0]
+            };
+            let llm_class = if wrong {
+                if i < llm_right { 2 } else { 1 }
+            } else if i - local_wrong < llm_wrong {
+                1
+            } else {
+                2
+            };
+            let mut d = vec![0.02; 5];
+            d[llm_class] = 0.92;
+            anns.push(Annotation {
+                sentence: plain.clone(),
+                entities: vec![linked(&plain, 0, local, 0.6, Some((llm_class, d)))],
+                rejected: vec![],
+                timings: None,
+            });
+            gold.push(g);
+        }
+        (gold, anns)
+    }
+
+    #[test]
+    fn the_guard_lets_a_clear_gain_route_and_stops_a_gain_within_noise() {
+        let schema = LabelSchema::conll03();
+        let guard = Guard::default();
+        let setting = |gold: &[Sentence], anns: &[Annotation]| {
+            score_setting(
+                gold,
+                anns,
+                &RoutingPolicy::threshold(0.1),
+                &MergePolicy::Replace,
+                &schema,
+            )
+            .unwrap()
+        };
+        // Clear: the LLM mends 30 of 40 local errors and breaks nothing in 200 sentences.
+        let (gold, anns) = routed_run(200, 40, 30, 0);
+        let groups = vec![1; gold.len()];
+        let v = guard
+            .judge(&gold, &anns, &schema, &groups, &setting(&gold, &anns))
+            .unwrap();
+        assert!(v.routes && v.gain.low > 0.0, "{v:?}");
+        assert!(v.reason.contains("above zero"), "{}", v.reason);
+        // Within noise: it mends 5 and breaks 4 — a positive dev gain (one entity) whose
+        // interval reaches below zero; the guard says route nothing, and why.
+        let (gold, anns) = routed_run(200, 40, 5, 4);
+        let s = setting(&gold, &anns);
+        assert!(s.f1 > setting_never(&gold, &anns, &schema), "{s:?}");
+        let v = guard.judge(&gold, &anns, &schema, &groups, &s).unwrap();
+        assert!(
+            !v.routes && v.gain.delta > 0.0 && v.gain.low <= 0.0,
+            "{v:?}"
+        );
+        assert!(v.reason.contains("nothing is routed"), "{}", v.reason);
+        // A setting that routes nothing does not route.
+        let never = score_setting(
+            &gold,
+            &anns,
+            &RoutingPolicy::Never,
+            &MergePolicy::Replace,
+            &schema,
+        )
+        .unwrap();
+        assert!(
+            !guard
+                .judge(&gold, &anns, &schema, &groups, &never)
+                .unwrap()
+                .routes
+        );
+    }
+
+    fn setting_never(gold: &[Sentence], anns: &[Annotation], schema: &LabelSchema) -> f64 {
+        score_setting(
+            gold,
+            anns,
+            &RoutingPolicy::Never,
+            &MergePolicy::Replace,
+            schema,
+        )
+        .unwrap()
+        .f1
     }
 }

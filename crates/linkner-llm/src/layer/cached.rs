@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::cache::{AnswerCache, CacheKey, CachedAnswer};
+use crate::cache::{ANSWER_FORMAT_VERSION, AnswerCache, CacheKey, CachedAnswer};
 use crate::classifier::LlmClassifier;
 use crate::error::Result;
 use crate::request::{Answer, ClassifyRequest};
@@ -64,6 +64,17 @@ impl CacheKeyer for RequestKeyer {
         }
         Ok(k.finish())
     }
+}
+
+/// The key under which [`Cached`] stores an answer: the keyer's key combined with
+/// [`ANSWER_FORMAT_VERSION`], so a change to what an answer holds or how a response is parsed
+/// (a new version) never reuses answers stored by an earlier one.
+pub fn versioned_key(key: CacheKey) -> CacheKey {
+    CacheKey::builder()
+        .str("answer-format")
+        .u64(u64::from(ANSWER_FORMAT_VERSION))
+        .bytes(&key.0.to_le_bytes())
+        .finish()
 }
 
 /// Answers a request from the cache when its key is there; otherwise asks the inner
@@ -252,7 +263,7 @@ impl<S> Cached<S> {
 impl<S: LlmClassifier> Cached<S> {
     async fn call(&self, request: &ClassifyRequest) -> Result<Answer> {
         let started = Instant::now();
-        let key = self.keyer.key(request)?;
+        let key = versioned_key(self.keyer.key(request)?);
         let fits = |hit: &CachedAnswer| hit.class < request.schema.num_classes();
         if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key))
             && fits(&hit)
@@ -281,6 +292,7 @@ impl<S: LlmClassifier> Cached<S> {
             class: a.class,
             confidence: a.confidence,
             distribution: a.distribution.clone(),
+            label_mass: a.label_mass,
             raw: a.raw.clone(),
         };
         if let Some(c) = &self.cache {
@@ -302,6 +314,7 @@ impl<S: LlmClassifier> Cached<S> {
         let mut a = Answer::for_class(&request.schema, hit.class)?;
         a.confidence = hit.confidence;
         a.distribution = hit.distribution;
+        a.label_mass = hit.label_mass;
         a.raw = hit.raw;
         a.cached = true;
         a.latency = started.elapsed();
@@ -390,6 +403,59 @@ mod tests {
         .unwrap();
         c.classify(&first).await.unwrap();
         assert!(c.classify(&req("Smith")).await.unwrap().cached);
+    }
+
+    #[tokio::test]
+    async fn answers_stored_by_another_answer_format_are_not_reused() {
+        // An answer stored under the keyer's bare key (as a cache of format 1 did) is not an
+        // answer of this version: the layer asks again and stores under the versioned key.
+        let by_entity = |r: &ClassifyRequest| Ok(CacheKey::builder().str(&r.entity).finish());
+        let cache = Arc::new(AnswerCache::in_memory());
+        let bare = by_entity(&req("Smith")).unwrap();
+        cache.put(
+            bare,
+            CachedAnswer {
+                class: 4,
+                confidence: None,
+                distribution: None,
+                label_mass: None,
+                raw: "old".into(),
+            },
+        );
+        let c = Scripted::new(vec![Step::Ok(2, Duration::ZERO)])
+            .cached(cache.clone())
+            .with_keyer(Arc::new(by_entity));
+        let a = c.classify(&req("Smith")).await.unwrap();
+        assert_eq!((a.class, a.cached), (2, false));
+        assert_eq!(cache.get(&versioned_key(bare)).unwrap().class, 2);
+        assert_ne!(versioned_key(bare), bare);
+        let again = c.classify(&req("Smith")).await.unwrap();
+        assert_eq!((again.class, again.cached), (2, true));
+    }
+
+    #[tokio::test]
+    async fn the_label_mass_survives_the_cache() {
+        struct WithMass;
+        #[async_trait]
+        impl LlmClassifier for WithMass {
+            fn name(&self) -> String {
+                "with-mass".into()
+            }
+            async fn classify(&self, r: &ClassifyRequest) -> Result<Answer> {
+                let mut a = Answer::for_class(&r.schema, 2)?;
+                a.distribution = Some(vec![0.1, 0.2, 0.5, 0.1, 0.1]);
+                a.label_mass = Some(0.625);
+                Ok(a)
+            }
+        }
+        let c = Cached::new(WithMass, Arc::new(AnswerCache::in_memory()));
+        assert_eq!(
+            c.classify(&req("Smith")).await.unwrap().label_mass,
+            Some(0.625)
+        );
+        let hit = c.classify(&req("Smith")).await.unwrap();
+        assert!(hit.cached);
+        assert_eq!(hit.label_mass, Some(0.625));
     }
 
     #[cfg(unix)]

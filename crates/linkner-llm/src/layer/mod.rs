@@ -60,7 +60,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use breaker::{BreakerPolicy, BreakerState, CircuitBreaker};
-pub use cached::{CacheKeyer, Cached, RequestKeyer};
+pub use cached::{CacheKeyer, Cached, RequestKeyer, versioned_key};
 pub use config::ReliabilityConfig;
 #[cfg(feature = "openai")]
 pub(crate) use config::{at_least_one, positive_secs};

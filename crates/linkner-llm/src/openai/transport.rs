@@ -216,6 +216,7 @@ impl Inner {
         let mut a = Answer::for_class(schema, d.class)?;
         a.confidence = d.confidence;
         a.distribution = d.distribution;
+        a.label_mass = d.label_mass;
         a.usage = usage;
         a.latency = started.elapsed();
         a.raw = d.raw;

@@ -20,6 +20,8 @@ pub(super) struct Decoded {
     pub(super) confidence: Option<f32>,
     /// Distribution over the classes, when the mode gives one.
     pub(super) distribution: Option<Vec<f32>>,
+    /// Mass on the answer vocabulary before renormalising (log-probability mode).
+    pub(super) label_mass: Option<f32>,
     /// The model's text.
     pub(super) raw: String,
 }
@@ -45,9 +47,9 @@ pub(super) fn decode(
             LlmError::MalformedResponse("the message has no content (null or missing)".into())
         })
     };
-    let (class, confidence, distribution) = match mode {
-        AnswerMode::Constrained => (parse_constrained(schema, vocab, text()?)?, None, None),
-        AnswerMode::FreeText => (parse_free_text(schema, vocab, text()?)?, None, None),
+    let (class, confidence, distribution, label_mass) = match mode {
+        AnswerMode::Constrained => (parse_constrained(schema, vocab, text()?)?, None, None, None),
+        AnswerMode::FreeText => (parse_free_text(schema, vocab, text()?)?, None, None, None),
         AnswerMode::Logprobs { .. } => {
             let first = choice
                 .logprobs
@@ -69,16 +71,19 @@ pub(super) fn decode(
             if top.is_empty() {
                 top.push((first.token, first.logprob));
             }
-            let (dist, _mass) = logprob_distribution(vocab, &top)?;
+            let (dist, mass) = logprob_distribution(vocab, &top)?;
             let class = argmax(&dist)
                 .ok_or_else(|| LlmError::MalformedResponse("empty label distribution".into()))?;
-            (class, Some(dist[class]), Some(dist))
+            // The top tokens' probabilities can sum a little over 1 (rounding): clamp.
+            let mass = (mass as f32).clamp(0.0, 1.0);
+            (class, Some(dist[class]), Some(dist), Some(mass))
         }
     };
     Ok(Decoded {
         class,
         confidence,
         distribution,
+        label_mass,
         raw: content.unwrap_or_default(),
     })
 }

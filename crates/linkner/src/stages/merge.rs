@@ -108,7 +108,8 @@ pub(crate) fn merge(
         .distribution
         .as_deref()
         .filter(|d| d.len() == schema.num_classes());
-    let decision = policy.decide(local_probs, answer.class, answer_dist);
+    let decision =
+        policy.decide_with_mass(local_probs, answer.class, answer_dist, answer.label_mass);
     let class = if schema.class(decision.class).is_some() {
         decision.class
     } else {
@@ -119,6 +120,7 @@ pub(crate) fn merge(
         label: answer.label.clone(),
         confidence: answer.confidence,
         distribution: answer.distribution.clone(),
+        label_mass: answer.label_mass,
         merged: decision.distribution.clone(),
         merge: policy.clone(),
         cached: answer.cached,

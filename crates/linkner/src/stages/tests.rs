@@ -358,7 +358,7 @@ fn merge_table_fuse_rerank_and_failure() {
     let cases = vec![
         // Fuse weight 1: the local decision stands whatever the LLM says.
         MergeCase {
-            policy: MergePolicy::Fuse { weight: 1.0 },
+            policy: MergePolicy::fuse(1.0),
             outcome: Some(answer(0, Some(llm_none()))),
             label: "LOC",
             provenance: "llm_confirmed",
@@ -366,14 +366,14 @@ fn merge_table_fuse_rerank_and_failure() {
         },
         // Fuse weight 0: the LLM's argmax.
         MergeCase {
-            policy: MergePolicy::Fuse { weight: 0.0 },
+            policy: MergePolicy::fuse(0.0),
             outcome: Some(answer(3, Some(llm_org()))),
             label: "ORG",
             provenance: "llm_relabelled",
             rejected: false,
         },
         MergeCase {
-            policy: MergePolicy::Fuse { weight: 0.5 },
+            policy: MergePolicy::fuse(0.5),
             outcome: Some(answer(0, Some(llm_none()))),
             label: "LOC",
             provenance: "llm_rejected",
@@ -387,7 +387,7 @@ fn merge_table_fuse_rerank_and_failure() {
             rejected: false,
         },
         MergeCase {
-            policy: MergePolicy::Fuse { weight: 0.5 },
+            policy: MergePolicy::fuse(0.5),
             outcome: Some(LlmOutcome::Failed(LlmError::Timeout(Duration::from_secs(
                 1,
             )))),

@@ -161,6 +161,7 @@ mod tests {
                         label: schema.class(c).unwrap().name.clone(),
                         confidence: None,
                         distribution: None,
+                        label_mass: None,
                         merged: None,
                         merge: MergePolicy::Replace,
                         cached: false,
