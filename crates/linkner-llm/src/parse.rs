@@ -173,7 +173,7 @@ mod tests {
     }
 
     fn letters() -> AnswerVocabulary {
-        PromptTemplate::default().vocabulary(&schema()).unwrap()
+        PromptTemplate::full().vocabulary(&schema()).unwrap()
     }
 
     #[test]
@@ -263,7 +263,7 @@ mod tests {
             "names split the shared token: {d:?}"
         );
         // With letter keys each class has its own token: known logprobs give known probabilities.
-        let keyed = PromptTemplate::default()
+        let keyed = PromptTemplate::full()
             .with_answer_keys(AnswerKeys::Letters)
             .vocabulary(&s)
             .unwrap();

@@ -30,7 +30,7 @@ async fn letter_keys_score_multi_token_labels_exactly() {
     // D corporation, E product, F creative work, G not an entity. "corporation" and "creative
     // work" share their first token `c` as names; as keys they are `D` and `F`.
     let schema = LabelSchema::wnut17();
-    let keyed = PromptTemplate::default()
+    let keyed = PromptTemplate::full()
         .with_answer_keys(AnswerKeys::Letters)
         .vocabulary(&schema)
         .unwrap();
@@ -52,6 +52,7 @@ async fn letter_keys_score_multi_token_labels_exactly() {
     .await;
     let llm = OpenAiBuilder::new()
         .base_url(&server.url)
+        .template(PromptTemplate::full())
         .cache(false)
         .build()
         .unwrap();
@@ -119,6 +120,7 @@ async fn calibration_divides_by_the_content_free_distribution() {
     .await;
     let plain = OpenAiBuilder::new()
         .base_url(&server.url)
+        .template(PromptTemplate::full())
         .cache(false)
         .build()
         .unwrap();
@@ -128,6 +130,7 @@ async fn calibration_divides_by_the_content_free_distribution() {
     );
     let calibrated = OpenAiBuilder::new()
         .base_url(&server.url)
+        .template(PromptTemplate::full())
         .cache(false)
         .calibrate(true)
         .build()

@@ -186,12 +186,16 @@ async fn labels_outside_the_set_are_parse_failures_in_every_mode() {
 #[tokio::test]
 async fn logprob_answers_carry_a_distribution() {
     let s = fake_server(vec![Fault::Ok(
-        // The default prompt's answer keys: letters (PER A, LOC B, ORG C, MISC D, none E).
+        // The full prompt's answer keys: letters (PER A, LOC B, ORG C, MISC D, none E).
         logprob_chat(&[("B", 0.6), ("C", 0.2), ("The", 0.2)]),
         Duration::ZERO,
     )])
     .await;
-    let c = builder(&s.url).mode(AnswerMode::default()).build().unwrap();
+    let c = builder(&s.url)
+        .mode(AnswerMode::default())
+        .template(linkner_llm::PromptTemplate::full())
+        .build()
+        .unwrap();
     let a = c.classify(&req()).await.unwrap();
     assert_eq!(a.class, 2);
     let d = a.distribution.unwrap();

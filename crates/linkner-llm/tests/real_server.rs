@@ -75,6 +75,17 @@ async fn real_llama_server() {
     // Conformance, log-probability mode (answers in schema even for prompt-injection probes,
     // batch == singles, typed errors for invalid requests).
     let lp = backend(&s, AnswerMode::default(), false);
+    // What the server says it serves (provenance records): llama-server names the model it
+    // was started with and its file and slots.
+    let info = lp.server_info(Duration::from_secs(10)).await;
+    assert!(info.model_ids.contains(&s.model), "{info:?}");
+    assert!(
+        info.model_path
+            .as_deref()
+            .is_some_and(|p| p.ends_with(".gguf"))
+            && info.slots >= Some(1),
+        "{info:?}"
+    );
     let report = check_backend(&lp, &probes).await.unwrap();
     eprintln!("{report} in {:?}", t.elapsed());
     for a in &report.answers {

@@ -102,6 +102,15 @@ pub struct GoldSet {
     pub total: usize,
 }
 
+impl GoldSet {
+    /// Sentences per kept document, in order: the units of a document-level bootstrap
+    /// ([`linkner::tune::paired_bootstrap_grouped`]; all ones for a file that marks no
+    /// documents).
+    pub fn groups(&self) -> Vec<usize> {
+        self.documents.iter().map(|d| d.sentences.len()).collect()
+    }
+}
+
 /// Reads labelled data with its documents; with `sample`, keeps a seeded random sample of whole
 /// documents holding at least that many sentences (in file order; for a file that marks no
 /// documents, exactly that many sentences).

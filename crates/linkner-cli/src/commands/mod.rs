@@ -12,6 +12,7 @@ pub mod link;
 pub mod llm_failures;
 mod pipeline_args;
 pub mod predict;
+pub mod provenance;
 pub mod report;
 pub mod schema;
 pub mod score;

@@ -9,6 +9,7 @@
 
 mod builder;
 mod config;
+mod server_info;
 #[cfg(test)]
 mod tests;
 mod transport;
@@ -18,6 +19,7 @@ pub use builder::OpenAiBuilder;
 pub use config::{
     AnswerMode, ApiKey, DEFAULT_MAX_RESPONSE_BYTES, OpenAiConfig, default_api_key_var,
 };
+pub use server_info::ServerInfo;
 pub use transport::OpenAiTransport;
 
 use std::sync::Arc;

@@ -86,14 +86,19 @@ fn debug_redacts_the_api_key() {
 fn constrained_body_enumerates_exactly_the_schema_names() {
     let c = OpenAiClassifier::builder()
         .mode(AnswerMode::Constrained)
+        .template(PromptTemplate::full())
         .build()
         .unwrap();
     let body = c.request_body(&req()).unwrap();
     let e = &body["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"];
-    assert_eq!(e, &json!(["A", "B", "C", "D", "E"]), "keys by default");
+    assert_eq!(
+        e,
+        &json!(["A", "B", "C", "D", "E"]),
+        "keys with the full template"
+    );
+    // The default template: the names.
     let c = OpenAiClassifier::builder()
         .mode(AnswerMode::Constrained)
-        .template(PromptTemplate::plain())
         .build()
         .unwrap();
     let body = c.request_body(&req()).unwrap();

@@ -14,11 +14,12 @@ use crate::request::Example;
 #[serde(rename_all = "snake_case")]
 pub enum NegativeExamples {
     /// Capitalised words outside every gold entity (not sentence-initial): linkner 0.1's
-    /// choice, a cue that lower-cased text such as tweets lacks.
+    /// choice, a cue that lower-cased text such as tweets lacks. The default: varied
+    /// negatives measured no better with the 1.5B model (docs/results.md, ablation).
+    #[default]
     Capitalised,
     /// Several kinds, drawn in turn: capitalised words, lower-case words, part of a gold
     /// entity, and a gold entity extended by a neighbouring word — the mistakes a tagger makes.
-    #[default]
     Varied,
 }
 

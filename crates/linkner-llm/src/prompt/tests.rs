@@ -15,7 +15,11 @@ fn req(sentence: &str, entity: &str) -> ClassifyRequest {
 
 #[test]
 fn prefix_does_not_depend_on_the_entity() {
-    for t in [PromptTemplate::default(), PromptTemplate::plain()] {
+    for t in [
+        PromptTemplate::full(),
+        PromptTemplate::plain(),
+        PromptTemplate::default(),
+    ] {
         let ex = vec![Example::new("Paris is nice .", "Paris", 2)];
         let a = t
             .render(&req("John lives in Berlin .", "John"), &ex)
@@ -75,7 +79,7 @@ fn switches_mark_hint_keys_and_neighbours() {
         ])
         .with_examples(vec![Example::new("Bonn is small .", "Bonn", 2).at(0)]);
     let fixed = vec![Example::new("Mr Smith spoke .", "Smith", 1)];
-    let p = PromptTemplate::default().render(&r, &fixed).unwrap();
+    let p = PromptTemplate::full().render(&r, &fixed).unwrap();
     assert!(
         p.user.contains("Sentence: John lives in [[Berlin]] ."),
         "{}",
@@ -104,7 +108,7 @@ fn switches_mark_hint_keys_and_neighbours() {
     );
     // The retrieved examples never reach the prefix.
     assert!(!p.system.contains("Bonn"));
-    let numbers = PromptTemplate::default()
+    let numbers = PromptTemplate::full()
         .with_answer_keys(AnswerKeys::Numbers)
         .render(&r, &fixed)
         .unwrap();
@@ -113,7 +117,7 @@ fn switches_mark_hint_keys_and_neighbours() {
             .system
             .contains("Reply with exactly one number from: 1 (person)")
     );
-    let off = PromptTemplate::default()
+    let off = PromptTemplate::full()
         .with_mark_span(false)
         .with_local_hint(false)
         .render(&r, &fixed)
@@ -135,22 +139,22 @@ fn vocabulary_per_key_style() {
             "miscellaneous"
         ]
     );
-    let letters = PromptTemplate::default().vocabulary(&s).unwrap();
+    let letters = PromptTemplate::full().vocabulary(&s).unwrap();
     assert_eq!(letters.answers, ["E", "A", "B", "C", "D"]);
     assert!(letters.keyed);
-    let numbers = PromptTemplate::default()
+    let numbers = PromptTemplate::full()
         .with_answer_keys(AnswerKeys::Numbers)
         .vocabulary(&s)
         .unwrap();
     assert_eq!(numbers.answers, ["5", "1", "2", "3", "4"]);
     let big = LabelSchema::ontonotes5();
     assert!(
-        PromptTemplate::default()
+        PromptTemplate::full()
             .with_answer_keys(AnswerKeys::Numbers)
             .vocabulary(&big)
             .is_err()
     );
-    assert!(PromptTemplate::default().vocabulary(&big).is_ok());
+    assert!(PromptTemplate::full().vocabulary(&big).is_ok());
 }
 
 #[test]
@@ -194,8 +198,10 @@ fn custom_template_renders_local_labels_and_braces() {
 fn template_json_fills_switch_defaults() {
     let t: PromptTemplate =
         serde_json::from_str(r#"{"prefix": "{choices}", "question": "{entity}"}"#).unwrap();
-    assert!(t.mark_span && t.local_hint);
-    assert_eq!(t.answer_keys, AnswerKeys::Letters);
+    // The defaults are the measured best with the 1.5B model: every switch off, names.
+    assert!(!t.mark_span && !t.local_hint);
+    assert_eq!(t.answer_keys, AnswerKeys::Names);
+    assert_eq!(PromptTemplate::default(), PromptTemplate::plain());
     let back: PromptTemplate =
         serde_json::from_str(&serde_json::to_string(&PromptTemplate::plain()).unwrap()).unwrap();
     assert_eq!(back, PromptTemplate::plain());

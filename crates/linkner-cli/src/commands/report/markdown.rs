@@ -14,10 +14,12 @@ fn pct(x: f64) -> String {
 
 fn ci(d: &DeltaCi) -> String {
     format!(
-        "{:+.2} [{:+.2}, {:+.2}]",
+        "{:+.2} [{:+.2}, {:+.2}] ({} {})",
         100.0 * d.delta,
         100.0 * d.low,
-        100.0 * d.high
+        100.0 * d.high,
+        d.units,
+        d.unit.name()
     )
 }
 
@@ -68,7 +70,9 @@ fn intro(md: &mut String, r: &Report, args: &ReportArgs) {
         md,
         "LLM: `{}`. Every set runs with its own config from `{}` (written by `linkner tune` on a \
          **dev** split: see docs/benchmarks.md for the tuning commands), on {}. Δ is linked − \
-         local F1 with a paired bootstrap 95 % interval ({} resamples of the sentences, seed {}). \
+         local F1 with a paired bootstrap 95 % interval ({} resamples, seed {}) that resamples \
+         whole **documents** where the set marks them (their sentences are not independent: the \
+         tagger reads a document together), sentences otherwise; each row names its unit. \
          Oracle = routed entities get their **gold** label: the ceiling of the routing, not an \
          LLM result. Accuracy on routed entities: the share whose local label / LLM answer / \
          merged decision is the gold class (\"not an entity\" for a span that is no gold entity). \
@@ -84,6 +88,7 @@ fn intro(md: &mut String, r: &Report, args: &ReportArgs) {
         r.seed,
         r.wall_seconds
     );
+    let _ = writeln!(md, "Provenance: {}\n", r.provenance.markdown_line());
 }
 
 /// One row per set (and per skipped set), the paper's figures for scale, and the settings.

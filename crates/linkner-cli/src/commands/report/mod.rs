@@ -29,6 +29,7 @@ use super::frontier::SetFrontier;
 use super::link::{GoldSet, read_gold};
 use super::llm_failures::{FailureArgs, FailureTally};
 use super::pipeline_args::PipelineArgs;
+use super::provenance::Provenance;
 
 mod markdown;
 mod plots;
@@ -265,6 +266,9 @@ pub struct Report {
     pub skipped: Vec<(String, String)>,
     /// The command line that produced it.
     pub command: String,
+    /// What produced it: version and commit, the LLM and its model file's hash, the data
+    /// files' hashes, the answer cache.
+    pub provenance: Provenance,
     /// Total wall seconds.
     pub wall_seconds: f64,
 }
@@ -275,6 +279,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         return super::frontier::run_only(&args);
     }
     let started = Instant::now();
+    let mut provenance = Provenance::of_this_run();
     if let Some(n) = args.pipeline.threads {
         linkner::tagger::set_threads(n)?;
     }
@@ -290,6 +295,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         &data_root,
         &mut llm_name,
         &mut tally,
+        &mut provenance,
     )?;
     let (ablation, ablation_sentences) = match &args.ablation {
         Some(dir) => run_ablation(&args, dir, &data_root, &mut llm_name, &mut tally)?,
@@ -305,6 +311,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         ablation_sentences,
         skipped,
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        provenance,
         wall_seconds: started.elapsed().as_secs_f64(),
     };
     write_report(&report, &args)?;
@@ -342,6 +349,7 @@ fn run_sets(
     data_root: &Path,
     llm_name: &mut String,
     tally: &mut FailureTally,
+    provenance: &mut Provenance,
 ) -> Result<(Vec<SetResult>, SkippedSets), CliError> {
     let mut results = Vec::new();
     let mut skipped = Vec::new();
@@ -367,9 +375,26 @@ fn run_sets(
             ));
             continue;
         }
+        provenance.file(&format!("data:{}", set.name), &file)?;
+        if provenance.llm.is_none() {
+            record_llm(args, &config, provenance)?;
+        }
         results.push(run_set(args, set, &config, file, llm_name, tally)?);
     }
     Ok((results, skipped))
+}
+
+/// Records the LLM (and examples file, answer cache) of the first set's config in the
+/// provenance. The tagger is not loaded: the schema only shapes the examples drawn.
+fn record_llm(args: &ReportArgs, config: &Path, p: &mut Provenance) -> Result<(), CliError> {
+    let mut flags = args.pipeline.clone();
+    flags.config = Some(config.to_path_buf());
+    let cfg = flags.link_config()?;
+    let schema = match cfg.tagger.label_schema()? {
+        Some(s) => s,
+        None => linkner::tagger::checkpoint_schema(&cfg.tagger.model, cfg.tagger.kind)?,
+    };
+    p.llm_of(&cfg, &schema, &super::link::runtime()?)
 }
 
 /// One set: its tuned config on its data, and the plots of its tuning record.

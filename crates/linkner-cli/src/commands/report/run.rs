@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use linkner::core::{LabelSchema, Sentence, WordSpan};
 use linkner::scoring::local_spans;
-use linkner::tune::paired_bootstrap;
+use linkner::tune::paired_bootstrap_grouped;
 use linkner::{Annotation, LinkConfig, Provenance};
 
 use super::{ReportArgs, RoutedAccuracy, RunResult};
@@ -112,7 +112,15 @@ pub(super) fn run_config(
     let scores = linkner::score_annotations(gold, &annotations)?;
     let local: Vec<Vec<WordSpan>> = annotations.iter().map(local_spans).collect();
     let linked: Vec<Vec<WordSpan>> = annotations.iter().map(Annotation::spans).collect();
-    let delta = paired_bootstrap(gold, &local, &linked, args.resamples, 0.95, args.seed)?;
+    let delta = paired_bootstrap_grouped(
+        gold,
+        &local,
+        &linked,
+        &gold_set.groups(),
+        args.resamples,
+        0.95,
+        args.seed,
+    )?;
     let accuracy = routed_accuracy(&schema, gold, &annotations);
     Ok(RunResult {
         config: path

@@ -23,7 +23,7 @@ use std::time::Instant;
 use clap::Args;
 use linkner::core::{LabelSchema, Sentence};
 use linkner::llm::{AnswerKeys, NegativeExamples, PromptTemplate};
-use linkner::tune::{Grid, SettingScore};
+use linkner::tune::{Grid, Guard, GuardVerdict, SettingScore};
 use linkner::uncertainty::EstimatorConfig;
 use linkner::{LinkConfig, RoutingPolicy};
 use serde::Serialize;
@@ -31,6 +31,7 @@ use serde::Serialize;
 use super::CliError;
 use super::link::{read_gold, runtime};
 use super::pipeline_args::PipelineArgs;
+use super::provenance::Provenance;
 
 mod search;
 
@@ -84,6 +85,15 @@ pub struct TuneArgs {
     /// Do not search contextual calibration.
     #[arg(long, help_heading = SEARCH)]
     pub no_calibration: bool,
+    /// Coverage of the guard's bootstrap interval: the tuned setting routes only when the lower
+    /// end of its dev gain's interval (whole documents resampled when the dev file marks
+    /// them) is above zero; otherwise the config routes nothing and says why.
+    #[arg(long, help_heading = SEARCH, default_value_t = 0.95)]
+    pub guard_level: f64,
+    /// Write the best dev setting even when the guard finds its gain within noise (the
+    /// record still holds the guard's verdict).
+    #[arg(long, help_heading = SEARCH)]
+    pub no_guard: bool,
     /// Tune even when some LLM calls failed (they count as "local label kept", which biases
     /// the search towards routing less); by default a failed call stops the run — rerun it
     /// with `--llm-cache`, answers already received are not asked again.
@@ -235,8 +245,13 @@ pub struct TuneReport {
     pub floor: f32,
     /// F1 of the local tagger alone on the dev sentences.
     pub local_f1: f64,
-    /// The chosen setting.
+    /// The setting written to the config: the best dev setting when the guard lets it route,
+    /// else routing nothing.
     pub best: Trial,
+    /// The guard's verdict on the best dev setting (absent when that setting routes nothing).
+    pub guard: Option<GuardVerdict>,
+    /// True when `--no-guard` wrote the best dev setting whatever the verdict.
+    pub guard_overridden: bool,
     /// Every setting, best first.
     pub trials: Vec<Trial>,
     /// LLM requests and calls (not from cache) per prompt variant.
@@ -245,6 +260,9 @@ pub struct TuneReport {
     pub wall_seconds: f64,
     /// The config file written.
     pub config: PathBuf,
+    /// What produced this record: command line, version and commit, the LLM and its model
+    /// file's hash, the dev and examples files' hashes, the answer cache.
+    pub provenance: Provenance,
 }
 
 /// Writes `path` as `${VAR}/rest` when it lies under the folder of `LINKNER_DATA` or
@@ -265,12 +283,16 @@ fn portable(path: &Path) -> PathBuf {
 /// Runs `linkner tune`.
 pub fn run(args: TuneArgs) -> Result<(), CliError> {
     let started = Instant::now();
+    let mut provenance = Provenance::of_this_run();
     let base = args.pipeline.link_config()?;
     if base.llm.is_none() {
         return Err("tuning needs an LLM: give --llm-url (or LINKNER_LLM_URL)".into());
     }
     if !(0.0..1.0).contains(&args.floor) || args.step.is_nan() || args.step <= 0.0 {
         return Err("--floor must be in [0, 1) and --step positive".into());
+    }
+    if !(0.0 < args.guard_level && args.guard_level < 1.0) {
+        return Err("--guard-level must be in (0, 1), e.g. 0.95".into());
     }
     if let Some(n) = args.pipeline.threads {
         linkner::tagger::set_threads(n)?;
@@ -291,31 +313,29 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
         grid,
         rt: runtime()?,
     };
+    provenance.file("dev", &args.dev)?;
+    provenance.llm_of(&base, &pass.schema, &pass.rt)?;
     let mut found = Searched::default();
     for (spec, variant) in &variants {
         pass.run_variant(&base, spec, variant, &estimators, &mut found)?;
     }
-    let Searched {
-        mut trials,
-        calls,
-        configs,
-        local_f1,
-    } = found;
-    sort_trials(&mut trials);
-    let best = trials.first().cloned().ok_or("nothing was searched")?;
-    let local_f1 = local_f1.unwrap_or(0.0);
-    write_config(&args.out, &best_config(&configs, &best)?)?;
+    sort_trials(&mut found.trials);
+    let (best, guard) = guarded_best(&args, &pass, &found)?;
+    write_config(&args.out, &best_config(&found.configs, &best)?)?;
     let report = TuneReport {
         dev: args.dev.clone(),
         sentences: gold.len(),
         sentences_in_file: total,
         floor: args.floor,
-        local_f1,
-        best: best.clone(),
-        trials,
-        llm_calls: calls,
+        local_f1: found.local_f1.unwrap_or(0.0),
+        best,
+        guard,
+        guard_overridden: args.no_guard,
+        trials: found.trials,
+        llm_calls: found.calls,
         wall_seconds: started.elapsed().as_secs_f64(),
         config: args.out.clone(),
+        provenance,
     };
     if let Some(path) = &args.json_out {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
@@ -323,6 +343,48 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
     }
     print!("{}", human(&report, gold));
     Ok(())
+}
+
+/// The setting to write and the guard's verdict on the best dev setting: the best one when
+/// the guard lets it route (or `--no-guard`), else the best setting that routes nothing.
+fn guarded_best(
+    args: &TuneArgs,
+    pass: &Pass<'_>,
+    found: &Searched,
+) -> Result<(Trial, Option<GuardVerdict>), CliError> {
+    let best = found
+        .trials
+        .first()
+        .cloned()
+        .ok_or("nothing was searched")?;
+    if best.scored.policy == RoutingPolicy::Never {
+        return Ok((best, None));
+    }
+    let annotations = found
+        .annotations_of(&best)
+        .ok_or("internal: no annotations for the best setting")?;
+    let guard = Guard {
+        level: args.guard_level,
+        resamples: 1000,
+        seed: args.seed,
+    };
+    let verdict = guard.judge(
+        &pass.gold_set.sentences,
+        annotations,
+        &pass.schema,
+        &pass.gold_set.groups(),
+        &best.scored,
+    )?;
+    if verdict.routes || args.no_guard {
+        return Ok((best, Some(verdict)));
+    }
+    let never = found
+        .trials
+        .iter()
+        .find(|t| t.scored.policy == RoutingPolicy::Never && t.prompt == best.prompt)
+        .cloned()
+        .ok_or("internal: routing nothing was not searched")?;
+    Ok((never, Some(verdict)))
 }
 
 /// The prompt variants of `--prompts` (with their specs) and the estimators of
@@ -459,6 +521,18 @@ fn human(r: &TuneReport, gold: &[Sentence]) -> String {
         r.best.scored.policy,
         r.best.scored.merge
     );
+    if let Some(g) = &r.guard {
+        let verdict = match (g.routes, r.guard_overridden) {
+            (true, _) => "routes",
+            (false, true) => "would route nothing; --no-guard wrote the best setting anyway",
+            (false, false) => "routes nothing",
+        };
+        let _ = writeln!(
+            s,
+            "guard on the best dev setting (`{}`, `{}`): {}; {verdict}",
+            g.setting.policy, g.setting.merge, g.reason
+        );
+    }
     let _ = writeln!(s, "config written to {}", r.config.display());
     s
 }

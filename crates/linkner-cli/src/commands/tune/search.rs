@@ -53,6 +53,22 @@ pub(super) struct Searched {
     pub(super) configs: BTreeMap<String, LinkConfig>,
     /// F1 of routing nothing (the local tagger alone).
     pub(super) local_f1: Option<f64>,
+    /// The annotations each setting was replayed from, keyed by (prompt, estimator,
+    /// calibrated): the guard judges the best setting on its own.
+    pub(super) annotations: BTreeMap<(String, String, bool), Vec<Annotation>>,
+}
+
+impl Searched {
+    /// The annotations `trial` was scored on.
+    pub(super) fn annotations_of(&self, trial: &Trial) -> Option<&[Annotation]> {
+        self.annotations
+            .get(&(
+                trial.prompt.clone(),
+                trial.estimator.clone(),
+                trial.calibrate,
+            ))
+            .map(Vec::as_slice)
+    }
 }
 
 impl Pass<'_> {
@@ -162,6 +178,9 @@ impl Pass<'_> {
                 calibrate,
                 scored,
             }));
+            found
+                .annotations
+                .insert((spec.to_string(), estimator.clone(), calibrate), anns);
         }
         found
             .configs
@@ -218,6 +237,7 @@ fn calibrated(
                     label: v.label.clone(),
                     confidence: v.confidence,
                     distribution: v.distribution.clone(),
+                    label_mass: v.label_mass,
                     usage: Default::default(),
                     latency: Default::default(),
                     cached: v.cached,
