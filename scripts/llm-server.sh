@@ -12,7 +12,10 @@
 # so callers can `eval "$(scripts/llm-server.sh start small 8181)"; export LINKNER_LLM_URL ...`.
 # Settings: 1 thread (-t 1; 2 threads stall on 2 cores under other load), 4 slots (-np 4), and a
 # context of $LINKNER_LLM_CTX tokens (default 8192: 2048 per slot, room for the prompt with
-# examples). The server log is $LINKNER_CACHE/llm/server-PORT.log.
+# examples). LINKNER_LLM_SLOTS=1 is the deterministic setting for reproducible fresh runs: with
+# several slots llama.cpp batches concurrent requests together, and an answer's log-probabilities
+# can then differ in the last digits from run to run (scripts/fresh-runs.sh measures it);
+# LINKNER_LLM_THREADS sets -t. The server log is $LINKNER_CACHE/llm/server-PORT.log.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/env.sh

@@ -202,10 +202,16 @@ fn config_files_parse_with_defaults_and_resolve_relative_paths() {
     assert_eq!(c.tagger.model, dir.path().join("models/tagger"));
     assert_eq!(c.tagger.device, "cpu");
     assert_eq!(c.tagger.batch_size, 32);
-    assert_eq!(c.policy, RoutingPolicy::threshold(0.4));
+    // The defaults of a config are the measured best generic setting (docs/linking.md).
+    assert_eq!(c.policy, RoutingPolicy::threshold(0.1));
     assert_eq!(
         c.estimator,
-        linkner::uncertainty::EstimatorConfig::Entropy {}
+        linkner::uncertainty::EstimatorConfig::Confidence {}
+    );
+    assert_eq!(c.merge, linkner::MergePolicy::fuse(0.8));
+    assert_eq!(
+        c.llm.as_ref().unwrap().template,
+        linkner::llm::PromptTemplate::plain()
     );
     assert_eq!(
         c.llm.as_ref().unwrap().reliability.cache_path.as_deref(),
@@ -222,7 +228,7 @@ fn config_files_parse_with_defaults_and_resolve_relative_paths() {
         .tagger(Arc::new(tagger))
         .build()
         .unwrap();
-    assert_eq!(p.estimator_name(), "entropy");
+    assert_eq!(p.estimator_name(), "confidence");
     assert!(p.llm_name().is_some());
 
     // Typed errors: unknown field, missing file, a policy that routes without an LLM, a bad

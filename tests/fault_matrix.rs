@@ -194,6 +194,8 @@ fn pipeline(url: &str) -> Pipeline {
         .base_url(url)
         .model("fake")
         .mode(AnswerMode::FreeText)
+        // The span marked `[[…]]`: the fake server tells the entities apart by it.
+        .template(linkner::llm::PromptTemplate::full())
         .cache(false)
         .timeout(Duration::from_secs(1))
         .max_retries(2)
@@ -366,6 +368,7 @@ async fn an_answer_slower_than_the_deadline_keeps_every_entity_in_time() {
             .base_url(&server.url)
             .model("fake")
             .mode(AnswerMode::FreeText)
+            .template(linkner::llm::PromptTemplate::full())
             .cache(false)
             .timeout(timeout)
             .deadline(deadline)

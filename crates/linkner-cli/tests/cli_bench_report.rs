@@ -251,7 +251,16 @@ fn tune_then_report_on_tiny_data_with_the_real_local_llm() {
         "--estimators",
         "confidence,entropy",
     ])
-    .args(["--floor", "0", "--step", "0.25", "--no-per-type"])
+    // `--no-guard`: the best dev setting is written even when 4 sentences cannot show its
+    // gain, so that the report below reproduces a setting that routes.
+    .args([
+        "--floor",
+        "0",
+        "--step",
+        "0.25",
+        "--no-per-type",
+        "--no-guard",
+    ])
     .arg("--model")
     .arg(model)
     .arg("--dev")
@@ -270,6 +279,8 @@ fn tune_then_report_on_tiny_data_with_the_real_local_llm() {
     let tuned: Value =
         serde_json::from_str(&std::fs::read_to_string(tune_json.join("conll03.json")).unwrap())
             .unwrap();
+    check_tuning_provenance(&tuned, data, &server.model);
+    check_the_guard(&tuned, &mut linkner(), &llm, model, data, dir.path());
     let best_f1 = num(&tuned["best"]["f1"]);
     let local_f1 = num(&tuned["local_f1"]);
     assert!(
@@ -291,7 +302,7 @@ fn tune_then_report_on_tiny_data_with_the_real_local_llm() {
     assert!(answers_after_tune > 0, "tune cached no LLM answer");
 
     // 2. An ablation folder: the paper's rule and log-linear fusion, both routing every entity
-    //    (threshold 0) with the default prompt (the `full-retrieve` variant).
+    //    (threshold 0) with the default prompt (the `plain` variant).
     let ablation = dir.path().join("ablation");
     std::fs::create_dir_all(&ablation).unwrap();
     for (name, merge) in [
@@ -378,11 +389,12 @@ fn tune_then_report_on_tiny_data_with_the_real_local_llm() {
         assert!(a["setting"].as_str().unwrap().contains(merge), "{a}");
         assert_eq!(num(&a["accuracy"]["answered"]), num(&st["routed"]), "{a}");
     }
-    // The replace run is one of the settings the tuning replayed: same F1, to the digit.
+    // The replace run is one of the settings the tuning replayed: same F1, to the digit (the
+    // ablation configs leave the prompt at its default, the `plain` variant).
     let replayed = trials
         .iter()
         .find(|t| {
-            t["prompt"] == "full-retrieve"
+            t["prompt"] == "plain"
                 && t["estimator"] == "entropy"
                 && t["calibrate"] == false
                 && t["merge"]["type"] == "replace"
@@ -425,7 +437,93 @@ fn tune_then_report_on_tiny_data_with_the_real_local_llm() {
     );
     let plot = s["plot"].as_str().unwrap();
     assert!(md.contains(&format!("]({plot})")), "plot not linked:\n{md}");
+    // The interval's unit: the copied file marks one document or none; either way the row
+    // names what was resampled, and the report says where its figures came from.
+    assert!(
+        row.contains(" documents)") || row.contains(" sentences)"),
+        "no resampling unit in {row}"
+    );
+    assert!(
+        md.contains("Provenance: linkner ") && md.contains(&format!("LLM `{}`", server.model)),
+        "{md}"
+    );
+    let data_hash = &v["provenance"]["files"][0];
+    assert_eq!(data_hash["role"], "data:conll03", "{}", v["provenance"]);
+    assert_eq!(data_hash["sha256"].as_str().unwrap().len(), 64);
     let png = std::fs::read(out_md.parent().unwrap().join(plot)).unwrap();
     assert_eq!(png_size(&png), (900, 600));
     server.record_answer();
+}
+
+/// The tuning record says what produced it: the command line, version, the dev and examples
+/// files with their SHA-256 (checked against a hash computed here), the LLM the server
+/// reported, the answer cache and its format.
+fn check_tuning_provenance(tuned: &Value, dev: &std::path::Path, model: &str) {
+    let p = &tuned["provenance"];
+    assert!(
+        p["command_line"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "tune"),
+        "{p}"
+    );
+    assert!(!p["linkner_version"].as_str().unwrap().is_empty(), "{p}");
+    let files = p["files"].as_array().unwrap();
+    let dev_hash = files.iter().find(|f| f["role"] == "dev").expect("dev file");
+    let bytes = std::fs::read(dev).unwrap();
+    assert_eq!(num(&dev_hash["bytes"]), bytes.len() as f64, "{p}");
+    assert_eq!(dev_hash["sha256"].as_str().unwrap().len(), 64, "{p}");
+    assert!(files.iter().any(|f| f["role"] == "examples"), "{p}");
+    let ids = p["llm"]["server"]["model_ids"].as_array().unwrap();
+    assert!(ids.iter().any(|i| i == model), "{p}");
+    assert!(p["answer_cache"].as_str().is_some(), "{p}");
+    assert_eq!(num(&p["answer_format"]), 2.0, "{p}");
+}
+
+/// The same tuning with the guard on (every answer now comes from the cache): when the
+/// `--no-guard` record's verdict was "do not route", the guarded config routes nothing and the
+/// summary says why; when it was "route", the guarded config is the same setting.
+fn check_the_guard(
+    unguarded: &Value,
+    cmd: &mut std::process::Command,
+    llm: &dyn Fn(&mut std::process::Command),
+    model: &std::path::Path,
+    data: &std::path::Path,
+    dir: &std::path::Path,
+) {
+    let out_cfg = dir.join("guarded.json");
+    cmd.args(["tune", "--prompts", "plain,full-retrieve"])
+        .args(["--estimators", "confidence,entropy"])
+        .args(["--floor", "0", "--step", "0.25", "--no-per-type"])
+        .arg("--model")
+        .arg(model)
+        .arg("--dev")
+        .arg(data)
+        .arg("--out")
+        .arg(&out_cfg);
+    llm(cmd);
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let guarded: Value = serde_json::from_str(&std::fs::read_to_string(&out_cfg).unwrap()).unwrap();
+    let best_routes = unguarded["best"]["policy"]["type"] != "never";
+    match &unguarded["guard"] {
+        Value::Null => assert!(!best_routes, "a setting that routes has no verdict"),
+        g => {
+            assert!(best_routes, "{g}");
+            assert!(g["reason"].as_str().unwrap().contains("interval"), "{g}");
+            assert_eq!(unguarded["guard_overridden"], true);
+            if g["routes"] == true {
+                assert_eq!(guarded["policy"], unguarded["best"]["policy"], "{stdout}");
+            } else {
+                assert_eq!(guarded["policy"]["type"], "never", "{stdout}");
+                assert!(stdout.contains("routes nothing"), "{stdout}");
+            }
+        }
+    }
 }

@@ -300,11 +300,13 @@ async fn two_replicas_share_answers_through_redis() {
     assert_eq!((sb.shared_cache_misses, sb.shared_cache_errors), (0, 0));
     // One string per answer under the versioned prefix, the answer as JSON.
     assert_eq!(redis.cmd(&["DBSIZE"]), ":20");
-    let key = RequestKeyer {
-        namespace: "counting".into(),
-    }
-    .key(&reqs[3])
-    .unwrap();
+    let key = linkner_llm::layer::versioned_key(
+        RequestKeyer {
+            namespace: "counting".into(),
+        }
+        .key(&reqs[3])
+        .unwrap(),
+    );
     let redis_key = format!("linkner:answer:v1:{}", key.to_hex());
     let stored: serde_json::Value = serde_json::from_str(&redis.cmd(&["GET", &redis_key])).unwrap();
     assert_eq!(stored["class"], expected_class(&reqs[3]));
@@ -329,11 +331,13 @@ async fn an_expiry_is_set_when_asked() {
     r.ask(&req("Smith")).await;
     let keys = redis.cmd(&["KEYS", "test:*"]);
     assert_eq!(keys, "*1", "one key under the prefix");
-    let key = RequestKeyer {
-        namespace: "counting".into(),
-    }
-    .key(&req("Smith"))
-    .unwrap();
+    let key = linkner_llm::layer::versioned_key(
+        RequestKeyer {
+            namespace: "counting".into(),
+        }
+        .key(&req("Smith"))
+        .unwrap(),
+    );
     let ttl = redis.cmd(&["TTL", &format!("test:{}", key.to_hex())]);
     let secs: i64 = ttl.trim_start_matches(':').parse().unwrap();
     assert!((590..=600).contains(&secs), "{ttl}");
@@ -479,8 +483,9 @@ async fn a_foreign_value_in_redis_is_a_miss_not_a_panic() {
     let keyer = RequestKeyer {
         namespace: "counting".into(),
     };
-    let rkey =
-        |r: &ClassifyRequest| format!("linkner:answer:v1:{}", keyer.key(r).unwrap().to_hex());
+    // The key the Cached layer stores under: the keyer's, versioned by the answer format.
+    let key = |r: &ClassifyRequest| linkner_llm::layer::versioned_key(keyer.key(r).unwrap());
+    let rkey = |r: &ClassifyRequest| format!("linkner:answer:v1:{}", key(r).to_hex());
     let cases = [
         ("NotJson", "not json"),
         ("WrongShape", r#"{"class": "PER"}"#),
@@ -520,10 +525,7 @@ async fn a_foreign_value_in_redis_is_a_miss_not_a_panic() {
     // The store itself reports a bad value as `Invalid`.
     let store = RedisStore::open(&redis.url()).unwrap();
     redis.cmd(&["SET", &rkey(&req("Bad")), "{"]);
-    let err = store
-        .get(keyer.key(&req("Bad")).unwrap())
-        .await
-        .unwrap_err();
+    let err = store.get(key(&req("Bad"))).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
 }
 

@@ -42,11 +42,11 @@ pub struct PipelineArgs {
     /// every batch in turn on all the threads).
     #[arg(long)]
     pub streams: Option<usize>,
-    /// Uncertainty estimator: confidence, entropy (default), `mc_dropout[@N]`, evidential, or
+    /// Uncertainty estimator: confidence (default), entropy, `mc_dropout[@N]`, evidential, or
     /// JSON.
     #[arg(long, value_name = "NAME")]
     pub estimator: Option<String>,
-    /// Routing policy: a threshold (`0.4`, LinkNER's default), `budget:10%`,
+    /// Routing policy: a threshold (default `0.1`; LinkNER's is `0.4`), `budget:10%`,
     /// `per_type:MISC=0.2,default=0.4`, `never` (local tagger only), `always`, or JSON.
     #[arg(long, value_name = "POLICY")]
     pub policy: Option<String>,
@@ -83,8 +83,9 @@ pub struct PipelineArgs {
     /// nearest labelled spans by the tagger's span embeddings; 0 = none).
     #[arg(long, value_name = "K")]
     pub retrieve: Option<usize>,
-    /// How the LLM's answer is merged with the local distribution: replace (the paper's rule),
-    /// fuse:WEIGHT (log-linear pooling, weight of the local model), rerank:K, or JSON.
+    /// How the LLM's answer is merged with the local distribution: fuse:WEIGHT (log-linear
+    /// pooling, weight of the local model; default fuse:0.8; options `,t=TEMPERATURE`,
+    /// `,doubt`), replace (the paper's rule), rerank:K, or JSON.
     #[arg(long, value_name = "POLICY")]
     pub merge: Option<String>,
     /// LLM capacity under a routing budget: `N` calls in flight, or

@@ -165,7 +165,7 @@ fn plots(md: &mut String, r: &Report) {
         );
         for s in plots {
             if let Some(p) = &s.plot {
-                let _ = writeln!(md, "![{}]({p})\n", s.title);
+                let _ = writeln!(md, "![{} dev]({p})\n", super::dev_title(&s.name));
             }
         }
     }

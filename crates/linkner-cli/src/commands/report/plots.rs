@@ -85,8 +85,8 @@ pub(super) fn plot_tuning(
     let out = plots.join(&file);
     let spec = PlotSpec {
         title: format!(
-            "{}: dev F1 vs routing threshold (prompt {}, calibration {})",
-            set.title,
+            "{} dev: F1 vs routing threshold (prompt {}, calibration {})",
+            super::dev_title(set.name),
             tune.best.prompt,
             if tune.best.calibrate { "on" } else { "off" }
         ),
