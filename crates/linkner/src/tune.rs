@@ -529,35 +529,26 @@ impl Guard {
             self.seed,
         )?;
         let pct = |x: f64| format!("{:+.2}", 100.0 * x);
+        let interval = format!(
+            "{:.0} % interval [{}, {}] over {} {}",
+            100.0 * gain.level,
+            pct(gain.low),
+            pct(gain.high),
+            gain.units,
+            gain.unit.name()
+        );
         let (routes, reason) = if setting.policy == RoutingPolicy::Never {
             (false, "the best setting routes nothing".to_string())
         } else if gain.low > 0.0 {
-            (
-                true,
-                format!(
-                    "dev gain {} F1, {:.0} % interval [{}, {}] over {} {}: above zero",
-                    pct(gain.delta),
-                    100.0 * gain.level,
-                    pct(gain.low),
-                    pct(gain.high),
-                    gain.units,
-                    gain.unit.name()
-                ),
-            )
+            let why = format!("dev gain {} F1, {interval}: above zero", pct(gain.delta));
+            (true, why)
         } else {
-            (
-                false,
-                format!(
-                    "dev gain {} F1, but its {:.0} % interval [{}, {}] over {} {} reaches zero: \
-                     the gain is not shown, so nothing is routed",
-                    pct(gain.delta),
-                    100.0 * gain.level,
-                    pct(gain.low),
-                    pct(gain.high),
-                    gain.units,
-                    gain.unit.name()
-                ),
-            )
+            let why = format!(
+                "dev gain {} F1, but its {interval} reaches zero: the gain is not shown, so \
+                 nothing is routed",
+                pct(gain.delta)
+            );
+            (false, why)
         };
         Ok(GuardVerdict {
             setting: setting.clone(),
