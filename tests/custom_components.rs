@@ -234,6 +234,14 @@ fn config_files_parse_with_defaults_and_resolve_relative_paths() {
     // Typed errors: unknown field, missing file, a policy that routes without an LLM, a bad
     // device, a missing tagger checkpoint.
     let bad = |json: &str| LinkConfig::from_json(json).and_then(|c| c.validate());
+    // A JSON error says its message once, its position up front (file:line:column).
+    let e = bad(r#"{"tagger": {"model": "m"}, "polcy": 1}"#).unwrap_err();
+    let text = linkner::core::error_chain(&e);
+    assert_eq!(text.matches("unknown field").count(), 1, "{text}");
+    assert!(
+        text.starts_with("<memory>:1:") && !text.contains(" at line "),
+        "{text}"
+    );
     assert!(matches!(
         bad(r#"{"tagger": {"model": "m"}, "polcy": {"type": "never"}}"#),
         Err(LinkError::Json { .. })

@@ -511,6 +511,11 @@ fn check_the_guard(
         String::from_utf8_lossy(&out.stderr)
     );
     let guarded: Value = serde_json::from_str(&std::fs::read_to_string(&out_cfg).unwrap()).unwrap();
+    // The run's answer cache is not written into the config other machines load.
+    assert!(
+        guarded["llm"]["reliability"]["cache_path"].is_null(),
+        "{guarded}"
+    );
     let best_routes = unguarded["best"]["policy"]["type"] != "never";
     match &unguarded["guard"] {
         Value::Null => assert!(!best_routes, "a setting that routes has no verdict"),
@@ -518,11 +523,18 @@ fn check_the_guard(
             assert!(best_routes, "{g}");
             assert!(g["reason"].as_str().unwrap().contains("interval"), "{g}");
             assert_eq!(unguarded["guard_overridden"], true);
+            let note = guarded["note"].as_str().unwrap();
             if g["routes"] == true {
                 assert_eq!(guarded["policy"], unguarded["best"]["policy"], "{stdout}");
+                assert!(note.contains("guard: dev gain"), "{note}");
             } else {
                 assert_eq!(guarded["policy"]["type"], "never", "{stdout}");
                 assert!(stdout.contains("routes nothing"), "{stdout}");
+                // The config itself says why it routes nothing.
+                assert!(
+                    note.contains("routes nothing") && note.contains("interval"),
+                    "{note}"
+                );
             }
         }
     }

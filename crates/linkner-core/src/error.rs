@@ -142,12 +142,16 @@ impl CoreError {
 /// The workspace's convention: an error's `Display` is one line that includes the text of the
 /// error it wraps (so `to_string()` is enough for a log line), and `source()` returns that
 /// error, typed, for programs; a variant that wraps nothing says everything in its fields.
+///
+/// A cause that ends in serde_json's ` at line L column C` counts as held when the line holds
+/// it without that suffix (the workspace's JSON errors give the position up front as
+/// `file:L:C:` and drop it from the wrapped text).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
         let t = s.to_string();
-        if !text.contains(&t) {
+        if !text.contains(&t) && !text.contains(without_json_position(&t)) {
             text.push_str(": ");
             text.push_str(&t);
         }
@@ -156,9 +160,63 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// `text` without a trailing ` at line L column C` (serde_json's position), else `text`.
+fn without_json_position(text: &str) -> &str {
+    match text.rfind(" at line ") {
+        Some(i)
+            if text[i + 9..].split_once(" column ").is_some_and(|(l, c)| {
+                !l.is_empty()
+                    && !c.is_empty()
+                    && l.bytes().all(|b| b.is_ascii_digit())
+                    && c.bytes().all(|b| b.is_ascii_digit())
+            }) =>
+        {
+            &text[..i]
+        }
+        _ => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::error_chain;
+    use super::{error_chain, without_json_position};
+
+    #[test]
+    fn a_json_cause_is_not_repeated_for_its_position() {
+        // The shape of LinkError::Json: the position up front, the message without it.
+        let source = serde_like("unknown field `note`, expected `tagger` at line 85 column 8");
+        let e = Outer2(source);
+        assert_eq!(
+            error_chain(&e),
+            "c.json:85:8: `note`: unknown field `note`, expected `tagger`"
+        );
+        assert_eq!(without_json_position("x at line 3 column 4"), "x");
+        assert_eq!(without_json_position("x at line 3"), "x at line 3");
+        assert_eq!(
+            without_json_position("x at line three column 4"),
+            "x at line three column 4"
+        );
+    }
+
+    fn serde_like(text: &str) -> std::io::Error {
+        std::io::Error::other(text.to_string())
+    }
+
+    #[derive(Debug)]
+    struct Outer2(std::io::Error);
+
+    impl std::fmt::Display for Outer2 {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let t = self.0.to_string();
+            write!(f, "c.json:85:8: `note`: {}", without_json_position(&t))
+        }
+    }
+
+    impl std::error::Error for Outer2 {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
 
     /// Says its cause's text, like the workspace's errors.
     #[derive(Debug)]

@@ -326,6 +326,10 @@ pub struct LinkConfig {
     /// routed entity is sent and waited for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<RoutingBudget>,
+    /// Free text the pipeline ignores: `linkner tune` writes where the config came from and
+    /// its guard's verdict there (e.g. why it routes nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Why a config whose policy can route needs an `llm` section.
@@ -364,6 +368,7 @@ impl LinkConfig {
             examples: None,
             pipeline: PipelineSection::default(),
             budget: None,
+            note: None,
         }
     }
 

@@ -227,6 +227,12 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 pub fn run(args: LinkArgs) -> Result<(), CliError> {
     let gold = read_gold(&args.data, &args.formats, args.sample, args.seed)?;
     let config = args.pipeline.link_config()?;
+    if let Some(note) = &config.note
+        && !super::quiet()
+    {
+        // E.g. why a tuned config routes nothing: the run's Δ of zero is then explained.
+        eprintln!("linkner: config note: {note}");
+    }
     let oracle: Option<Arc<dyn linkner::llm::LlmClassifier>> = args.oracle.then(|| {
         Arc::new(GoldOracle::new(&gold.sentences)) as Arc<dyn linkner::llm::LlmClassifier>
     });

@@ -115,9 +115,13 @@ fn sets_table(md: &mut String, r: &Report) {
     );
     let _ = writeln!(md, "\nSettings (estimator · policy · merge):\n");
     for s in &r.sets {
+        let note = match &s.run.note {
+            Some(n) => format!(" — {n}"),
+            None => String::new(),
+        };
         let _ = writeln!(
             md,
-            "- {}: `{}` (`{}`)",
+            "- {}: `{}` (`{}`){note}",
             s.title, s.run.setting, s.run.config
         );
     }

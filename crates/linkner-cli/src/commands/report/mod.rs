@@ -212,6 +212,8 @@ pub struct RunResult {
     pub config: String,
     /// Estimator, policy and merge of the config.
     pub setting: String,
+    /// The config's note (`linkner tune` writes the guard's verdict there).
+    pub note: Option<String>,
     /// Local, linked and oracle scores.
     pub scores: LinkScores,
     /// Linked − local F1 with its bootstrap interval.

@@ -133,6 +133,7 @@ pub(super) fn run_config(
             pipeline.policy(),
             pipeline.merge_policy()
         ),
+        note: config.note.clone(),
         scores,
         delta,
         accuracy,

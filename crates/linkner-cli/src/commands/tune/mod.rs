@@ -321,7 +321,9 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
     }
     sort_trials(&mut found.trials);
     let (best, guard) = guarded_best(&args, &pass, &found)?;
-    write_config(&args.out, &best_config(&found.configs, &best)?)?;
+    let mut config = best_config(&found.configs, &best)?;
+    config.note = Some(config_note(&args, gold.len(), guard.as_ref()));
+    write_config(&args.out, &config)?;
     let report = TuneReport {
         dev: args.dev.clone(),
         sentences: gold.len(),
@@ -387,6 +389,25 @@ fn guarded_best(
     Ok((never, Some(verdict)))
 }
 
+/// The note written into the tuned config: where it was tuned and the guard's verdict.
+fn config_note(args: &TuneArgs, sentences: usize, guard: Option<&GuardVerdict>) -> String {
+    let file = args
+        .dev
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let verdict = match guard {
+        None => "the best dev setting routes nothing".to_string(),
+        Some(g) if g.routes => format!("guard: {}", g.reason),
+        Some(g) if args.no_guard => format!("guard overridden (--no-guard): {}", g.reason),
+        Some(g) => format!(
+            "routes nothing — guard on the best dev setting ({}, {}): {}",
+            g.setting.policy, g.setting.merge, g.reason
+        ),
+    };
+    format!("written by `linkner tune` on {sentences} sentences of {file}; {verdict}")
+}
+
 /// The prompt variants of `--prompts` (with their specs) and the estimators of
 /// `--estimators`; at least one of each.
 fn search_space(args: &TuneArgs) -> Result<SearchSpace, CliError> {
@@ -444,6 +465,9 @@ fn best_config(
     out.merge = best.scored.merge.clone();
     if let Some(llm) = out.llm.as_mut() {
         llm.calibrate = best.calibrate;
+        // The tuning run's answer cache is a choice of that run (`--llm-cache`), not of the
+        // pipeline: a machine's path in a config that other machines load would be wrong there.
+        llm.reliability.cache_path = None;
     }
     if best.scored.policy == RoutingPolicy::Never {
         // Routing nothing needs no LLM: keep the section (it documents the tuned prompt) but
