@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use linkner::LinkConfig;
-use linkner::core::LabelSchema;
 use linkner::llm::OpenAiBuilder;
 use linkner::llm::cache::ANSWER_FORMAT_VERSION;
 use linkner::llm::openai::ServerInfo;
@@ -128,7 +127,6 @@ impl Provenance {
     pub fn llm_of(
         &mut self,
         config: &LinkConfig,
-        schema: &LabelSchema,
         rt: &tokio::runtime::Runtime,
     ) -> Result<(), CliError> {
         if let Some(ex) = &config.examples
@@ -136,12 +134,18 @@ impl Provenance {
         {
             self.file("examples", &ex.from)?;
         }
-        let Some(llm) = config.llm_config(schema)? else {
+        let Some(llm) = &config.llm else {
             return Ok(());
         };
         self.answer_cache = llm.reliability.cache_path.clone();
         let (base_url, model) = (llm.base_url.clone(), llm.model.clone());
-        let client = OpenAiBuilder::from_config(llm).build()?;
+        // Only the endpoint is asked: no examples drawn, no answer cache or Redis tier opened
+        // (the run's own classifier does that).
+        let mut endpoint = llm.clone();
+        endpoint.reliability.cache = false;
+        endpoint.reliability.cache_path = None;
+        endpoint.reliability.cache_redis_url = None;
+        let client = OpenAiBuilder::from_config(endpoint).build()?;
         let server = rt.block_on(client.server_info(Duration::from_secs(10)));
         let model_sha256 = server
             .model_path

@@ -312,7 +312,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         ablation,
         ablation_sentences,
         skipped,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: provenance.command_line.join(" "),
         provenance,
         wall_seconds: started.elapsed().as_secs_f64(),
     };
@@ -387,16 +387,10 @@ fn run_sets(
 }
 
 /// Records the LLM (and examples file, answer cache) of the first set's config in the
-/// provenance. The tagger is not loaded: the schema only shapes the examples drawn.
+/// provenance.
 fn record_llm(args: &ReportArgs, config: &Path, p: &mut Provenance) -> Result<(), CliError> {
-    let mut flags = args.pipeline.clone();
-    flags.config = Some(config.to_path_buf());
-    let cfg = flags.link_config()?;
-    let schema = match cfg.tagger.label_schema()? {
-        Some(s) => s,
-        None => linkner::tagger::checkpoint_schema(&cfg.tagger.model, cfg.tagger.kind)?,
-    };
-    p.llm_of(&cfg, &schema, &super::link::runtime()?)
+    let cfg = args.pipeline.config_from(config)?;
+    p.llm_of(&cfg, &super::link::runtime()?)
 }
 
 /// One set: its tuned config on its data, and the plots of its tuning record.

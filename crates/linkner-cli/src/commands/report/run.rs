@@ -61,7 +61,7 @@ fn routed_accuracy(
 
 impl PipelineArgs {
     /// A config file with this command line's flags applied over it.
-    fn config_from(&self, path: &Path) -> Result<LinkConfig, CliError> {
+    pub(super) fn config_from(&self, path: &Path) -> Result<LinkConfig, CliError> {
         let mut args = self.clone();
         args.config = Some(path.to_path_buf());
         args.link_config()

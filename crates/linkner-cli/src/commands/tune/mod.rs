@@ -314,7 +314,7 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
         rt: runtime()?,
     };
     provenance.file("dev", &args.dev)?;
-    provenance.llm_of(&base, &pass.schema, &pass.rt)?;
+    provenance.llm_of(&base, &pass.rt)?;
     let mut found = Searched::default();
     for (spec, variant) in &variants {
         pass.run_variant(&base, spec, variant, &estimators, &mut found)?;
