@@ -9,8 +9,8 @@ use std::sync::Arc;
 struct Margin;
 
 impl UncertaintyEstimator for Margin {
-    fn name(&self) -> &str {
-        "margin"
+    fn name(&self) -> String {
+        "margin".into()
     }
     fn score(&self, candidate: &Candidate) -> Result<f32> {
         let mut p = dist::class_probs(candidate)?;

@@ -21,8 +21,8 @@ use linkner::{
 struct Margin;
 
 impl UncertaintyEstimator for Margin {
-    fn name(&self) -> &str {
-        "margin"
+    fn name(&self) -> String {
+        "margin".into()
     }
 
     fn score(&self, candidate: &Candidate) -> UResult<f32> {
@@ -47,7 +47,6 @@ impl LlmClassifier for Gazetteer {
     }
 
     async fn classify(&self, request: &ClassifyRequest) -> Result<Answer, LlmError> {
-        request.validate()?;
         let class = match self.0.get(request.entity.as_str()) {
             Some(label) => request.schema.class_of(label).ok_or_else(|| {
                 LlmError::InvalidRequest(format!("gazetteer label {label} not in schema"))
@@ -114,8 +113,8 @@ async fn a_custom_estimator_and_backend_plug_into_the_pipeline() {
 struct OutOfRange;
 
 impl UncertaintyEstimator for OutOfRange {
-    fn name(&self) -> &str {
-        "out_of_range"
+    fn name(&self) -> String {
+        "out_of_range".into()
     }
     fn score(&self, _: &Candidate) -> UResult<f32> {
         Ok(f32::NAN)
@@ -147,8 +146,8 @@ async fn an_estimator_outside_its_contract_is_a_typed_error() {
     // A batch method that loses scores.
     struct ShortBatch;
     impl UncertaintyEstimator for ShortBatch {
-        fn name(&self) -> &str {
-            "short_batch"
+        fn name(&self) -> String {
+            "short_batch".into()
         }
         fn score(&self, _: &Candidate) -> UResult<f32> {
             Ok(0.5)

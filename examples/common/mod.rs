@@ -81,7 +81,6 @@ impl LlmClassifier for ConfirmLocal {
     }
 
     async fn classify(&self, request: &ClassifyRequest) -> Result<Answer, LlmError> {
-        request.validate()?;
         let class = request.local_top.first().map_or(0, |l| l.class);
         Answer::for_class(&request.schema, class)
     }

@@ -2,6 +2,11 @@
 
 use std::path::PathBuf;
 
+/// A boxed error of a component written outside linkner: what the `backend` constructor of each
+/// trait's error ([`TaggerError::backend`](crate::TaggerError::backend),
+/// `LlmError::backend`, `UncertaintyError::backend`) takes.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Result alias of this crate.
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 

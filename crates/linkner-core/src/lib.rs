@@ -44,7 +44,7 @@ pub mod words;
 
 pub use candidate::Candidate;
 pub use entity::{Entity, WordSpan};
-pub use error::{CoreError, Result, error_chain};
+pub use error::{BoxError, CoreError, Result, error_chain};
 pub use schema::{EntityType, LabelSchema};
 pub use tagger::{LocalTagger, PredictOptions, TaggerError};
 pub use tags::{Tag, TagScheme};

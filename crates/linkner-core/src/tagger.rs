@@ -15,8 +15,7 @@ use crate::words::sentence_from_text;
 /// Result alias of taggers.
 pub type Result<T, E = TaggerError> = std::result::Result<T, E>;
 
-/// A boxed error of a custom tagger (see [`TaggerError::Backend`]).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use crate::error::BoxError;
 
 /// How a tagger turns span scores into candidates.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -217,7 +217,7 @@ async fn run_linkner(
             }
             Err(e) => {
                 r.failures += 1;
-                eprintln!("  {name}: {:?}: {e}", item.request.entity);
+                eprintln!("  {name}: {:?}: {e}", item.request.entity());
             }
         }
     }
@@ -270,7 +270,7 @@ async fn run_naive(
         }
         prompt.push_str(&format!(
             "If the span is not an entity, answer \"{}\".\nSentence: {}\nEntity: {}\nWhat is the type of the entity? Answer:",
-            schema.non_entity.llm_name, item.request.sentence, item.request.entity
+            schema.non_entity.llm_name, item.request.sentence(), item.request.entity()
         ));
         let body = serde_json::json!({
             "model": args.model,

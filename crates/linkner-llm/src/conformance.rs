@@ -12,8 +12,8 @@
 //!
 //! Checks: every valid probe (prompt-injection probes included) is answered with a class inside
 //! its schema, a label equal to the class's name, a confidence in `[0, 1]` and a distribution over
-//! all classes that sums to 1; invalid requests fail with [`LlmError::InvalidRequest`] (typed,
-//! no panic); a batch answers exactly like the singles, in order; an empty batch is empty;
+//! all classes that sums to 1; invalid requests cannot be built (their constructors fail with
+//! [`LlmError::InvalidRequest`], typed, no panic), so no backend receives one; a batch answers exactly like the singles, in order; an empty batch is empty;
 //! concurrent calls answer like sequential ones; the same request twice gets the same class.
 
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use linkner_core::LabelSchema;
 
 use crate::classifier::LlmClassifier;
 use crate::error::LlmError;
-use crate::request::{Answer, ClassifyRequest, LocalLabel};
+use crate::request::{Answer, ClassifyRequest, Example, LocalLabel};
 
 /// What the suite checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +116,7 @@ pub fn default_probes(schema: Arc<LabelSchema>) -> Vec<ClassifyRequest> {
 
 /// Checks that an answer is well-formed for its request.
 pub fn check_answer(request: &ClassifyRequest, answer: &Answer) -> Result<(), String> {
-    let schema = &request.schema;
+    let schema = &request.schema();
     let n = schema.num_classes();
     let Some(t) = schema.class(answer.class) else {
         return Err(format!(
@@ -169,17 +169,13 @@ pub async fn check_backend(
     if probes.is_empty() {
         return Err(fail("probes", "no probes given"));
     }
-    for p in probes {
-        p.validate()
-            .map_err(|e| fail("probes", format!("probe {:?} is invalid: {e}", p.entity)))?;
-    }
     let answers = check_singles(backend, probes).await?;
     passed.extend(["answers", "deterministic"]);
     check_batches(backend, probes, &answers).await?;
     passed.extend(["batch_equals_singles", "empty_batch"]);
     check_concurrent(backend, probes, &answers).await?;
     passed.push("concurrent");
-    check_invalid_requests(backend, &probes[0]).await?;
+    check_invalid_requests(&probes[0])?;
     passed.push("invalid_requests");
     Ok(ConformanceReport {
         backend: name,
@@ -199,8 +195,8 @@ async fn check_singles(
         let a = backend
             .classify(p)
             .await
-            .map_err(|e| fail("answers", format!("probe {:?}: {e}", p.entity)))?;
-        check_answer(p, &a).map_err(|m| fail("answers", format!("probe {:?}: {m}", p.entity)))?;
+            .map_err(|e| fail("answers", format!("probe {:?}: {e}", p.entity())))?;
+        check_answer(p, &a).map_err(|m| fail("answers", format!("probe {:?}: {m}", p.entity())))?;
         answers.push(a);
     }
     let again = backend
@@ -272,36 +268,46 @@ async fn check_concurrent(
     }
 }
 
-/// 5. Invalid requests get typed errors, never a panic.
-async fn check_invalid_requests(
-    backend: &dyn LlmClassifier,
-    base: &ClassifyRequest,
-) -> Result<(), ConformanceFailure> {
-    let n = base.schema.num_classes();
-    let chars = base.sentence.chars().count();
-    let mut bad = Vec::new();
-    let mut r = base.clone();
-    r.start = chars;
-    r.end = chars + 3;
-    bad.push(("span outside the sentence", r));
-    let mut r = base.clone();
-    r.end = r.start;
-    bad.push(("empty span", r));
-    let mut r = base.clone();
-    r.entity.push_str(" extra");
-    bad.push(("entity text not at the span", r));
-    bad.push((
-        "local class outside the schema",
-        base.clone().with_local_top(vec![LocalLabel {
-            class: n,
-            prob: 1.0,
-        }]),
-    ));
-    let mut r = base.clone();
-    r.schema = Arc::new(LabelSchema::new("empty", Vec::new()));
-    bad.push(("schema without types", r));
-    for (what, r) in &bad {
-        match backend.classify(r).await {
+/// 5. Invalid requests cannot be built: each constructor or setter refuses them with
+/// [`LlmError::InvalidRequest`] (typed, never a panic), so no backend ever receives one. The
+/// cases are derived from `base` (one of the probes).
+fn check_invalid_requests(base: &ClassifyRequest) -> Result<(), ConformanceFailure> {
+    let n = base.schema().num_classes();
+    let chars = base.sentence().chars().count();
+    let (sentence, schema) = (base.sentence(), base.schema().clone());
+    let empty_schema = Arc::new(LabelSchema::new("empty", Vec::new()));
+    let bad: [(&str, crate::Result<ClassifyRequest>); 6] = [
+        (
+            "span outside the sentence",
+            ClassifyRequest::new(sentence, chars, chars + 3, schema.clone()),
+        ),
+        (
+            "empty span",
+            ClassifyRequest::new(sentence, base.start(), base.start(), schema.clone()),
+        ),
+        (
+            "entity text not in the sentence",
+            ClassifyRequest::find(sentence, &format!("{} extra \u{1}", base.entity()), schema),
+        ),
+        (
+            "local class outside the schema",
+            base.clone().with_local_top(vec![LocalLabel {
+                class: n,
+                prob: 1.0,
+            }]),
+        ),
+        (
+            "example class outside the schema",
+            base.clone()
+                .with_examples(vec![Example::new(sentence, base.entity(), n)]),
+        ),
+        (
+            "schema without types",
+            ClassifyRequest::new(sentence, base.start(), base.end(), empty_schema),
+        ),
+    ];
+    for (what, r) in bad {
+        match r {
             Err(LlmError::InvalidRequest(_)) => {}
             other => {
                 return Err(fail(

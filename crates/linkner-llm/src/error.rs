@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use linkner_core::BoxError;
 use serde::{Deserialize, Serialize};
 
 /// Result alias of this crate.
@@ -233,27 +234,21 @@ pub enum LlmError {
         message: String,
         /// The underlying error, when there is one.
         #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+        source: Option<BoxError>,
     },
 }
 
 impl LlmError {
-    /// A custom backend's failure with a message only.
-    pub fn backend(message: impl Into<String>) -> LlmError {
+    /// A custom backend's own failure — the one constructor for errors of an
+    /// [`LlmClassifier`](crate::LlmClassifier) written outside linkner, as
+    /// `TaggerError::backend` and `UncertaintyError::backend` are for the other two traits.
+    /// `error` is any error (kept as the source) or a message (`"…"`, `format!(…)`); the
+    /// error's text is the message.
+    pub fn backend(error: impl Into<BoxError>) -> LlmError {
+        let source: BoxError = error.into();
         LlmError::Backend {
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    /// A custom backend's failure caused by another error.
-    pub fn backend_with(
-        message: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
-    ) -> LlmError {
-        LlmError::Backend {
-            message: message.into(),
-            source: Some(source.into()),
+            message: source.to_string(),
+            source: Some(source),
         }
     }
 
@@ -401,8 +396,8 @@ mod tests {
     #[test]
     fn backend_errors_keep_their_source() {
         let io = std::io::Error::other("disk on fire");
-        let e = LlmError::backend_with("gazetteer file unreadable", io);
-        assert_eq!(e.to_string(), "gazetteer file unreadable");
+        let e = LlmError::backend(io);
+        assert_eq!(e.to_string(), "disk on fire");
         let src = std::error::Error::source(&e).unwrap();
         assert_eq!(src.to_string(), "disk on fire");
         assert!(!e.is_retryable());

@@ -50,31 +50,27 @@ pub struct LocalLabel {
     pub prob: f32,
 }
 
-/// One entity to classify in its sentence.
+/// One entity to classify in its sentence, **valid by construction**: the span is a non-empty
+/// char range of the sentence, the schema has at least one type, and the local classes and
+/// example classes are classes of the schema. The constructors and setters check it and return
+/// [`LlmError::InvalidRequest`] otherwise, so a backend reads a request without checking it.
 ///
 /// Offsets are **char offsets** into `sentence` (end exclusive), as everywhere in linkner.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassifyRequest {
-    /// The sentence, as in the caller's original text.
-    pub sentence: String,
-    /// Char offset of the entity's first char in `sentence`.
-    pub start: usize,
-    /// Char offset one past the entity's last char.
-    pub end: usize,
-    /// The entity text (`sentence` chars `start..end`).
-    pub entity: String,
-    /// The label schema to classify into.
-    pub schema: Arc<LabelSchema>,
-    /// The local model's best classes with their probabilities (may be empty).
-    pub local_top: Vec<LocalLabel>,
-    /// Few-shot examples for this request only. When `None` the backend uses its own fixed
-    /// examples (which keeps the prompt prefix stable and cacheable).
-    pub examples: Option<Vec<Example>>,
+    sentence: String,
+    start: usize,
+    end: usize,
+    entity: String,
+    schema: Arc<LabelSchema>,
+    local_top: Vec<LocalLabel>,
+    examples: Option<Vec<Example>>,
 }
 
 impl ClassifyRequest {
     /// Builds a request for the chars `start..end` of `sentence`; the entity text is taken from
-    /// the sentence. Fails when the span is empty or outside the sentence.
+    /// the sentence. Fails when the span is empty or outside the sentence, or when the schema
+    /// has no entity type.
     pub fn new(
         sentence: impl Into<String>,
         start: usize,
@@ -82,6 +78,12 @@ impl ClassifyRequest {
         schema: Arc<LabelSchema>,
     ) -> Result<Self> {
         let sentence = sentence.into();
+        if schema.types.is_empty() {
+            return Err(LlmError::InvalidRequest(format!(
+                "schema `{}` has no entity types",
+                schema.name
+            )));
+        }
         let entity = char_slice(&sentence, start, end).ok_or_else(|| {
             LlmError::InvalidRequest(format!(
                 "char span [{start}, {end}) is empty or outside a sentence of {} chars",
@@ -117,61 +119,67 @@ impl ClassifyRequest {
         Self::new(sentence, start, end, schema)
     }
 
-    /// Sets the local model's top classes.
-    pub fn with_local_top(mut self, local_top: Vec<LocalLabel>) -> Self {
-        self.local_top = local_top;
-        self
-    }
-
-    /// Sets per-request few-shot examples.
-    pub fn with_examples(mut self, examples: Vec<Example>) -> Self {
-        self.examples = Some(examples);
-        self
-    }
-
-    /// Checks the request: a schema with at least one type, a non-empty span inside the
-    /// sentence whose text is `entity`, local classes inside the schema. Every backend should
-    /// call it first and return its error.
-    pub fn validate(&self) -> Result<()> {
-        if self.schema.types.is_empty() {
-            return Err(LlmError::InvalidRequest(format!(
-                "schema `{}` has no entity types",
-                self.schema.name
-            )));
-        }
-        match char_slice(&self.sentence, self.start, self.end) {
-            Some(t) if t == self.entity => {}
-            Some(t) => {
-                return Err(LlmError::InvalidRequest(format!(
-                    "entity {:?} does not match the sentence chars [{}, {}) = {t:?}",
-                    self.entity, self.start, self.end
-                )));
-            }
-            None => {
-                return Err(LlmError::InvalidRequest(format!(
-                    "char span [{}, {}) is empty or outside a sentence of {} chars",
-                    self.start,
-                    self.end,
-                    self.sentence.chars().count()
-                )));
-            }
-        }
+    /// Sets the local model's top classes; fails when one is outside the schema.
+    pub fn with_local_top(mut self, local_top: Vec<LocalLabel>) -> Result<Self> {
         let n = self.schema.num_classes();
-        if let Some(bad) = self.local_top.iter().find(|l| l.class >= n) {
+        if let Some(bad) = local_top.iter().find(|l| l.class >= n) {
             return Err(LlmError::InvalidRequest(format!(
                 "local class {} outside a schema of {n} classes",
                 bad.class
             )));
         }
-        if let Some(ex) = &self.examples
-            && let Some(bad) = ex.iter().find(|e| e.class >= n)
-        {
+        self.local_top = local_top;
+        Ok(self)
+    }
+
+    /// Sets per-request few-shot examples; fails when one's class is outside the schema.
+    pub fn with_examples(mut self, examples: Vec<Example>) -> Result<Self> {
+        let n = self.schema.num_classes();
+        if let Some(bad) = examples.iter().find(|e| e.class >= n) {
             return Err(LlmError::InvalidRequest(format!(
                 "example class {} outside a schema of {n} classes",
                 bad.class
             )));
         }
-        Ok(())
+        self.examples = Some(examples);
+        Ok(self)
+    }
+
+    /// The sentence, as in the caller's original text.
+    pub fn sentence(&self) -> &str {
+        &self.sentence
+    }
+
+    /// Char offset of the entity's first char in the sentence.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Char offset one past the entity's last char.
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// The entity text (the sentence's chars `start..end`, never empty).
+    pub fn entity(&self) -> &str {
+        &self.entity
+    }
+
+    /// The label schema to classify into (at least one entity type).
+    pub fn schema(&self) -> &Arc<LabelSchema> {
+        &self.schema
+    }
+
+    /// The local model's best classes with their probabilities (may be empty), each a class of
+    /// the schema.
+    pub fn local_top(&self) -> &[LocalLabel] {
+        &self.local_top
+    }
+
+    /// Few-shot examples for this request only. When `None` the backend uses its own fixed
+    /// examples (which keeps the prompt prefix stable and cacheable).
+    pub fn examples(&self) -> Option<&[Example]> {
+        self.examples.as_deref()
     }
 }
 

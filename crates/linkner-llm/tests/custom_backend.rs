@@ -25,21 +25,18 @@ impl LlmClassifier for Gazetteer {
 
     async fn classify(&self, request: &ClassifyRequest) -> linkner_llm::Result<Answer> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        request.validate()?;
-        let class = match self.entries.get(&request.entity.to_lowercase()) {
-            Some(label) => {
-                request
-                    .schema
-                    .class_of(label)
-                    .ok_or_else(|| LlmError::LabelOutsideSchema {
+        let class =
+            match self.entries.get(&request.entity().to_lowercase()) {
+                Some(label) => request.schema().class_of(label).ok_or_else(|| {
+                    LlmError::LabelOutsideSchema {
                         answer: label.clone(),
-                        expected: request.schema.type_names().join(", "),
-                    })?
-            }
-            None => 0,
-        };
-        let mut a = Answer::for_class(&request.schema, class)?;
-        let mut dist = vec![0.0; request.schema.num_classes()];
+                        expected: request.schema().type_names().join(", "),
+                    }
+                })?,
+                None => 0,
+            };
+        let mut a = Answer::for_class(&request.schema(), class)?;
+        let mut dist = vec![0.0; request.schema().num_classes()];
         dist[class] = 1.0;
         a.distribution = Some(dist);
         a.confidence = Some(1.0);
@@ -112,7 +109,7 @@ impl LlmClassifier for Broken {
 
     async fn classify(&self, request: &ClassifyRequest) -> linkner_llm::Result<Answer> {
         // Skips validation and returns a label that does not match its class.
-        let mut a = Answer::for_class(&request.schema, 1)?;
+        let mut a = Answer::for_class(&request.schema(), 1)?;
         a.label = "LOC".into();
         Ok(a)
     }

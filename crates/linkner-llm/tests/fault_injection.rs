@@ -17,7 +17,11 @@ use linkner_llm::{
 #[path = "support/fake_server.rs"]
 mod fake_server;
 
+#[path = "support/rss.rs"]
+mod rss;
+
 use fake_server::{FakeServer, Fault, Script, chat, logprob_chat, ok};
+use rss::peak_growth;
 
 /// Starts a server whose n-th request gets `script[n]` (the last entry repeats).
 async fn fake_server(script: Vec<Fault>) -> FakeServer {
@@ -360,49 +364,18 @@ async fn api_key_is_sent_as_bearer_and_never_logged() {
 
 #[tokio::test]
 async fn invalid_requests_never_reach_the_server() {
+    // An invalid request cannot be built (valid by construction), so no backend sees one; the
+    // valid one beside it reaches the server exactly once.
     let s = fake_server(vec![ok("person")]).await;
     let c = builder(&s.url).build().unwrap();
-    let mut r = req();
-    r.end = 1000;
-    let e = c.classify(&r).await.unwrap_err();
+    let valid = req();
+    let e = ClassifyRequest::new(valid.sentence(), 0, 1000, valid.schema().clone()).unwrap_err();
     assert!(matches!(e, LlmError::InvalidRequest(_)), "{e:?}");
-    assert_eq!(s.hits(), 0);
+    c.classify(&valid).await.unwrap();
+    assert_eq!(s.hits(), 1);
 }
 
 // ---- issue 13: transport failures, body cap, deadline, breaker ----
-
-/// Resident memory of this process, bytes (Linux).
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kb * 1024
-}
-
-/// Runs `f` while a thread samples the resident memory every 2 ms; returns its result and the
-/// largest growth over the memory before it started.
-async fn peak_growth<T>(f: impl std::future::Future<Output = T>) -> (T, u64) {
-    let before = rss_bytes();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
-    let (st, pk) = (stop.clone(), peak.clone());
-    let sampler = std::thread::spawn(move || {
-        while !st.load(std::sync::atomic::Ordering::Relaxed) {
-            pk.fetch_max(rss_bytes(), std::sync::atomic::Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    });
-    let out = f.await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    sampler.join().unwrap();
-    let growth = peak
-        .load(std::sync::atomic::Ordering::Relaxed)
-        .saturating_sub(before);
-    (out, growth)
-}
 
 #[tokio::test]
 async fn a_body_cut_before_its_length_is_a_retryable_connection_error() {

@@ -1,5 +1,7 @@
 //! The one error type of `linkner-uncertainty`.
 
+use linkner_core::BoxError;
+
 /// Result alias of this crate.
 pub type Result<T, E = UncertaintyError> = std::result::Result<T, E>;
 
@@ -67,14 +69,27 @@ pub enum UncertaintyError {
         /// What went wrong.
         message: String,
     },
-    /// Any other failure of a user-written estimator.
-    #[error(transparent)]
-    Other(Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// A failure of an estimator written outside linkner: its own message, and its error.
+    #[error("{message}")]
+    Backend {
+        /// What went wrong, for people.
+        message: String,
+        /// The estimator's own error.
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 impl UncertaintyError {
-    /// Wraps any error of a user-written estimator.
-    pub fn other(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
-        UncertaintyError::Other(error.into())
+    /// An estimator's own failure — the one constructor for errors of an
+    /// [`UncertaintyEstimator`](crate::UncertaintyEstimator) written outside linkner, as
+    /// `TaggerError::backend` and `LlmError::backend` are for the other two traits. `error` is
+    /// any error (kept as the source) or a message; the error's text is the message.
+    pub fn backend(error: impl Into<BoxError>) -> Self {
+        let source: BoxError = error.into();
+        UncertaintyError::Backend {
+            message: source.to_string(),
+            source: Some(source),
+        }
     }
 }

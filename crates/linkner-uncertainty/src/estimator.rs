@@ -75,8 +75,8 @@ impl Requirements {
 /// struct Margin;
 ///
 /// impl UncertaintyEstimator for Margin {
-///     fn name(&self) -> &str {
-///         "margin"
+///     fn name(&self) -> String {
+///         "margin".into()
 ///     }
 ///     fn score(&self, candidate: &Candidate) -> Result<f32> {
 ///         let mut p = dist::class_probs(candidate)?;
@@ -92,8 +92,10 @@ impl Requirements {
 /// linkner_uncertainty::conformance::assert_conforms(&Margin);
 /// ```
 pub trait UncertaintyEstimator: Send + Sync {
-    /// A short, unique name (used in reports and on the command line).
-    fn name(&self) -> &str;
+    /// A short, unique name (used in reports and on the command line). Every trait of linkner
+    /// names its implementations the same way (`LlmClassifier::name`, `ExampleRetriever::name`):
+    /// an owned `String`, so that a wrapper can build its name from what it wraps.
+    fn name(&self) -> String;
 
     /// What the tagger must provide in each candidate. Default: nothing beyond the
     /// deterministic logits and probabilities.
@@ -126,7 +128,7 @@ pub trait UncertaintyEstimator: Send + Sync {
 macro_rules! forward_estimator {
     ($ty:ty) => {
         impl<T: UncertaintyEstimator + ?Sized> UncertaintyEstimator for $ty {
-            fn name(&self) -> &str {
+            fn name(&self) -> String {
                 (**self).name()
             }
             fn requirements(&self) -> Requirements {

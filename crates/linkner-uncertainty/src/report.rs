@@ -105,7 +105,7 @@ pub fn evaluate_estimators(
         .iter()
         .map(|estimator| {
             let items = score_all(*estimator, labelled)?;
-            report_from_scores(estimator.name(), &items, n_gold)
+            report_from_scores(&estimator.name(), &items, n_gold)
         })
         .collect()
 }

@@ -93,8 +93,8 @@ struct Fixed {
 }
 
 impl UncertaintyEstimator for Fixed {
-    fn name(&self) -> &str {
-        self.name
+    fn name(&self) -> String {
+        self.name.into()
     }
     fn score(&self, _: &Candidate) -> Result<f32> {
         Ok(self.value)
@@ -104,8 +104,8 @@ impl UncertaintyEstimator for Fixed {
 struct Drifting(AtomicU32);
 
 impl UncertaintyEstimator for Drifting {
-    fn name(&self) -> &str {
-        "drifting"
+    fn name(&self) -> String {
+        "drifting".into()
     }
     fn score(&self, _: &Candidate) -> Result<f32> {
         let n = self.0.fetch_add(1, Ordering::Relaxed);
@@ -117,8 +117,8 @@ impl UncertaintyEstimator for Drifting {
 struct Careless;
 
 impl UncertaintyEstimator for Careless {
-    fn name(&self) -> &str {
-        "careless"
+    fn name(&self) -> String {
+        "careless".into()
     }
     fn score(&self, c: &Candidate) -> Result<f32> {
         Ok(1.0 - c.probs[0].abs().min(1.0))
@@ -129,8 +129,8 @@ impl UncertaintyEstimator for Careless {
 struct IgnoresSamples;
 
 impl UncertaintyEstimator for IgnoresSamples {
-    fn name(&self) -> &str {
-        "ignores_samples"
+    fn name(&self) -> String {
+        "ignores_samples".into()
     }
     fn requirements(&self) -> Requirements {
         Requirements::none().with_mc_samples(4)
@@ -145,8 +145,8 @@ impl UncertaintyEstimator for IgnoresSamples {
 struct Inverted;
 
 impl UncertaintyEstimator for Inverted {
-    fn name(&self) -> &str {
-        "inverted"
+    fn name(&self) -> String {
+        "inverted".into()
     }
     fn score(&self, c: &Candidate) -> Result<f32> {
         let p = dist::class_probs(c)?;

@@ -13,8 +13,8 @@ use linkner_uncertainty::{Result, UncertaintyEstimator, conformance, dist};
 struct Margin;
 
 impl UncertaintyEstimator for Margin {
-    fn name(&self) -> &str {
-        "margin"
+    fn name(&self) -> String {
+        "margin".into()
     }
 
     fn score(&self, candidate: &Candidate) -> Result<f32> {

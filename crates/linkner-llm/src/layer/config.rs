@@ -10,7 +10,7 @@
 //! # impl LlmClassifier for Mine {
 //! #     fn name(&self) -> String { "mine".into() }
 //! #     async fn classify(&self, r: &ClassifyRequest) -> Result<Answer, LlmError> {
-//! #         Answer::for_class(&r.schema, 1)
+//! #         Answer::for_class(r.schema(), 1)
 //! #     }
 //! # }
 //! let settings: ReliabilityConfig =

@@ -23,8 +23,7 @@
 //! impl LlmClassifier for AlwaysPerson {
 //!     fn name(&self) -> String { "always-person".into() }
 //!     async fn classify(&self, r: &ClassifyRequest) -> Result<Answer, LlmError> {
-//!         r.validate()?;
-//!         Answer::for_class(&r.schema, 1)
+//!         Answer::for_class(r.schema(), 1)
 //!     }
 //! }
 //!
@@ -296,7 +295,6 @@ pub(crate) mod test_support {
         }
 
         async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
-            request.validate()?;
             self.calls.fetch_add(1, Ordering::SeqCst);
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -307,7 +305,7 @@ pub(crate) mod test_support {
             tokio::time::sleep(delay).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             match step {
-                Step::Ok(c, _) => Answer::for_class(&request.schema, c),
+                Step::Ok(c, _) => Answer::for_class(&request.schema(), c),
                 Step::Err(f, _) => Err(f()),
             }
         }
@@ -368,10 +366,9 @@ mod tests {
         }
 
         async fn classify(&self, r: &crate::ClassifyRequest) -> Result<Answer> {
-            r.validate()?;
-            let class = r.entity.chars().count() % r.schema.num_classes();
-            let mut a = Answer::for_class(&r.schema, class)?;
-            let mut d = vec![0.0; r.schema.num_classes()];
+            let class = r.entity().chars().count() % r.schema().num_classes();
+            let mut a = Answer::for_class(&r.schema(), class)?;
+            let mut d = vec![0.0; r.schema().num_classes()];
             d[class] = 1.0;
             a.distribution = Some(d);
             a.confidence = Some(1.0);

@@ -205,11 +205,12 @@ mod tests {
         let e = r.classify(&req("Smith")).await.unwrap_err();
         assert!(matches!(e, LlmError::LabelOutsideSchema { .. }), "{e:?}");
         assert_eq!(r.get_ref().calls.load(Ordering::SeqCst), 1);
-        // Invalid requests neither.
-        let mut bad = req("Smith");
-        bad.end = 999;
-        let e = r.classify(&bad).await.unwrap_err();
+        // A request the backend refuses neither.
+        let refused = || LlmError::InvalidRequest("refused".into());
+        let r = Scripted::new(vec![Step::Err(refused, Duration::ZERO)]).retry(fast());
+        let e = r.classify(&req("Smith")).await.unwrap_err();
         assert!(matches!(e, LlmError::InvalidRequest(_)), "{e:?}");
+        assert_eq!(r.get_ref().calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

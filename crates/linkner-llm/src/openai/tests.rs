@@ -213,10 +213,12 @@ fn the_cache_key_is_the_body_hash() {
         BodyKeyer(c2.transport.inner.clone()).key(&req()).unwrap()
     );
     // Other local probabilities that the prompt does not show do not.
-    let other = req().with_local_top(vec![crate::LocalLabel {
-        class: 1,
-        prob: 0.3,
-    }]);
+    let other = req()
+        .with_local_top(vec![crate::LocalLabel {
+            class: 1,
+            prob: 0.3,
+        }])
+        .unwrap();
     let shown = c.prompt(&other).unwrap() != c.prompt(&req()).unwrap();
     assert_eq!(k.key(&other).unwrap() != a, shown);
 }

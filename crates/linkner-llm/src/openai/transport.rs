@@ -80,13 +80,12 @@ pub(super) struct BodyKeyer(pub(super) Arc<Inner>);
 
 impl CacheKeyer for BodyKeyer {
     fn key(&self, request: &ClassifyRequest) -> Result<CacheKey> {
-        request.validate()?;
         let p = self
             .0
             .config
             .template
             .render(request, &self.0.config.examples)?;
-        let vocab = self.0.config.template.vocabulary(&request.schema)?;
+        let vocab = self.0.config.template.vocabulary(&request.schema())?;
         let body = self.0.body(&p, &vocab);
         let bytes = serde_json::to_vec(&body).map_err(|e| LlmError::Config(e.to_string()))?;
         Ok(CacheKey::builder()
@@ -199,13 +198,12 @@ impl Inner {
 
     /// One call: validate, render, one attempt, decode.
     pub(super) async fn call(&self, request: &ClassifyRequest) -> Result<Answer> {
-        request.validate()?;
         let started = Instant::now();
         let prompt = self
             .config
             .template
             .render(request, &self.config.examples)?;
-        let schema = &request.schema;
+        let schema = &request.schema();
         let vocab = self.config.template.vocabulary(schema)?;
         let body = self.body(&prompt, &vocab);
         self.counters.request();

@@ -33,7 +33,7 @@ impl PromptTemplate {
         request: &ClassifyRequest,
         fixed_examples: &[Example],
     ) -> Result<RenderedPrompt> {
-        let schema = &request.schema;
+        let schema = &request.schema();
         let vocab = self.vocabulary(schema)?;
         let mut vars: BTreeMap<&str, String> = BTreeMap::new();
         vars.insert("schema", schema.name.clone());
@@ -46,12 +46,12 @@ impl PromptTemplate {
         );
         let system = substitute(&self.prefix, &vars)?;
         let sentence = if self.mark_span {
-            mark(&request.sentence, request.start, request.end)
+            mark(&request.sentence(), request.start(), request.end())
         } else {
-            request.sentence.clone()
+            request.sentence().to_string()
         };
         vars.insert("sentence", sentence);
-        vars.insert("entity", request.entity.clone());
+        vars.insert("entity", request.entity().to_string());
         let local = self.render_local(request, &vocab);
         let hint = if self.local_hint && !local.is_empty() {
             format!("Local model's guess: {local}\n")
@@ -62,7 +62,7 @@ impl PromptTemplate {
         vars.insert("hint", hint);
         vars.insert(
             "neighbours",
-            match &request.examples {
+            match &request.examples() {
                 Some(ex) => self.render_examples(schema, &vocab, ex, "Similar examples:\n"),
                 None => String::new(),
             },
@@ -157,13 +157,13 @@ impl PromptTemplate {
 
     fn render_local(&self, request: &ClassifyRequest, vocab: &AnswerVocabulary) -> String {
         request
-            .local_top
+            .local_top()
             .iter()
             .filter(|l| l.class < vocab.answers.len())
             .map(|l| {
                 format!(
                     "{} ({:.2})",
-                    self.named(&request.schema, vocab, l.class),
+                    self.named(&request.schema(), vocab, l.class),
                     l.prob
                 )
             })

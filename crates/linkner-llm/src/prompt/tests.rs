@@ -48,10 +48,12 @@ with exactly one label from: {choices}. Reply with the label only.\n\n{examples}
         ..PromptTemplate::plain()
     };
     let ex = vec![Example::new("Paris is nice .", "Paris", 2)];
-    let r = req("John lives in Berlin .", "Berlin").with_local_top(vec![crate::LocalLabel {
-        class: 2,
-        prob: 0.7,
-    }]);
+    let r = req("John lives in Berlin .", "Berlin")
+        .with_local_top(vec![crate::LocalLabel {
+            class: 2,
+            prob: 0.7,
+        }])
+        .unwrap();
     assert_eq!(
         PromptTemplate::plain().render(&r, &ex).unwrap(),
         old.render(&r, &ex).unwrap()
@@ -77,7 +79,9 @@ fn switches_mark_hint_keys_and_neighbours() {
                 prob: 0.2,
             },
         ])
-        .with_examples(vec![Example::new("Bonn is small .", "Bonn", 2).at(0)]);
+        .unwrap()
+        .with_examples(vec![Example::new("Bonn is small .", "Bonn", 2).at(0)])
+        .unwrap();
     let fixed = vec![Example::new("Mr Smith spoke .", "Smith", 1)];
     let p = PromptTemplate::full().render(&r, &fixed).unwrap();
     assert!(
@@ -182,10 +186,12 @@ fn custom_template_renders_local_labels_and_braces() {
     let t = PromptTemplate::new("{{json}} {choices}", "{entity} / {local}")
         .unwrap()
         .with_answer_keys(AnswerKeys::Names);
-    let r = req("John lives in Berlin .", "Berlin").with_local_top(vec![crate::LocalLabel {
-        class: 2,
-        prob: 0.75,
-    }]);
+    let r = req("John lives in Berlin .", "Berlin")
+        .with_local_top(vec![crate::LocalLabel {
+            class: 2,
+            prob: 0.75,
+        }])
+        .unwrap();
     let p = t.render(&r, &[]).unwrap();
     assert_eq!(
         p.system,

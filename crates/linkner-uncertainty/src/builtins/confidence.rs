@@ -18,8 +18,8 @@ impl Confidence {
 }
 
 impl UncertaintyEstimator for Confidence {
-    fn name(&self) -> &str {
-        "confidence"
+    fn name(&self) -> String {
+        "confidence".into()
     }
 
     fn score(&self, candidate: &Candidate) -> Result<f32> {

@@ -19,8 +19,8 @@ impl Entropy {
 }
 
 impl UncertaintyEstimator for Entropy {
-    fn name(&self) -> &str {
-        "entropy"
+    fn name(&self) -> String {
+        "entropy".into()
     }
 
     fn score(&self, candidate: &Candidate) -> Result<f32> {

@@ -63,8 +63,8 @@ impl Default for Evidential {
 const ALPHA_TOLERANCE: f32 = 1e-4;
 
 impl UncertaintyEstimator for Evidential {
-    fn name(&self) -> &str {
-        &self.name
+    fn name(&self) -> String {
+        self.name.clone()
     }
 
     fn requirements(&self) -> Requirements {

@@ -75,8 +75,8 @@ impl McDropout {
 }
 
 impl UncertaintyEstimator for McDropout {
-    fn name(&self) -> &str {
-        &self.name
+    fn name(&self) -> String {
+        self.name.clone()
     }
 
     fn requirements(&self) -> Requirements {

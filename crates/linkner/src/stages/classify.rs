@@ -111,9 +111,9 @@ pub(crate) fn request(
         candidate.entity.end,
         schema.clone(),
     )?
-    .with_local_top(top);
+    .with_local_top(top)?;
     if let Some(ex) = examples {
-        r = r.with_examples(ex);
+        r = r.with_examples(ex)?;
     }
     Ok(r)
 }

@@ -208,8 +208,8 @@ fn score_attaches_local_decision_and_refuses_bad_scores() {
 
     struct Broken;
     impl UncertaintyEstimator for Broken {
-        fn name(&self) -> &str {
-            "broken"
+        fn name(&self) -> String {
+            "broken".into()
         }
         fn score(&self, _: &Candidate) -> linkner_uncertainty::Result<f32> {
             Ok(1.5)
