@@ -14,10 +14,10 @@ impl LlmClassifier for Gazetteer {
         format!("gazetteer({} entries)", self.0.len())
     }
     async fn classify(&self, request: &ClassifyRequest) -> Result<Answer, LlmError> {
-        let known = self.0.get(request.entity.to_lowercase().as_str()); // None: not an entity
-        let class = known.map_or(Some(0), |t| request.schema.class_of(t));
+        let known = self.0.get(request.entity().to_lowercase().as_str()); // None: not an entity
+        let class = known.map_or(Some(0), |t| request.schema().class_of(t));
         let class = class.ok_or(LlmError::backend("a type outside the schema"))?;
-        Answer::for_class(&request.schema, class)
+        Answer::for_class(request.schema(), class)
     }
 }
 

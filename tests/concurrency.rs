@@ -51,11 +51,11 @@ fn llm() -> ScriptedLlm {
 /// The index `i` of the document a request comes from (its sentence starts `doc-{i:04}:`).
 fn doc_index(request: &linkner::llm::ClassifyRequest) -> usize {
     request
-        .sentence
+        .sentence()
         .strip_prefix("doc-")
         .and_then(|rest| rest.get(..4))
         .and_then(|i| i.parse().ok())
-        .unwrap_or_else(|| panic!("not a test document: {}", request.sentence))
+        .unwrap_or_else(|| panic!("not a test document: {}", request.sentence()))
 }
 
 /// What the fakes measured: tagger calls, and LLM calls keyed by `key` (which task or which
@@ -245,15 +245,15 @@ struct SendOnly {
     _not_sync: std::cell::Cell<()>,
 }
 
-impl linkner::tagger::LocalTagger for SendOnly {
+impl linkner::core::LocalTagger for SendOnly {
     fn schema(&self) -> &linkner::core::LabelSchema {
         self.inner.schema()
     }
     fn tag_sentences(
         &self,
         sentences: &[linkner::core::Sentence],
-        options: &linkner::tagger::PredictOptions,
-    ) -> Result<Vec<Vec<linkner::core::Candidate>>, linkner::tagger::TaggerError> {
+        options: &linkner::core::PredictOptions,
+    ) -> Result<Vec<Vec<linkner::core::Candidate>>, linkner::core::TaggerError> {
         self.inner.tag_sentences(sentences, options)
     }
 }
@@ -339,19 +339,17 @@ async fn a_stream_answers_every_document_once_in_order() {
 async fn a_failing_chunk_of_a_stream_fails_only_its_documents() {
     // The tagger refuses texts containing "poison"; its chunk is retried document by document.
     struct Picky(ScriptedTagger);
-    impl linkner::tagger::LocalTagger for Picky {
+    impl linkner::core::LocalTagger for Picky {
         fn schema(&self) -> &linkner::core::LabelSchema {
             self.0.schema()
         }
         fn tag_sentences(
             &self,
             sentences: &[linkner::core::Sentence],
-            options: &linkner::tagger::PredictOptions,
-        ) -> Result<Vec<Vec<linkner::core::Candidate>>, linkner::tagger::TaggerError> {
+            options: &linkner::core::PredictOptions,
+        ) -> Result<Vec<Vec<linkner::core::Candidate>>, linkner::core::TaggerError> {
             if sentences.iter().any(|s| s.text.contains("poison")) {
-                return Err(linkner::tagger::TaggerError::InvalidArgument(
-                    "poison".into(),
-                ));
+                return Err(linkner::core::TaggerError::InvalidArgument("poison".into()));
             }
             self.0.tag_sentences(sentences, options)
         }

@@ -47,13 +47,13 @@ impl LlmClassifier for Gazetteer {
     }
 
     async fn classify(&self, request: &ClassifyRequest) -> Result<Answer, LlmError> {
-        let class = match self.0.get(request.entity.as_str()) {
-            Some(label) => request.schema.class_of(label).ok_or_else(|| {
+        let class = match self.0.get(request.entity()) {
+            Some(label) => request.schema().class_of(label).ok_or_else(|| {
                 LlmError::InvalidRequest(format!("gazetteer label {label} not in schema"))
             })?,
             None => 0,
         };
-        Answer::for_class(&request.schema, class)
+        Answer::for_class(request.schema(), class)
     }
 }
 

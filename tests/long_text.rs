@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use linkner::core::text::CharIndex;
 use linkner::core::{Candidate, Entity, LabelSchema, Sentence, WordSpan};
-use linkner::tagger::{LocalTagger, PredictOptions, TaggerError};
+use linkner::core::{LocalTagger, PredictOptions, TaggerError};
 use linkner::uncertainty::builtins::Confidence;
 use linkner::{Pipeline, RoutingPolicy};
 

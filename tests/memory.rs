@@ -37,12 +37,14 @@ impl LlmClassifier for EchoLlm {
     }
 
     async fn classify(&self, r: &ClassifyRequest) -> Result<Answer, LlmError> {
-        let class = r.local_top.first().map_or(0, |l| l.class);
-        let mut a = Answer::for_class(&r.schema, class)?;
+        let class = r.local_top().first().map_or(0, |l| l.class);
+        let mut a = Answer::for_class(r.schema(), class)?;
         a.confidence = Some(0.9);
         a.raw = format!(
             "The span {} in {} is of type {}",
-            r.entity, r.sentence, a.label
+            r.entity(),
+            r.sentence(),
+            a.label
         );
         Ok(a)
     }

@@ -23,8 +23,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use linkner::core::Sentence;
+use linkner::core::{PredictOptions, sentence_from_text};
+use linkner::tagger::SpanTagger;
 use linkner::tagger::internals::SpanTaggerInternals;
-use linkner::tagger::{PredictOptions, SpanTagger, sentence_from_text};
 use linkner::uncertainty::builtins::Confidence;
 use linkner::{Pipeline, RoutingPolicy};
 
@@ -611,12 +612,12 @@ impl linkner::llm::LlmClassifier for ParityLlm {
         &self,
         request: &linkner::llm::ClassifyRequest,
     ) -> Result<linkner::llm::Answer, linkner::llm::LlmError> {
-        let class = if request.entity.chars().count().is_multiple_of(2) {
+        let class = if request.entity().chars().count().is_multiple_of(2) {
             3
         } else {
             0
         };
-        linkner::llm::Answer::for_class(&request.schema, class)
+        linkner::llm::Answer::for_class(request.schema(), class)
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::{Reply, ScriptedLlm, ScriptedTagger, entry};
 use futures_util::StreamExt;
 use linkner::core::{Candidate, LabelSchema, Sentence};
-use linkner::tagger::{LocalTagger, PredictOptions, TaggerError};
+use linkner::core::{LocalTagger, PredictOptions, TaggerError};
 use linkner::uncertainty::builtins::Confidence;
 use linkner::{
     BudgetReason, Pipeline, Provenance, RoutingBudget, RoutingPolicy, StreamOptions, StreamOrder,

@@ -13,7 +13,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use linkner::core::Sentence;
-use linkner::tagger::{AnyTagger, DeviceSpec, LocalTagger, PredictOptions, TaggerKind};
+use linkner::core::{LocalTagger, PredictOptions};
+use linkner::tagger::{AnyTagger, DeviceSpec, TaggerKind};
 use linkner::uncertainty::{EstimatorConfig, UncertaintyError, conformance};
 use linkner::{LinkConfig, Provenance};
 
@@ -65,7 +66,7 @@ fn every_builtin_estimator_works_on_its_candidates() {
     assert_eq!(tagger.kind(), TaggerKind::TokenClassification);
     let sentences: Vec<Sentence> = TEXTS
         .iter()
-        .map(|t| linkner::tagger::sentence_from_text(t))
+        .map(|t| linkner::core::sentence_from_text(t))
         .collect();
     let mut scored = 0;
     for config in EstimatorConfig::all() {

@@ -7,8 +7,8 @@
 
 use linkner::async_trait;
 use linkner::core::{Candidate, Entity, LabelSchema, Sentence, WordSpan};
+use linkner::core::{LocalTagger, PredictOptions, TaggerError};
 use linkner::llm::{Answer, ClassifyRequest, LlmClassifier, LlmError};
-use linkner::tagger::{LocalTagger, PredictOptions, TaggerError};
 
 /// A stand-in for a trained tagger: every listed phrase found on word boundaries becomes a
 /// candidate of `label`, with probability `p` for it and the rest spread over the other classes.
@@ -81,8 +81,8 @@ impl LlmClassifier for ConfirmLocal {
     }
 
     async fn classify(&self, request: &ClassifyRequest) -> Result<Answer, LlmError> {
-        let class = request.local_top.first().map_or(0, |l| l.class);
-        Answer::for_class(&request.schema, class)
+        let class = request.local_top().first().map_or(0, |l| l.class);
+        Answer::for_class(request.schema(), class)
     }
 }
 

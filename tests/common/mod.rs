@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use linkner::async_trait;
 use linkner::core::{Candidate, Entity, LabelSchema, Sentence, WordSpan};
+use linkner::core::{LocalTagger, PredictOptions, TaggerError};
 use linkner::llm::{Answer, ClassifyRequest, LlmClassifier, LlmError, Usage};
-use linkner::tagger::{LocalTagger, PredictOptions, TaggerError};
 
 /// A small schema (class 1 PER, 2 LOC, 3 ORG, 4 MISC).
 pub fn schema() -> LabelSchema {
@@ -187,13 +187,17 @@ impl LlmClassifier for ScriptedLlm {
         if self.fail_after.is_some_and(|k| n >= k) {
             return Err(LlmError::Connection("server went away".into()));
         }
-        let class = match self.replies.get(&request.entity) {
+        let class = match self.replies.get(request.entity()) {
             Some(Reply::Fail) => return Err(LlmError::Connection("scripted failure".into())),
             Some(Reply::Class(c)) => *c,
-            None => request.local_top.first().map(|l| l.class).unwrap_or(0),
+            None => request.local_top().first().map(|l| l.class).unwrap_or(0),
         };
-        let mut answer = Answer::for_class(&request.schema, class)?;
-        let key = (request.sentence.clone(), request.start, request.end);
+        let mut answer = Answer::for_class(request.schema(), class)?;
+        let key = (
+            request.sentence().to_string(),
+            request.start(),
+            request.end(),
+        );
         let cached = !self.seen.lock().unwrap().insert(key);
         answer.cached = cached;
         answer.confidence = Some(0.75);
@@ -222,7 +226,7 @@ impl LlmClassifier for BrokenLlm {
     }
 
     async fn classify(&self, request: &ClassifyRequest) -> Result<Answer, LlmError> {
-        let mut a = Answer::for_class(&request.schema, 1)?;
+        let mut a = Answer::for_class(request.schema(), 1)?;
         a.class = 99;
         Ok(a)
     }

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use linkner::async_trait;
 use linkner::core::{Candidate, LabelSchema, Sentence};
+use linkner::core::{LocalTagger, PredictOptions, TaggerError};
 use linkner::llm::{Answer, ClassifyRequest, LlmClassifier, LlmError};
-use linkner::tagger::{LocalTagger, PredictOptions, TaggerError};
 
 #[derive(Default)]
 struct State {
@@ -234,6 +234,6 @@ impl LlmClassifier for ConfirmFirst {
     }
 
     async fn classify(&self, request: &ClassifyRequest) -> Result<Answer, LlmError> {
-        Answer::for_class(&request.schema, 1)
+        Answer::for_class(request.schema(), 1)
     }
 }

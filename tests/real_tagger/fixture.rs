@@ -75,7 +75,7 @@ pub const BIDI: &[(&str, &str)] = &[
 ];
 
 /// A tiny seeded generator (xorshift), so the training set is the same on every run.
-pub struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
     pub fn next(&mut self) -> u64 {
@@ -97,7 +97,7 @@ impl Rng {
 
 /// One labelled sentence from pieces `(text, label)`, built from words directly (not through the
 /// tagger's own word splitter, which the tests check): a piece is one word, except that spaces
-/// separate words and every CJK ideograph is a word of its own, as in `linkner::tagger::words`.
+/// separate words and every CJK ideograph is a word of its own, as in `linkner::core::words`.
 pub fn labelled(pieces: &[(String, Option<&str>)]) -> Sentence {
     let mut words: Vec<String> = Vec::new();
     let mut spans = Vec::new();

@@ -167,12 +167,12 @@ impl<C: LlmClassifier> LlmClassifier for Calibrated<C> {
     async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
         let baseline = self
             .calibrator
-            .baseline(&request.schema(), |r| async move {
+            .baseline(request.schema(), |r| async move {
                 self.inner.classify(&r).await
             })
             .await?;
         let answer = self.inner.classify(request).await?;
-        Ok(Calibrator::apply(&request.schema(), &baseline, answer))
+        Ok(Calibrator::apply(request.schema(), &baseline, answer))
     }
 
     async fn classify_batch(&self, requests: &[ClassifyRequest]) -> Vec<Result<Answer>> {
@@ -181,10 +181,7 @@ impl<C: LlmClassifier> LlmClassifier for Calibrated<C> {
         for r in requests {
             baselines.push(
                 self.calibrator
-                    .baseline(
-                        &r.schema(),
-                        |c| async move { self.inner.classify(&c).await },
-                    )
+                    .baseline(r.schema(), |c| async move { self.inner.classify(&c).await })
                     .await,
             );
         }
@@ -194,7 +191,7 @@ impl<C: LlmClassifier> LlmClassifier for Calibrated<C> {
             .zip(baselines)
             .zip(requests)
             .map(|((a, b), r)| match (a, b) {
-                (Ok(a), Ok(b)) => Ok(Calibrator::apply(&r.schema(), &b, a)),
+                (Ok(a), Ok(b)) => Ok(Calibrator::apply(r.schema(), &b, a)),
                 (Err(e), _) => Err(e),
                 (Ok(_), Err(e)) => Err(e),
             })
@@ -225,7 +222,7 @@ mod tests {
             } else {
                 vec![0.05, 0.45, 0.40, 0.05, 0.05]
             };
-            let mut a = Answer::for_class(&r.schema(), 1)?;
+            let mut a = Answer::for_class(r.schema(), 1)?;
             a.confidence = Some(d[1]);
             a.distribution = Some(d);
             Ok(a)

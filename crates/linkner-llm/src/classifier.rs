@@ -8,15 +8,17 @@ use crate::stats::Stats;
 
 /// Classifies one entity in its sentence into a type of the request's schema or "not an entity".
 ///
-/// A backend outside this crate needs only this trait (and [`ClassifyRequest::validate`],
-/// [`Answer::for_class`]); see `docs/llm.md` and the gazetteer backend in the crate's tests.
+/// A backend outside this crate needs only this trait (and [`Answer::for_class`]; a
+/// [`ClassifyRequest`] is valid by construction, so there is nothing to check); see `docs/llm.md` and the gazetteer backend in the crate's tests.
 /// Retries, an answer cache, an in-flight bound, a deadline and a circuit breaker come from
 /// the [layers](crate::layer) (`backend.reliable(Reliability::default())`).
 /// Implementations must be usable from many tasks at once and must return a typed
 /// [`crate::LlmError`] for every failure — never panic — so the linker can keep the local label.
 #[async_trait]
 pub trait LlmClassifier: Send + Sync {
-    /// A short name for logs and reports (`openai:qwen2.5-1.5b`, `gazetteer`, …).
+    /// A short name for logs and reports (`openai:qwen2.5-1.5b`, `gazetteer`, …). An owned
+    /// `String`, as for every trait of linkner (`UncertaintyEstimator::name`,
+    /// `ExampleRetriever::name`), so that a layer can build its name from the backend's.
     fn name(&self) -> String;
 
     /// Classifies one request. The answer's class must be inside the request's schema.

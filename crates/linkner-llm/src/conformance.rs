@@ -268,7 +268,7 @@ async fn check_concurrent(
     }
 }
 
-/// 5. Invalid requests cannot be built: each constructor or setter refuses them with
+/// Check 5, invalid requests cannot be built: each constructor or setter refuses them with
 /// [`LlmError::InvalidRequest`] (typed, never a panic), so no backend ever receives one. The
 /// cases are derived from `base` (one of the probes).
 fn check_invalid_requests(base: &ClassifyRequest) -> Result<(), ConformanceFailure> {

@@ -35,7 +35,7 @@ impl LlmClassifier for Gazetteer {
                 })?,
                 None => 0,
             };
-        let mut a = Answer::for_class(&request.schema(), class)?;
+        let mut a = Answer::for_class(request.schema(), class)?;
         let mut dist = vec![0.0; request.schema().num_classes()];
         dist[class] = 1.0;
         a.distribution = Some(dist);
@@ -109,7 +109,7 @@ impl LlmClassifier for Broken {
 
     async fn classify(&self, request: &ClassifyRequest) -> linkner_llm::Result<Answer> {
         // Skips validation and returns a label that does not match its class.
-        let mut a = Answer::for_class(&request.schema(), 1)?;
+        let mut a = Answer::for_class(request.schema(), 1)?;
         a.label = "LOC".into();
         Ok(a)
     }

@@ -183,7 +183,7 @@ impl LlmClassifier for Counting {
     async fn classify(&self, r: &ClassifyRequest) -> Result<Answer, LlmError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let class = expected_class(r);
-        let mut a = Answer::for_class(&r.schema(), class)?;
+        let mut a = Answer::for_class(r.schema(), class)?;
         let mut d = vec![0.0; r.schema().num_classes()];
         d[class] = 1.0;
         a.distribution = Some(d);

@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{Reply, ScriptedLlm, ScriptedTagger, entry};
 use linkner::core::{Candidate, LabelSchema, Sentence};
-use linkner::tagger::{LocalTagger, PredictOptions, TaggerError};
+use linkner::core::{LocalTagger, PredictOptions, TaggerError};
 use linkner::uncertainty::builtins::Confidence;
 use linkner::{Pipeline, RoutingBudget, RoutingPolicy, StreamOptions};
 use linkner_serve::{ServeConfig, Server};

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::device::DeviceSpec;
 use crate::error::{Result, TaggerError};
 use crate::precision::Precision;
-use crate::span::{DocumentContext, LocalTagger, PredictOptions, SpanTagger, TaggerConfig, files};
+use crate::span::{DocumentContext, SpanTagger, TaggerConfig, files};
 use crate::token_class::{self, TokenClassConfig, TokenClassTagger};
+use linkner_core::{LocalTagger, PredictOptions};
 
 /// The kinds of local tagger a folder can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,5 +1,5 @@
-//! The error type of `linkner-tagger`: [`TaggerError`], defined in `linkner-core` next to the
-//! [`LocalTagger`](linkner_core::tagger::LocalTagger) trait so that taggers written outside
-//! linkner can return it without depending on this crate.
+//! The error type of `linkner-tagger` is `linkner_core::TaggerError` (its one path), defined
+//! next to the `LocalTagger` trait so that taggers written outside linkner can return it without
+//! depending on this crate; this private module names it for the crate's own code.
 
-pub use linkner_core::tagger::{BoxError, Result, TaggerError};
+pub(crate) use linkner_core::tagger::{Result, TaggerError};

@@ -15,13 +15,14 @@ use crate::error::Result;
 pub use crate::span::batch::{HostBatch, build_batch, length_buckets};
 pub use crate::span::features::{enumerate_spans, span_shape, word_shape};
 pub use crate::span::prepare::{PrepareOptions, WindowItem, prepare_document, prepare_sentence};
-use crate::span::{PredictOptions, ScoredSpan, SpanBatch, SpanNer, SpanTagger, TaggerConfig};
+use crate::span::{ScoredSpan, SpanBatch, SpanNer, SpanTagger, TaggerConfig};
 use crate::token_class::{TokenClassTagger, TokenClassifier};
 pub use crate::tokenize::{
     DocumentPlan, EncodedWindow, SubwordTokenizer, Window, encode_window, plan_document_windows,
     plan_windows,
 };
 use linkner_core::Candidate;
+use linkner_core::PredictOptions;
 
 /// The internals of a [`SpanTagger`]: its parts, window preparation, and the passes over
 /// prepared windows that benchmarks time.
@@ -73,7 +74,7 @@ pub trait SpanTaggerInternals: Sized {
     /// Candidates of `sentences` from their prepared windows (from
     /// [`SpanTaggerInternals::prepare`] or [`SpanTaggerInternals::prepare_documents`] on the
     /// same sentences), fed to the model exactly in `batches` — what
-    /// [`LocalTagger::tag_sentences`](crate::LocalTagger::tag_sentences) does after bucketing
+    /// [`LocalTagger::tag_sentences`](linkner_core::LocalTagger::tag_sentences) does after bucketing
     /// windows by length.
     fn tag_batches(
         &self,

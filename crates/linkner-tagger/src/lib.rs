@@ -1,17 +1,16 @@
 //! # linkner-tagger
 //!
-//! The local model of linkner: the [`LocalTagger`] trait (sentences in, candidate entities with
-//! word spans, char offsets and full label distributions out) and its burn implementation
-//! [`SpanTagger`], a SpanNER head on a BERT/RoBERTa encoder loaded from a Hugging Face folder
+//! The local models of linkner, implementations of `linkner_core::LocalTagger` (sentences in,
+//! candidate entities with word spans, char offsets and full label distributions out; the trait,
+//! its `PredictOptions`, `TaggerError` and the word splitter live in `linkner-core`, their one
+//! path): [`SpanTagger`], a SpanNER head on a BERT/RoBERTa encoder loaded from a Hugging Face folder
 //! (`config.json`, `model.safetensors`, `tokenizer.json`).
 //!
 //! | module | what |
 //! |---|---|
 //! | [`encoder`] | BERT/RoBERTa in burn, weights through `burn::store` with key remapping |
-//! | [`words`] | raw text → words with exact char offsets (Unicode-aware) |
 //! | [`span`] | [`SpanTagger`]: loading and saving, window preparation, scoring passes, decoding, the SpanNER module |
-//! | [`token_class`] | [`TokenClassTagger`]: Hugging Face `*ForTokenClassification` checkpoints as a [`LocalTagger`] |
-//! | [`tagger`] | the span tagger's types under their former path, with [`LocalTagger`] |
+//! | [`token_class`] | [`TokenClassTagger`]: Hugging Face `*ForTokenClassification` checkpoints as a `LocalTagger` |
 //! | [`retrieval`] | span embeddings from the encoder and a nearest-neighbour index of labelled spans |
 //! | [`checkpoint`] | [`TaggerKind`] of a folder, [`AnyTagger`] (either kind), [`checkpoint_schema`] |
 //! | [`loss`] | span cross-entropy and the evidential (E-NER) loss |
@@ -32,7 +31,7 @@ pub mod checkpoint;
 pub mod device;
 mod dropout;
 pub mod encoder;
-pub mod error;
+mod error;
 #[doc(hidden)]
 pub mod internals;
 pub mod locate;
@@ -41,22 +40,14 @@ mod precision;
 pub mod retrieval;
 pub mod span;
 mod streams;
-pub mod tagger;
 pub mod token_class;
 mod tokenize;
 pub mod train;
-
-/// Raw text → words with exact char offsets (defined in `linkner-core`, re-exported here).
-pub mod words {
-    pub use linkner_core::words::*;
-}
 
 pub use checkpoint::{AnyTagger, TaggerKind, checkpoint_schema};
 pub use device::{
     DeviceSpec, cuda_device_count, default_batch_size, default_threads, set_threads, threads,
 };
-pub use error::{Result, TaggerError};
-pub use linkner_core::tagger::{LocalTagger, PredictOptions};
 pub use locate::{default_encoder_dir, default_model_dir};
 pub use loss::LossConfig;
 pub use precision::Precision;
@@ -66,4 +57,3 @@ pub use train::{
     EpochReport, PhaseSeconds, TrainConfig, TrainObserver, TrainReport, score_tagger,
     score_tagger_documents, train, train_documents,
 };
-pub use words::{sentence_from_text, split_words};

@@ -6,9 +6,10 @@
 mod common;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use linkner_core::TaggerError;
+use linkner_tagger::DeviceSpec;
 use linkner_tagger::encoder::load_hf_encoder;
 use linkner_tagger::internals::SubwordTokenizer;
-use linkner_tagger::{DeviceSpec, TaggerError};
 
 fn max_diff_on_tokens(dir: &std::path::Path, case: &serde_json::Value, device: &Device) -> f32 {
     let loaded = load_hf_encoder(dir, device).unwrap();

@@ -8,12 +8,13 @@ use std::collections::HashSet;
 
 use burn::tensor::Device;
 use linkner_core::{LabelSchema, Sentence, WordSpan};
+use linkner_core::{LocalTagger, PredictOptions};
 use linkner_tagger::encoder::{EncoderConfig, EncoderKind};
 use linkner_tagger::internals::{SpanTaggerInternals, SubwordTokenizer};
 use linkner_tagger::span::SpanNerConfig;
 use linkner_tagger::{
-    DeviceSpec, DocumentContext, LocalTagger, LossConfig, PredictOptions, SpanTagger, TaggerConfig,
-    TrainConfig, score_tagger, train,
+    DeviceSpec, DocumentContext, LossConfig, SpanTagger, TaggerConfig, TrainConfig, score_tagger,
+    train,
 };
 
 /// The tests share LibTorch's global random generator (initialisation, dropout): they run one
@@ -631,7 +632,7 @@ fn bad_training_settings_are_typed_errors() {
         )
         .unwrap_err();
         assert!(
-            matches!(err, linkner_tagger::TaggerError::InvalidArgument(_)),
+            matches!(err, linkner_core::TaggerError::InvalidArgument(_)),
             "{err}"
         );
     }
@@ -648,7 +649,7 @@ fn bad_training_settings_are_typed_errors() {
     )
     .unwrap_err();
     assert!(
-        matches!(err, linkner_tagger::TaggerError::UnknownLabel { .. }),
+        matches!(err, linkner_core::TaggerError::UnknownLabel { .. }),
         "{err}"
     );
 }

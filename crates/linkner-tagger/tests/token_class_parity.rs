@@ -23,11 +23,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use linkner_core::{LabelSchema, Sentence, WordSpan};
+use linkner_core::{LocalTagger, PredictOptions, TaggerError};
 use linkner_tagger::internals::{TokenClassInternals, encode_window, plan_windows};
 use linkner_tagger::token_class::{TagPrefix, TokenClassTagger};
-use linkner_tagger::{
-    AnyTagger, DeviceSpec, LocalTagger, PredictOptions, TaggerError, TaggerKind, checkpoint_schema,
-};
+use linkner_tagger::{AnyTagger, DeviceSpec, TaggerKind, checkpoint_schema};
 use serde_json::Value;
 
 /// Logits of the two argmax candidates of a word closer than this are a tie: which label wins

@@ -2,7 +2,7 @@
 //! non-empty, and only separators are left out.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
-use linkner_tagger::{sentence_from_text, split_words};
+use linkner_core::{sentence_from_text, split_words};
 use proptest::prelude::*;
 
 fn is_separator(c: char) -> bool {

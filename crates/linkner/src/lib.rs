@@ -7,7 +7,7 @@
 //! This crate is the thin linker that composes the others:
 //!
 //! - [`Pipeline`] (built with [`Pipeline::builder`] or from a [`LinkConfig`] file): any
-//!   [`LocalTagger`], any
+//!   [`LocalTagger`](core::LocalTagger), any
 //!   [`UncertaintyEstimator`](uncertainty::UncertaintyEstimator), any
 //!   [`LlmClassifier`](llm::LlmClassifier) and a [`RoutingPolicy`]; async
 //!   [`annotate`](Pipeline::annotate), [`annotate_batch`](Pipeline::annotate_batch),
@@ -24,12 +24,13 @@
 //! - [`scoring`]: local-only, linked and oracle-ceiling F1 of one run on labelled data
 //!   ([`LinkScorer`]); [`GoldOracle`] stands in for the LLM to measure the ceiling of a routing.
 //!
-//! It re-exports the other crates:
+//! It re-exports the other crates as modules (each item keeps the one path of the crate that
+//! defines it: `linkner::core::LocalTagger` is `linkner_core::LocalTagger`):
 //!
 //! | module | crate | what |
 //! |---|---|---|
-//! | [`core`] | `linkner-core` | sentences, entities with char offsets, label schemas, readers, scorer |
-//! | [`tagger`] | `linkner-tagger` | the `LocalTagger` trait and the burn SpanNER model |
+//! | [`core`] | `linkner-core` | sentences, entities with char offsets, label schemas, readers, scorer, the `LocalTagger` trait |
+//! | `tagger` | `linkner-tagger` | the burn taggers (SpanNER, token classification), feature `span-tagger` |
 //! | [`uncertainty`] | `linkner-uncertainty` | the `UncertaintyEstimator` trait and built-ins |
 //! | [`llm`] | `linkner-llm` | the `LlmClassifier` trait and the OpenAI-compatible backend |
 //!
@@ -76,18 +77,12 @@ pub use stream::{
 pub use linkner_llm::async_trait;
 
 pub use linkner_core as core;
-pub use linkner_core::tagger::{LocalTagger, PredictOptions};
 pub use linkner_llm as llm;
+/// The built-in burn taggers (the whole `linkner-tagger` crate; feature `span-tagger`, on by
+/// default). The `LocalTagger` trait itself is `linkner::core::LocalTagger`, with or without
+/// the feature.
 #[cfg(feature = "span-tagger")]
 pub use linkner_tagger as tagger;
-/// The [`LocalTagger`] trait and what goes with it. With the `span-tagger` feature (on by
-/// default) this module is the whole `linkner-tagger` crate (the built-in burn taggers too);
-/// without it, only the trait, its options and error, and the word splitter.
-#[cfg(not(feature = "span-tagger"))]
-pub mod tagger {
-    pub use linkner_core::tagger::*;
-    pub use linkner_core::words::{self, sentence_from_text, split_words};
-}
 pub use linkner_uncertainty as uncertainty;
 
 /// `docs/writing-an-llm-backend.md`, whose code blocks `cargo test` compiles and runs.

@@ -66,23 +66,23 @@ impl LlmClassifier for GoldOracle {
     }
 
     async fn classify(&self, request: &ClassifyRequest) -> linkner_llm::Result<Answer> {
-        let spans = self.gold.get(&request.sentence).ok_or_else(|| {
+        let spans = self.gold.get(request.sentence()).ok_or_else(|| {
             LlmError::InvalidRequest(format!(
                 "the oracle has no gold sentence with the text {:?}",
-                request.sentence
+                request.sentence()
             ))
         })?;
-        let class = match spans.get(&(request.start, request.end)) {
+        let class = match spans.get(&(request.start(), request.end())) {
             None => 0,
-            Some(label) => request.schema.class_of(label).ok_or_else(|| {
+            Some(label) => request.schema().class_of(label).ok_or_else(|| {
                 LlmError::InvalidRequest(format!(
                     "gold label `{label}` is not in the schema `{}`",
-                    request.schema.name
+                    request.schema().name
                 ))
             })?,
         };
         self.answered.fetch_add(1, Ordering::Relaxed);
-        let mut answer = Answer::for_class(&request.schema, class)?;
+        let mut answer = Answer::for_class(request.schema(), class)?;
         answer.confidence = Some(1.0);
         answer.raw = "oracle".into();
         Ok(answer)

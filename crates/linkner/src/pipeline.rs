@@ -248,7 +248,7 @@ struct Inner {
 /// kept).
 ///
 /// ```no_run
-/// # async fn demo(tagger: std::sync::Arc<dyn linkner::tagger::LocalTagger + Send + Sync>,
+/// # async fn demo(tagger: std::sync::Arc<dyn linkner::core::LocalTagger + Send + Sync>,
 /// #               llm: std::sync::Arc<dyn linkner::llm::LlmClassifier>) -> linkner::Result<()> {
 /// use std::sync::Arc;
 /// use linkner::{Pipeline, RoutingPolicy};
@@ -352,7 +352,7 @@ impl Pipeline {
     }
 
     /// The estimator's name.
-    pub fn estimator_name(&self) -> &str {
+    pub fn estimator_name(&self) -> String {
         self.inner.estimator.name()
     }
 

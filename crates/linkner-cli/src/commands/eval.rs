@@ -17,9 +17,8 @@ use std::time::Instant;
 use clap::Args;
 use linkner::core::score::{Mode, Scorer, Scores};
 use linkner::core::{Candidate, Document, Sentence, WordSpan};
-use linkner::tagger::{
-    AnyTagger, DocumentContext, LocalTagger, PredictOptions, TaggerKind, score_tagger_documents,
-};
+use linkner::core::{LocalTagger, PredictOptions};
+use linkner::tagger::{AnyTagger, DocumentContext, TaggerKind, score_tagger_documents};
 use linkner_uncertainty::report::{report_from_scores, score_all};
 use linkner_uncertainty::{
     EstimatorConfig, EstimatorReport, Outcome, Requirements, RiskCoverage, UncertaintyEstimator,
@@ -262,7 +261,7 @@ fn with_estimators(
     }
     for estimator in &estimators {
         let items = score_all(estimator.as_ref(), &labelled)?;
-        reports.push(report_from_scores(estimator.name(), &items, n_gold)?);
+        reports.push(report_from_scores(&estimator.name(), &items, n_gold)?);
         if !items.is_empty() {
             curves.push((
                 estimator.name().to_string(),

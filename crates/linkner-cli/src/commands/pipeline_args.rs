@@ -333,7 +333,7 @@ impl PipelineArgs {
             linkner::tagger::set_threads(n)?;
         }
         let tagger = config.tagger.load()?;
-        let schema = linkner::tagger::LocalTagger::schema(&tagger).clone();
+        let schema = linkner::core::LocalTagger::schema(&tagger).clone();
         let builder = match oracle {
             Some(oracle) => config.builder_without_llm()?.llm(oracle),
             None => {

@@ -19,9 +19,8 @@ use linkner::core::io::{
     ConllWriter, DataFormat, JsonlRecord, RecordEntity, TextRecord, marks_documents,
 };
 use linkner::core::{Candidate, Document, Sentence};
-use linkner::tagger::{
-    AnyTagger, LocalTagger, Precision, PredictOptions, TaggerKind, sentence_from_text,
-};
+use linkner::core::{LocalTagger, PredictOptions, sentence_from_text};
+use linkner::tagger::{AnyTagger, Precision, TaggerKind};
 use serde::Serialize;
 
 use super::CliError;

@@ -43,10 +43,10 @@ impl CacheKeyer for RequestKeyer {
         let schema = serde_json::to_vec(r.schema().as_ref()).unwrap_or_default();
         let mut k = CacheKey::builder()
             .str(&self.namespace)
-            .str(&r.sentence())
+            .str(r.sentence())
             .u64(r.start() as u64)
             .u64(r.end() as u64)
-            .str(&r.entity())
+            .str(r.entity())
             .bytes(&schema)
             .u64(r.local_top().len() as u64);
         for l in r.local_top() {
@@ -310,7 +310,7 @@ impl<S: LlmClassifier> Cached<S> {
         started: Instant,
     ) -> Result<Answer> {
         self.hits.fetch_add(1, Ordering::Relaxed);
-        let mut a = Answer::for_class(&request.schema(), hit.class)?;
+        let mut a = Answer::for_class(request.schema(), hit.class)?;
         a.confidence = hit.confidence;
         a.distribution = hit.distribution;
         a.label_mass = hit.label_mass;
@@ -392,7 +392,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_custom_keyer_decides_what_is_the_same() {
-        let by_entity = |r: &ClassifyRequest| Ok(CacheKey::builder().str(&r.entity()).finish());
+        let by_entity = |r: &ClassifyRequest| Ok(CacheKey::builder().str(r.entity()).finish());
         let c = Scripted::new(vec![Step::Ok(2, Duration::ZERO)])
             .cached(Arc::new(AnswerCache::in_memory()))
             .with_keyer(Arc::new(by_entity));
@@ -410,7 +410,7 @@ mod tests {
     async fn answers_stored_by_another_answer_format_are_not_reused() {
         // An answer stored under the keyer's bare key (as a cache of format 1 did) is not an
         // answer of this version: the layer asks again and stores under the versioned key.
-        let by_entity = |r: &ClassifyRequest| Ok(CacheKey::builder().str(&r.entity()).finish());
+        let by_entity = |r: &ClassifyRequest| Ok(CacheKey::builder().str(r.entity()).finish());
         let cache = Arc::new(AnswerCache::in_memory());
         let bare = by_entity(&req("Smith")).unwrap();
         cache.put(
@@ -443,7 +443,7 @@ mod tests {
                 "with-mass".into()
             }
             async fn classify(&self, r: &ClassifyRequest) -> Result<Answer> {
-                let mut a = Answer::for_class(&r.schema(), 2)?;
+                let mut a = Answer::for_class(r.schema(), 2)?;
                 a.distribution = Some(vec![0.1, 0.2, 0.5, 0.1, 0.1]);
                 a.label_mass = Some(0.625);
                 Ok(a)

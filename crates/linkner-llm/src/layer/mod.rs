@@ -305,7 +305,7 @@ pub(crate) mod test_support {
             tokio::time::sleep(delay).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             match step {
-                Step::Ok(c, _) => Answer::for_class(&request.schema(), c),
+                Step::Ok(c, _) => Answer::for_class(request.schema(), c),
                 Step::Err(f, _) => Err(f()),
             }
         }
@@ -367,7 +367,7 @@ mod tests {
 
         async fn classify(&self, r: &crate::ClassifyRequest) -> Result<Answer> {
             let class = r.entity().chars().count() % r.schema().num_classes();
-            let mut a = Answer::for_class(&r.schema(), class)?;
+            let mut a = Answer::for_class(r.schema(), class)?;
             let mut d = vec![0.0; r.schema().num_classes()];
             d[class] = 1.0;
             a.distribution = Some(d);

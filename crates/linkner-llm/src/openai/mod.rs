@@ -105,7 +105,7 @@ impl OpenAiClassifier {
             .inner
             .config
             .template
-            .vocabulary(&request.schema())?;
+            .vocabulary(request.schema())?;
         Ok(self.transport.inner.body(&p, &vocab))
     }
 }

@@ -85,7 +85,7 @@ impl CacheKeyer for BodyKeyer {
             .config
             .template
             .render(request, &self.0.config.examples)?;
-        let vocab = self.0.config.template.vocabulary(&request.schema())?;
+        let vocab = self.0.config.template.vocabulary(request.schema())?;
         let body = self.0.body(&p, &vocab);
         let bytes = serde_json::to_vec(&body).map_err(|e| LlmError::Config(e.to_string()))?;
         Ok(CacheKey::builder()

@@ -46,7 +46,7 @@ impl PromptTemplate {
         );
         let system = substitute(&self.prefix, &vars)?;
         let sentence = if self.mark_span {
-            mark(&request.sentence(), request.start(), request.end())
+            mark(request.sentence(), request.start(), request.end())
         } else {
             request.sentence().to_string()
         };
@@ -163,7 +163,7 @@ impl PromptTemplate {
             .map(|l| {
                 format!(
                     "{} ({:.2})",
-                    self.named(&request.schema(), vocab, l.class),
+                    self.named(request.schema(), vocab, l.class),
                     l.prob
                 )
             })

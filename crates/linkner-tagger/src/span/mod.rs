@@ -25,7 +25,7 @@ mod score;
 
 use burn::tensor::{Device, FloatDType};
 use linkner_core::LabelSchema;
-pub use linkner_core::tagger::{LocalTagger, PredictOptions};
+use linkner_core::tagger::{LocalTagger, PredictOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;

@@ -73,7 +73,7 @@ impl SpanTagger {
 
     /// Candidates of `sentences` from their prepared windows (from [`SpanTagger::prepare`] or
     /// [`SpanTagger::prepare_documents`] on the same sentences), fed to the model exactly in
-    /// `batches` — what [`LocalTagger::tag_sentences`](crate::LocalTagger::tag_sentences) does after bucketing windows by length.
+    /// `batches` — what [`LocalTagger::tag_sentences`](linkner_core::LocalTagger::tag_sentences) does after bucketing windows by length.
     pub(crate) fn tag_batches(
         &self,
         sentences: &[Sentence],

@@ -7,7 +7,8 @@ use linkner_core::{Document, Sentence, WordSpan};
 use super::EpochReport;
 use super::step::EpochRun;
 use crate::error::Result;
-use crate::span::{LocalTagger, PredictOptions, SpanTagger};
+use crate::span::SpanTagger;
+use linkner_core::{LocalTagger, PredictOptions};
 
 /// Entity-level exact-match scores of `tagger` on labelled `sentences`, through the
 /// `linkner-core` scorer (conlleval counting).

@@ -188,7 +188,7 @@ pub(crate) async fn classify_budgeted(
         let llm = Arc::clone(llm);
         let scheduler = Arc::clone(scheduler);
         async move {
-            let chars = request.sentence.chars().count();
+            let chars = request.sentence().chars().count();
             let slot = match scheduler.acquire(priority, deadline, chars).await {
                 Ok(slot) => slot,
                 Err(reason) => return LlmOutcome::Skipped(reason),

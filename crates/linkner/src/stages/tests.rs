@@ -252,13 +252,13 @@ fn request_carries_span_local_top_and_examples() {
     let c = candidate(&s, 2, 3, &[0.2, 0.1, 0.5, 0.15, 0.05]);
     let ex = vec![Example::new("Bonn is small .", "Bonn", 2)];
     let r = request(&schema, &s, &c, 2, Some(ex.clone())).unwrap();
-    assert_eq!(r.entity, "Köln");
-    assert_eq!((r.start, r.end), (12, 16));
-    let top: Vec<usize> = r.local_top.iter().map(|l| l.class).collect();
+    assert_eq!(r.entity(), "Köln");
+    assert_eq!((r.start(), r.end()), (12, 16));
+    let top: Vec<usize> = r.local_top().iter().map(|l| l.class).collect();
     assert_eq!(top, vec![2, 0]);
-    assert_eq!(r.examples, Some(ex));
+    assert_eq!(r.examples(), Some(&ex[..]));
     let r = request(&schema, &s, &c, 0, None).unwrap();
-    assert!(r.local_top.is_empty() && r.examples.is_none());
+    assert!(r.local_top().is_empty() && r.examples().is_none());
 }
 
 /// One row of a merge table: the policy, the LLM's outcome (`None`: not routed), and the
@@ -473,7 +473,7 @@ impl linkner_llm::LlmClassifier for CountingLlm {
         request: &linkner_llm::ClassifyRequest,
     ) -> linkner_llm::Result<Answer> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Answer::for_class(&request.schema, 1)
+        Answer::for_class(request.schema(), 1)
     }
 }
 

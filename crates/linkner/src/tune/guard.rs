@@ -46,7 +46,7 @@ pub struct GuardVerdict {
 }
 
 impl Guard {
-    /// Judges `setting` on the dev run `annotations` (see [`search`]) against `gold`, whose
+    /// Judges `setting` on the dev run `annotations` (see [`search`](super::search)) against `gold`, whose
     /// documents hold `groups` sentences each. A setting that routes nothing passes as it is.
     pub fn judge(
         &self,

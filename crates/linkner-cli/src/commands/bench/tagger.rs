@@ -6,13 +6,14 @@ use std::process::Command;
 use std::time::Instant;
 
 use clap::Args;
+use linkner::core::PredictOptions;
 use linkner::core::io::sentences;
 use linkner::core::score::{Mode, Scorer};
 use linkner::core::{Sentence, WordSpan};
+use linkner::tagger::Precision;
 use linkner::tagger::internals::{SpanTaggerInternals, WindowItem, length_buckets};
 use linkner::tagger::span::SPAN_SHAPE_FEATURES;
-use linkner::tagger::tagger::Precision;
-use linkner::tagger::{DeviceSpec, PredictOptions, SpanTagger};
+use linkner::tagger::{DeviceSpec, SpanTagger};
 use serde::Serialize;
 
 use super::{

@@ -299,7 +299,7 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
     }
     let (variants, estimators) = search_space(&args)?;
     let tagger = Arc::new(base.tagger.load()?);
-    let schema = linkner::LocalTagger::schema(tagger.as_ref()).clone();
+    let schema = linkner::core::LocalTagger::schema(tagger.as_ref()).clone();
     let gold_set = read_gold(&args.dev, &args.formats, Some(args.sample), args.seed)?;
     let (gold, total) = (&gold_set.sentences, gold_set.total);
     check_gold_labels(&args.dev, gold, &schema)?;
