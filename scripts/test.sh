@@ -120,6 +120,8 @@ pure_rust() {
 step "cargo fmt --check" cargo fmt --all -- --check
 # File and function sizes (docs/architecture.md, "Code shape"); needs the rustfmt layout above.
 step "code shape" python3 scripts/check-shape.py
+# One path per public item, no cross-crate re-export, and docs/architecture.md's list is true.
+step "public items" python3 scripts/public-items.py --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo doc -D warnings" env RUSTDOCFLAGS="-D warnings" \
   cargo doc --workspace --no-deps --locked

@@ -372,13 +372,17 @@ fn a_config_error_names_the_file_the_line_and_the_field() {
 }
 
 /// Every committed config loads — those written before the layers' settings moved into
-/// `llm.reliability` with their top-level settings in `reliability`; written back, the file has
+/// `llm.reliability` (kept under tests/fixtures/configs-before-reliability) with their
+/// top-level settings in `reliability`; written back, the file has
 /// the nested layout and reads back equal.
 #[test]
 fn committed_configs_load_and_the_layers_settings_move_to_reliability() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    // Copies of committed configs as they were written before the move (since re-tuned).
+    let before = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/configs-before-reliability");
     let mut files = Vec::new();
-    for dir in [root.clone(), root.join("ablation")] {
+    for dir in [root.clone(), root.join("ablation"), before] {
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "json") {
