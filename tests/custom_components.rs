@@ -202,12 +202,19 @@ fn config_files_parse_with_defaults_and_resolve_relative_paths() {
     assert_eq!(c.tagger.device, "cpu");
     assert_eq!(c.tagger.batch_size, 32);
     // The defaults of a config are the measured best generic setting (docs/linking.md).
-    assert_eq!(c.policy, RoutingPolicy::threshold(0.1));
+    assert_eq!(c.policy, RoutingPolicy::threshold(0.05));
     assert_eq!(
         c.estimator,
         linkner::uncertainty::EstimatorConfig::Confidence {}
     );
-    assert_eq!(c.merge, linkner::MergePolicy::fuse(0.8));
+    assert_eq!(
+        c.merge,
+        linkner::MergePolicy::Fuse {
+            weight: 0.3,
+            temperature: 4.0,
+            doubt: true
+        }
+    );
     assert_eq!(
         c.llm.as_ref().unwrap().template,
         linkner::llm::PromptTemplate::plain()

@@ -342,21 +342,29 @@ fn default_estimator() -> EstimatorConfig {
     EstimatorConfig::Confidence {}
 }
 
-/// The default routing of a config: the CoNLL-03 family's tuned threshold for `confidence`.
+/// The default routing of a config: threshold 0.05 for `confidence` — with
+/// [`default_merge`], the generic setting whose smallest dev gain over the three dev tuning
+/// records (CoNLL-03, WNUT-17, TwitterNER: +0.45, +0.86, +1.07 F1) is the largest of every
+/// global-threshold setting tried (docs/benchmarks.md, "Generic defaults").
 fn default_policy() -> RoutingPolicy {
-    RoutingPolicy::threshold(0.1)
+    RoutingPolicy::threshold(0.05)
 }
 
-/// The default merge of a config: `fuse` at 0.8, the measured best over `replace` (the
-/// paper's rule) with the 1.5B model (docs/results.md, ablation).
+/// The default merge of a config: `fuse` with weight 0.3 on the local model, the LLM's
+/// distribution at temperature 4 and mixed toward uniform by its doubt (see
+/// [`default_policy`] for the evidence; `replace`, the paper's rule, loses with the 1.5B model).
 fn default_merge() -> MergePolicy {
-    MergePolicy::fuse(0.8)
+    MergePolicy::Fuse {
+        weight: 0.3,
+        temperature: 4.0,
+        doubt: true,
+    }
 }
 
 impl LinkConfig {
     /// A config for the tagger checkpoint `model` with every other section at its default
-    /// — the best generic setting measured (docs/results.md): `confidence`, threshold 0.1,
-    /// `fuse:0.8`, no LLM — what `{"tagger": {"model": …}}` parses to. (The types' own
+    /// — the best generic setting measured (docs/benchmarks.md, "Generic defaults"):
+    /// `confidence`, threshold 0.05, `fuse:0.3,t=4,doubt`, no LLM — what `{"tagger": {"model": …}}` parses to. (The types' own
     /// defaults stay the paper's: entropy, threshold 0.4, replace.)
     pub fn new(model: impl Into<PathBuf>) -> LinkConfig {
         LinkConfig {

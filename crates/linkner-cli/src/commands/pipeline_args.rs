@@ -46,7 +46,7 @@ pub struct PipelineArgs {
     /// JSON.
     #[arg(long, value_name = "NAME")]
     pub estimator: Option<String>,
-    /// Routing policy: a threshold (default `0.1`; LinkNER's is `0.4`), `budget:10%`,
+    /// Routing policy: a threshold (default `0.05`; LinkNER's is `0.4`), `budget:10%`,
     /// `per_type:MISC=0.2,default=0.4`, `never` (local tagger only), `always`, or JSON.
     #[arg(long, value_name = "POLICY")]
     pub policy: Option<String>,
@@ -84,7 +84,7 @@ pub struct PipelineArgs {
     #[arg(long, value_name = "K")]
     pub retrieve: Option<usize>,
     /// How the LLM's answer is merged with the local distribution: fuse:WEIGHT (log-linear
-    /// pooling, weight of the local model; default fuse:0.8; options `,t=TEMPERATURE`,
+    /// pooling, weight of the local model; default fuse:0.3,t=4,doubt; options `,t=TEMPERATURE`,
     /// `,doubt`), replace (the paper's rule), rerank:K, or JSON.
     #[arg(long, value_name = "POLICY")]
     pub merge: Option<String>,
