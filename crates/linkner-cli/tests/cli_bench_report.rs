@@ -452,7 +452,71 @@ fn tune_then_report_on_tiny_data_with_the_real_local_llm() {
     assert_eq!(data_hash["sha256"].as_str().unwrap().len(), 64);
     let png = std::fs::read(out_md.parent().unwrap().join(plot)).unwrap();
     assert_eq!(png_size(&png), (900, 600));
+    check_fresh_runs(&json, &configs, &root, &llm, dir.path(), best_f1);
     server.record_answer();
+}
+
+/// `--fresh-runs DIR` reads the report's own JSON (two copies of the run above stand for two
+/// fresh runs of `scripts/fresh-runs.sh`) and states their spread: the same linked F1 twice,
+/// range 0.00.
+fn check_fresh_runs(
+    report_json: &Path,
+    configs: &Path,
+    root: &Path,
+    llm: &dyn Fn(&mut std::process::Command),
+    dir: &Path,
+    best_f1: f64,
+) {
+    let runs = dir.join("fresh");
+    std::fs::create_dir_all(&runs).unwrap();
+    for i in [1, 2] {
+        std::fs::copy(report_json, runs.join(format!("run{i}.json"))).unwrap();
+    }
+    let out_md = dir.join("fresh.md");
+    let mut cmd = linkner();
+    cmd.args(["report", "--resamples", "200", "--sets", "conll03"])
+        .arg("--configs")
+        .arg(configs)
+        .arg("--data-dir")
+        .arg(root)
+        .arg("--out")
+        .arg(&out_md)
+        .arg("--fresh-runs")
+        .arg(&runs);
+    llm(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "report --fresh-runs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(&out_md).unwrap();
+    let f1 = format!("{:.2}", 100.0 * best_f1);
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| CoNLL-03 test | 4 of 4 |"))
+        .unwrap_or_else(|| panic!("no fresh-run row:\n{md}"));
+    assert!(md.contains("## Run-to-run spread of fresh runs"), "{md}");
+    assert!(
+        row.contains(&format!("| {f1} / {f1} | **0.00** |")),
+        "{row}"
+    );
+    // A folder that is not one of fresh runs is an error that names it.
+    let mut cmd = linkner();
+    cmd.args(["report", "--sets", "conll03", "--configs"])
+        .arg(configs)
+        .arg("--data-dir")
+        .arg(root)
+        .arg("--out")
+        .arg(dir.join("bad.md"))
+        .arg("--fresh-runs")
+        .arg(dir.join("no-such-folder"));
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no-such-folder"),
+        "{err}"
+    );
 }
 
 /// The tuning record says what produced it: the command line, version, the dev and examples

@@ -303,11 +303,11 @@ pub struct LinkConfig {
     /// The uncertainty estimator (default `{"type": "confidence"}`: [`LinkConfig::new`]).
     #[serde(default = "default_estimator")]
     pub estimator: EstimatorConfig,
-    /// The routing policy (default `{"type": "threshold", "threshold": 0.1}`).
+    /// The routing policy (default `{"type": "threshold", "threshold": 0.05}`).
     #[serde(default = "default_policy")]
     pub policy: RoutingPolicy,
     /// How the LLM's answer and the local distribution are merged (default
-    /// `{"type": "fuse", "weight": 0.8}`).
+    /// `{"type": "fuse", "weight": 0.3, "temperature": 4, "doubt": true}`).
     #[serde(default = "default_merge")]
     pub merge: MergePolicy,
     /// The OpenAI-compatible LLM backend ([`OpenAiConfig`]: `base_url`, `model`,

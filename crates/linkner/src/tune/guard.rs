@@ -3,7 +3,7 @@
 use linkner_core::{LabelSchema, Sentence, WordSpan};
 use serde::{Deserialize, Serialize};
 
-use super::{DeltaCi, SettingScore, paired_bootstrap_grouped, replay_spans};
+use super::{CrossFit, DeltaCi, SettingScore, paired_bootstrap_grouped, replay_spans};
 use crate::annotation::Annotation;
 use crate::error::Result;
 use crate::merge::MergePolicy;
@@ -43,6 +43,43 @@ pub struct GuardVerdict {
     pub routes: bool,
     /// Why, in one sentence.
     pub reason: String,
+    /// The selection check, when it was made ([`GuardVerdict::with_cross_fit`]); records
+    /// written before it existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_fit: Option<CrossFit>,
+}
+
+impl GuardVerdict {
+    /// Adds the selection check ([`cross_fit`](super::cross_fit)): a setting the interval
+    /// let route still routes nothing when the search's choices, made on one half of the dev
+    /// units, do not gain on the other half — the dev gain was the choice among many
+    /// settings, not the LLM's.
+    pub fn with_cross_fit(mut self, check: CrossFit) -> GuardVerdict {
+        let pct = |x: f64| format!("{:+.2}", 100.0 * x);
+        let crossed = format!(
+            "chosen on one half of the {} {} and scored on the other, the search gains {} F1 \
+             [{}, {}]",
+            check.gain.units,
+            check.gain.unit.name(),
+            pct(check.gain.delta),
+            pct(check.gain.low),
+            pct(check.gain.high)
+        );
+        if self.routes {
+            if check.holds() {
+                self.reason = format!("{}; {crossed}", self.reason);
+            } else {
+                self.routes = false;
+                self.reason = format!(
+                    "{}, but {crossed}: the dev gain is the choice among settings, not the \
+                     LLM's, so nothing is routed",
+                    self.reason.trim_end_matches(": above zero")
+                );
+            }
+        }
+        self.cross_fit = Some(check);
+        self
+    }
 }
 
 impl Guard {
@@ -100,6 +137,7 @@ impl Guard {
             gain,
             routes,
             reason,
+            cross_fit: None,
         })
     }
 }

@@ -10,7 +10,8 @@
 //! first; "route nothing" is always one of them. [`paired_bootstrap`] gives the confidence
 //! interval of an F1 difference between two systems on the same sentences
 //! ([`paired_bootstrap_grouped`] resamples whole documents), and the [`Guard`] lets a tuned
-//! setting route only when the lower end of its dev gain's interval is above zero.
+//! setting route only when the lower end of its dev gain's interval is above zero and, with
+//! [`cross_fit`], when the search's choice also helps on dev units it was not chosen on.
 
 use std::collections::BTreeMap;
 
@@ -24,9 +25,11 @@ use crate::merge::MergePolicy;
 use crate::policy::{RouteInput, RoutingPolicy};
 
 mod bootstrap;
+mod cross_fit;
 mod guard;
 
 pub use bootstrap::{DeltaCi, ResampleUnit, paired_bootstrap, paired_bootstrap_grouped};
+pub use cross_fit::{CrossFit, FoldChoice, SearchedPass, cross_fit};
 pub use guard::{Guard, GuardVerdict};
 
 /// The decision of one entity under a replayed setting.

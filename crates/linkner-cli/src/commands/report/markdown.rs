@@ -53,6 +53,7 @@ pub(super) fn markdown(r: &Report, args: &ReportArgs) -> String {
     let mut md = String::new();
     intro(&mut md, r, args);
     sets_table(&mut md, r);
+    fresh_runs(&mut md, r);
     ablation(&mut md, r, args);
     plots(&mut md, r);
     md
@@ -123,6 +124,53 @@ fn sets_table(md: &mut String, r: &Report) {
             md,
             "- {}: `{}` (`{}`){note}",
             s.title, s.run.setting, s.run.config
+        );
+    }
+}
+
+/// The run-to-run spread of fresh runs, when `--fresh-runs` gave some.
+fn fresh_runs(md: &mut String, r: &Report) {
+    if r.fresh_runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n## Run-to-run spread of fresh runs\n\nThe tables replay the answers of the cache, so \
+         they reproduce to the digit. A fresh run asks the server again; with several parallel \
+         slots llama.cpp batches requests and an answer's log-probabilities can move in the last \
+         digits, enough to flip a close merge. Fresh runs of one seeded sample (whole documents), \
+         written by `scripts/fresh-runs.sh RUNS SLOTS SET SAMPLE`; no bootstrap interval above \
+         includes this spread.\n\n| set | sentences | setting | server slots | local F1 | linked \
+         F1 of each run | range | Δ 95 % CI of each run | commit |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for f in &r.fresh_runs {
+        let linked: Vec<String> = f.linked_f1.iter().map(|x| pct(*x)).collect();
+        let local: Vec<String> = f.local_f1.iter().map(|x| pct(*x)).collect();
+        let mut local_shown = local.clone();
+        local_shown.dedup();
+        let cis: Vec<String> = f
+            .intervals
+            .iter()
+            .map(|(lo, hi, n, unit)| {
+                format!("[{:+.2}, {:+.2}] ({n} {unit})", 100.0 * lo, 100.0 * hi)
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} of {} | `{}` | {} | {} | {} | **{:.2}** | {} | {} |",
+            f.title,
+            f.sentences.0,
+            f.sentences.1,
+            f.setting,
+            f.slots
+                .map_or("not reported".to_string(), |s| s.to_string()),
+            local_shown.join(" / "),
+            linked.join(" / "),
+            100.0 * f.range(),
+            cis.join(", "),
+            f.commit
+                .as_deref()
+                .map_or("—".to_string(), |c| format!("`{}`", &c[..c.len().min(7)]))
         );
     }
 }

@@ -31,8 +31,11 @@ use super::llm_failures::{FailureArgs, FailureTally};
 use super::pipeline_args::PipelineArgs;
 use super::provenance::Provenance;
 
+mod fresh;
 mod markdown;
 mod plots;
+
+pub use fresh::FreshSpread;
 mod run;
 
 /// Arguments of `linkner report`.
@@ -105,6 +108,11 @@ pub struct ReportArgs {
     /// outputs are `--…-out`).
     #[arg(long, value_name = "FILE")]
     pub json_out: Option<PathBuf>,
+    /// A folder of fresh (uncached) runs of one sample written by `scripts/fresh-runs.sh`
+    /// (`run1.json`, `run2.json`, …; repeatable): the report states their run-to-run spread
+    /// next to the tables, which replay cached answers.
+    #[arg(long = "fresh-runs", value_name = "DIR")]
+    pub fresh_runs: Vec<PathBuf>,
     /// When the LLM side failed (counted over every LLM run of the report).
     #[command(flatten)]
     pub failures: FailureArgs,
@@ -266,6 +274,8 @@ pub struct Report {
     pub ablation_sentences: (usize, usize),
     /// Sets not run, and why.
     pub skipped: Vec<(String, String)>,
+    /// The spread of fresh runs of `--fresh-runs`.
+    pub fresh_runs: Vec<FreshSpread>,
     /// The command line that produced it.
     pub command: String,
     /// What produced it: version and commit, the LLM and its model file's hash, the data
@@ -281,6 +291,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         return super::frontier::run_only(&args);
     }
     let started = Instant::now();
+    let fresh_runs = fresh::read_all(&args.fresh_runs)?;
     let mut provenance = Provenance::of_this_run();
     if let Some(n) = args.pipeline.threads {
         linkner::tagger::set_threads(n)?;
@@ -312,6 +323,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         ablation,
         ablation_sentences,
         skipped,
+        fresh_runs,
         command: provenance.command_line.join(" "),
         provenance,
         wall_seconds: started.elapsed().as_secs_f64(),

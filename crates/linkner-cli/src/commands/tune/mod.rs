@@ -23,7 +23,7 @@ use std::time::Instant;
 use clap::Args;
 use linkner::core::{LabelSchema, Sentence};
 use linkner::llm::{AnswerKeys, NegativeExamples, PromptTemplate};
-use linkner::tune::{Grid, Guard, GuardVerdict, SettingScore};
+use linkner::tune::{Grid, Guard, GuardVerdict, SearchedPass, SettingScore, cross_fit};
 use linkner::uncertainty::EstimatorConfig;
 use linkner::{LinkConfig, RoutingPolicy};
 use serde::Serialize;
@@ -87,7 +87,9 @@ pub struct TuneArgs {
     pub no_calibration: bool,
     /// Coverage of the guard's bootstrap interval: the tuned setting routes only when the lower
     /// end of its dev gain's interval (whole documents resampled when the dev file marks
-    /// them) is above zero; otherwise the config routes nothing and says why.
+    /// them) is above zero, and when the search, re-run on each half of the dev units, gains
+    /// on the half it did not see (the selection check); otherwise the config routes nothing
+    /// and says why.
     #[arg(long, help_heading = SEARCH, default_value_t = 0.95)]
     pub guard_level: f64,
     /// Write the best dev setting even when the guard finds its gain within noise (the
@@ -370,13 +372,41 @@ fn guarded_best(
         resamples: 1000,
         seed: args.seed,
     };
-    let verdict = guard.judge(
+    let groups = pass.gold_set.groups();
+    let mut verdict = guard.judge(
         &pass.gold_set.sentences,
         annotations,
         &pass.schema,
-        &pass.gold_set.groups(),
+        &groups,
         &best.scored,
     )?;
+    if verdict.routes && groups.len() > 1 {
+        // The selection check: the whole search again on each half of the dev units.
+        let names: Vec<String> = found
+            .annotations
+            .keys()
+            .map(|(p, e, c)| format!("{p} · {e}{}", if *c { " · calibrated" } else { "" }))
+            .collect();
+        let passes: Vec<SearchedPass<'_>> = found
+            .annotations
+            .values()
+            .zip(&names)
+            .map(|(anns, name)| SearchedPass {
+                name,
+                annotations: anns,
+            })
+            .collect();
+        let check = cross_fit(
+            &pass.gold_set.sentences,
+            &groups,
+            &passes,
+            &pass.schema,
+            args.floor,
+            &pass.grid,
+            &guard,
+        )?;
+        verdict = verdict.with_cross_fit(check);
+    }
     if verdict.routes || args.no_guard {
         return Ok((best, Some(verdict)));
     }
