@@ -2,7 +2,8 @@
 usage: make_ablation.py TUNED.json OUTDIR
 Every config keeps the tuned estimator and routing policy; `00-plain` is linkner 0.1's linking
 (replace, label names, no marks/hint, capitalised fixed examples, no retrieval, no calibration);
-`10-all` is the tuned config with every prompt technique on."""
+`09-default` is the plain prompt with the default merge of a config without one, `09-tuned` the
+tuned config, `10-all` the tuned config with every prompt technique on."""
 import copy, json, os, sys
 tuned = json.load(open(sys.argv[1]))
 out = sys.argv[2]
@@ -20,15 +21,23 @@ variants = {}
 variants["00-plain"] = plain()
 c = plain(); c["llm"]["template"]["answer_keys"] = "letters"; variants["01-keys"] = c
 c = plain(); c["llm"]["calibrate"] = True; variants["02-calibrate"] = c
-w = tuned.get("merge", {}).get("weight", 0.5) if tuned.get("merge", {}).get("type") == "fuse" else 0.5
+# A per-type merge: its default stands for the tuned merge's weight and k.
+tuned_merge = tuned.get("merge", {})
+if tuned_merge.get("type") == "per_type":
+    tuned_merge = tuned_merge.get("default", {})
+w = tuned_merge.get("weight", 0.5) if tuned_merge.get("type") == "fuse" else 0.5
 c = plain(); c["merge"] = {"type": "fuse", "weight": w}; variants["03-fuse"] = c
-k = tuned.get("merge", {}).get("k", 2) if tuned.get("merge", {}).get("type") == "rerank" else 2
+k = tuned_merge.get("k", 2) if tuned_merge.get("type") == "rerank" else 2
 c = plain(); c["merge"] = {"type": "rerank", "k": k}; variants["04-rerank"] = c
 c = plain(); c["llm"]["template"]["mark_span"] = True; variants["05-mark"] = c
 c = plain(); c["llm"]["template"]["local_hint"] = True; variants["06-hint"] = c
 if tuned.get("examples"):
     c = plain(); c["examples"]["negatives"] = "varied"; variants["07-varied"] = c
     c = plain(); c["examples"]["retrieve"] = tuned["examples"].get("retrieve") or 4; variants["08-retrieve"] = c
+# The generic default merge (a config without `merge`: fuse 0.3, LLM temperature 4, its doubt)
+# at the tuned routing, and the tuned config itself.
+c = plain(); c["merge"] = {"type": "fuse", "weight": 0.3, "temperature": 4.0, "doubt": True}
+variants["09-default"] = c
 variants["09-tuned"] = copy.deepcopy(tuned)
 # Everything together: the tuned routing and merge with every prompt technique switched on.
 c = copy.deepcopy(tuned)

@@ -6,6 +6,7 @@
 //! | [`MergePolicy::Replace`] | the LLM's answer wins, whatever its confidence | LinkNER's rule |
 //! | [`MergePolicy::Fuse`] | log-linear pooling `p ∝ p_local^w · p_llm^(1−w)` over the classes, the LLM's distribution optionally tempered and widened by its doubt | |
 //! | [`MergePolicy::Rerank`] | the LLM picks only among the local top-`k` types and "not an entity" | filter-then-rerank |
+//! | [`MergePolicy::PerType`] | one of the above per entity type: the entity's local label picks it | |
 //!
 //! Every class of the schema takes part, the non-entity class `0` included, so a merged decision
 //! of class 0 rejects the entity. The policies are pure functions of the two distributions
@@ -24,6 +25,8 @@
 //! let m: MergePolicy = serde_json::from_str(r#"{"type": "replace"}"#).unwrap();
 //! assert_eq!(m, MergePolicy::Replace);
 //! ```
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +73,18 @@ pub enum MergePolicy {
         /// How many local types are candidates (≥ 1).
         k: usize,
     },
+    /// One merge per entity type: the routed entity's **local** label picks its merge from
+    /// `merges`, the types not named get `default` ([`MergePolicy::for_label`]). `linkner
+    /// tune` fits it type by type (a `fuse` weight, temperature and doubt of its own, or
+    /// another policy) when that gains on dev. In JSON:
+    /// `{"type": "per_type", "merges": {"PER": {"type": "replace"}}, "default": {"type": "fuse", "weight": 0.3}}`.
+    PerType {
+        /// The merge of each type named (the schema's type names, as in the data files); none
+        /// of them `per_type`.
+        merges: BTreeMap<String, MergePolicy>,
+        /// The merge of every type not named (not `per_type`).
+        default: Box<MergePolicy>,
+    },
 }
 
 fn one() -> f32 {
@@ -102,10 +117,34 @@ impl MergePolicy {
         }
     }
 
-    /// Checks the parameters (`weight` in `[0, 1]`, `temperature > 0`, `k ≥ 1`).
+    /// The merge that decides an entity whose local label is `label`: for
+    /// [`MergePolicy::PerType`] the label's own merge (else its default), for every other
+    /// policy the policy itself.
+    pub fn for_label(&self, label: &str) -> &MergePolicy {
+        match self {
+            MergePolicy::PerType { merges, default } => merges.get(label).unwrap_or(default),
+            other => other,
+        }
+    }
+
+    /// Checks the parameters (`weight` in `[0, 1]`, `temperature > 0`, `k ≥ 1`; the merges of
+    /// `per_type` are each checked and none is itself `per_type`).
     pub fn validate(&self) -> Result<()> {
         match self {
             MergePolicy::Replace => Ok(()),
+            MergePolicy::PerType { merges, default } => {
+                for (name, m) in merges.iter().chain([(&"default".to_string(), &**default)]) {
+                    if matches!(m, MergePolicy::PerType { .. }) {
+                        return Err(LinkError::Config(format!(
+                            "merge.merges.{name}: a per_type merge cannot hold another per_type"
+                        )));
+                    }
+                    m.validate().map_err(|e| {
+                        LinkError::Config(format!("merge of `{name}` in per_type: {e}"))
+                    })?;
+                }
+                Ok(())
+            }
             MergePolicy::Fuse {
                 weight,
                 temperature,
@@ -133,7 +172,8 @@ impl MergePolicy {
         }
     }
 
-    /// A short name for tables: `replace`, `fuse:0.6`, `fuse:0.6,t=2,doubt`, `rerank:2`.
+    /// A short name for tables: `replace`, `fuse:0.6`, `fuse:0.6,t=2,doubt`, `rerank:2`,
+    /// `per_type(PER=replace; default=fuse:0.3)` (no `|`, so it fits a Markdown cell).
     pub fn short_name(&self) -> String {
         match self {
             MergePolicy::Replace => "replace".into(),
@@ -152,6 +192,14 @@ impl MergePolicy {
                 s
             }
             MergePolicy::Rerank { k } => format!("rerank:{k}"),
+            MergePolicy::PerType { merges, default } => {
+                let parts: Vec<String> = merges
+                    .iter()
+                    .map(|(t, m)| format!("{t}={}", m.short_name()))
+                    .chain([format!("default={}", default.short_name())])
+                    .collect();
+                format!("per_type({})", parts.join("; "))
+            }
         }
     }
 
@@ -166,7 +214,9 @@ impl MergePolicy {
 
     /// [`MergePolicy::decide`] with the mass the LLM put on the answer vocabulary
     /// ([`LlmVerdict::label_mass`](crate::LlmVerdict::label_mass)), which `fuse` with `doubt`
-    /// uses.
+    /// uses. The entity's type is not known here: for [`MergePolicy::PerType`] pick the type's
+    /// merge first ([`MergePolicy::for_label`]; the pipeline and `linkner tune` do), else its
+    /// default decides.
     pub fn decide_with_mass(
         &self,
         local: &[f32],
@@ -228,6 +278,10 @@ impl MergePolicy {
                     },
                     None => keep_local(local),
                 }
+            }
+            // The label is not known here: callers pick the type's merge with `for_label`.
+            MergePolicy::PerType { default, .. } => {
+                default.decide_with_mass(local, answer, answer_dist, label_mass)
             }
         }
     }
@@ -566,5 +620,54 @@ mod tests {
             serde_json::from_str::<MergePolicy>(r#"{"type": "fuse", "weight": 0.8, "temp": 2}"#)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn per_type_picks_the_merge_of_the_local_label_and_reads_from_json() {
+        let m: MergePolicy = serde_json::from_str(
+            r#"{"type": "per_type", "merges": {"PER": {"type": "replace"}},
+                "default": {"type": "fuse", "weight": 0.3, "temperature": 4, "doubt": true}}"#,
+        )
+        .unwrap();
+        m.validate().unwrap();
+        assert_eq!(m.for_label("PER"), &MergePolicy::Replace);
+        let default = MergePolicy::Fuse {
+            weight: 0.3,
+            temperature: 4.0,
+            doubt: true,
+        };
+        assert_eq!(m.for_label("LOC"), &default);
+        assert_eq!(MergePolicy::Replace.for_label("PER"), &MergePolicy::Replace);
+        assert_eq!(
+            m.to_string(),
+            "per_type(PER=replace; default=fuse:0.3,t=4,doubt)"
+        );
+        let back: MergePolicy = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+        // Without a label (`decide`), the default decides.
+        assert_eq!(
+            m.decide(&LOCAL, 3, Some(&LLM)),
+            default.decide(&LOCAL, 3, Some(&LLM))
+        );
+    }
+
+    #[test]
+    fn per_type_refuses_a_nested_per_type_and_a_bad_inner_merge() {
+        let inner = MergePolicy::PerType {
+            merges: BTreeMap::new(),
+            default: Box::new(MergePolicy::Replace),
+        };
+        let nested = MergePolicy::PerType {
+            merges: [("PER".to_string(), inner)].into(),
+            default: Box::new(MergePolicy::Replace),
+        };
+        let err = nested.validate().unwrap_err().to_string();
+        assert!(err.contains("PER") && err.contains("per_type"), "{err}");
+        let bad = MergePolicy::PerType {
+            merges: BTreeMap::new(),
+            default: Box::new(MergePolicy::fuse(1.5)),
+        };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("default") && err.contains("weight"), "{err}");
     }
 }

@@ -2,11 +2,11 @@
 //! the LLM's outcome (under the merge policy). Pure functions.
 
 use linkner_core::LabelSchema;
-use linkner_llm::{LlmError, Usage};
+use linkner_llm::{Answer, LlmError, Usage};
 
 use super::{LlmOutcome, ScoredCandidate};
 use crate::annotation::{LlmVerdict, Provenance};
-use crate::merge::MergePolicy;
+use crate::merge::{Decision, MergePolicy};
 
 /// One candidate after the merge: its local side, the decision and the LLM's token usage
 /// (with whether the answer came from the cache) when there was an answer.
@@ -103,13 +103,7 @@ pub(crate) fn merge(
             expected: schema.type_names().join(", "),
         });
     }
-    let local_probs: &[f32] = &scored.candidate.probs;
-    let answer_dist = answer
-        .distribution
-        .as_deref()
-        .filter(|d| d.len() == schema.num_classes());
-    let decision =
-        policy.decide_with_mass(local_probs, answer.class, answer_dist, answer.label_mass);
+    let decision = decide(schema, policy, scored, &answer);
     let class = if schema.class(decision.class).is_some() {
         decision.class
     } else {
@@ -140,6 +134,26 @@ pub(crate) fn merge(
         verdict: Some(verdict),
         rejected,
     }
+}
+
+/// The merge's decision on an answer within the schema: a per-type merge decides by the
+/// entity's local label (the verdict records the whole policy).
+fn decide(
+    schema: &LabelSchema,
+    policy: &MergePolicy,
+    scored: &ScoredCandidate,
+    answer: &Answer,
+) -> Decision {
+    let answer_dist = answer
+        .distribution
+        .as_deref()
+        .filter(|d| d.len() == schema.num_classes());
+    policy.for_label(&scored.local_label).decide_with_mass(
+        &scored.candidate.probs,
+        answer.class,
+        answer_dist,
+        answer.label_mass,
+    )
 }
 
 /// The final label, its provenance and whether the entity is rejected, once the merged

@@ -386,6 +386,29 @@ fn merge_table_fuse_rerank_and_failure() {
             provenance: "llm_confirmed",
             rejected: false,
         },
+        // Per type: the entity's local label (LOC) picks its merge — the tagger alone for
+        // LOC here, whatever the default says …
+        MergeCase {
+            policy: MergePolicy::PerType {
+                merges: [("LOC".to_string(), MergePolicy::fuse(1.0))].into(),
+                default: Box::new(MergePolicy::fuse(0.0)),
+            },
+            outcome: Some(answer(3, Some(llm_org()))),
+            label: "LOC",
+            provenance: "llm_confirmed",
+            rejected: false,
+        },
+        // … and the default when only another type is named.
+        MergeCase {
+            policy: MergePolicy::PerType {
+                merges: [("PER".to_string(), MergePolicy::fuse(1.0))].into(),
+                default: Box::new(MergePolicy::fuse(0.0)),
+            },
+            outcome: Some(answer(3, Some(llm_org()))),
+            label: "ORG",
+            provenance: "llm_relabelled",
+            rejected: false,
+        },
         MergeCase {
             policy: MergePolicy::fuse(0.5),
             outcome: Some(LlmOutcome::Failed(LlmError::Timeout(Duration::from_secs(

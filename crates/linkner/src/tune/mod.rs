@@ -49,7 +49,7 @@ fn replay_entity(
         .unwrap_or(false);
     match (&e.llm, routed) {
         (Some(v), true) => {
-            let d = merge.decide_with_mass(
+            let d = merge.for_label(&e.local_label).decide_with_mass(
                 &e.local_probs,
                 v.class,
                 v.distribution.as_deref(),
@@ -122,6 +122,9 @@ pub struct Grid {
     /// A per-type setting replaces the overall one only when it gains more than this much F1
     /// (guards against fitting the dev split's noise).
     pub per_type_min_gain: f64,
+    /// Also tune one merge per type ([`MergePolicy::PerType`]: each type's merge from
+    /// `merges`, coordinate ascent from the best setting's merge, its routing kept).
+    pub per_type_merge: bool,
 }
 
 impl Grid {
@@ -131,7 +134,8 @@ impl Grid {
     /// Thresholds `floor, floor + step, …` up to 1, the merges `replace`, `fuse` at weights
     /// 0.1 … 0.9 — each with the LLM's distribution at the temperatures of
     /// [`Grid::TEMPERATURES`], with and without its doubt (fitted jointly with the weight) —
-    /// and `rerank` with k = 1, 2, 3; per-type thresholds on, adopted for a gain above 0.1 F1.
+    /// and `rerank` with k = 1, 2, 3; per-type thresholds and per-type merges on, each adopted
+    /// for a gain above 0.1 F1.
     pub fn standard(floor: f32, step: f32) -> Grid {
         let mut thresholds = Vec::new();
         let mut t = floor;
@@ -155,6 +159,7 @@ impl Grid {
             merges,
             per_type: true,
             per_type_min_gain: 0.001,
+            per_type_merge: true,
         }
     }
 }
@@ -243,18 +248,69 @@ pub fn search(
         && let Some(best) = all.first().cloned()
         && let RoutingPolicy::Threshold { threshold } = best.policy
     {
-        // Coordinate ascent over the types, two rounds, from the best overall threshold; a
-        // type's threshold of 1 routes none of it.
-        let mut per: BTreeMap<String, f32> = schema
+        let ctx = Ascent {
+            gold,
+            annotations,
+            schema,
+            grid,
+        };
+        if let Some(per) = ctx.per_type_thresholds(&best, threshold, &thresholds)? {
+            all.push(per);
+            sort_best_first(&mut all);
+        }
+    }
+    // From the best setting that routes: one merge for all types may not beat routing
+    // nothing where one per type does.
+    if grid.per_type_merge
+        && let Some(best) = all.iter().find(|s| s.routed_fraction > 0.0).cloned()
+    {
+        let ctx = Ascent {
+            gold,
+            annotations,
+            schema,
+            grid,
+        };
+        if let Some(per) = ctx.per_type_merges(&best)? {
+            all.push(per);
+            sort_best_first(&mut all);
+        }
+    }
+    Ok(all)
+}
+
+/// What the per-type coordinate ascents of [`search`] score on.
+struct Ascent<'a> {
+    gold: &'a [Sentence],
+    annotations: &'a [Annotation],
+    schema: &'a LabelSchema,
+    grid: &'a Grid,
+}
+
+impl Ascent<'_> {
+    fn score(&self, policy: &RoutingPolicy, merge: &MergePolicy) -> Result<SettingScore> {
+        score_setting(self.gold, self.annotations, policy, merge, self.schema)
+    }
+
+    /// One threshold per type: coordinate ascent over the types, two rounds, from the best
+    /// overall threshold (a type's threshold of 1 routes none of it); the result when it gains
+    /// more than the grid's minimum.
+    fn per_type_thresholds(
+        &self,
+        best: &SettingScore,
+        threshold: f32,
+        thresholds: &[f32],
+    ) -> Result<Option<SettingScore>> {
+        let mut per: BTreeMap<String, f32> = self
+            .schema
             .types
             .iter()
             .map(|t| (t.name.clone(), threshold))
             .collect();
         let mut current = best.clone();
-        let mut choices = thresholds.clone();
+        let mut choices = thresholds.to_vec();
         choices.push(1.0);
         for _round in 0..2 {
-            for t in &schema.types {
+            for t in &self.schema.types {
                 for &c in &choices {
                     let mut trial = per.clone();
                     trial.insert(t.name.clone(), c);
@@ -262,7 +318,7 @@ pub fn search(
                         thresholds: trial.clone(),
                         default: threshold,
                     };
-                    let s = score_setting(gold, annotations, &policy, &best.merge, schema)?;
+                    let s = self.score(&policy, &best.merge)?;
                     if s.f1 > current.f1 + 1e-12 {
                         current = s;
                         per = trial;
@@ -270,12 +326,46 @@ pub fn search(
                 }
             }
         }
-        if current.f1 > best.f1 + grid.per_type_min_gain {
-            all.push(current);
-            sort_best_first(&mut all);
-        }
+        Ok((current.f1 > best.f1 + self.grid.per_type_min_gain).then_some(current))
     }
-    Ok(all)
+
+    /// One merge per type, the routing of `best` kept: coordinate ascent over the types, two
+    /// rounds, each type trying every merge of the grid, from `best`'s merge for all; the
+    /// result when it gains more than the grid's minimum over `best` (and the caller sorts it
+    /// among the rest, routing nothing included).
+    fn per_type_merges(&self, best: &SettingScore) -> Result<Option<SettingScore>> {
+        if matches!(best.merge, MergePolicy::PerType { .. }) {
+            return Ok(None);
+        }
+        let default = Box::new(best.merge.clone());
+        let mut per: BTreeMap<String, MergePolicy> = BTreeMap::new();
+        let mut current = best.clone();
+        for _round in 0..2 {
+            for t in &self.schema.types {
+                for m in &self.grid.merges {
+                    let mut trial = per.clone();
+                    if *m == *default {
+                        trial.remove(&t.name);
+                    } else {
+                        trial.insert(t.name.clone(), m.clone());
+                    }
+                    if trial == per {
+                        continue;
+                    }
+                    let merge = MergePolicy::PerType {
+                        merges: trial.clone(),
+                        default: default.clone(),
+                    };
+                    let s = self.score(&best.policy, &merge)?;
+                    if s.f1 > current.f1 + 1e-12 {
+                        current = s;
+                        per = trial;
+                    }
+                }
+            }
+        }
+        Ok((current.f1 > best.f1 + self.grid.per_type_min_gain).then_some(current))
+    }
 }
 
 fn sort_best_first(all: &mut [SettingScore]) {
@@ -422,5 +512,76 @@ mod tests {
             RoutingPolicy::Threshold { threshold } => threshold >= 0.1 - 1e-6,
             _ => true,
         }));
+    }
+
+    /// Per local type the same uncertain pattern (local 0.6 / 0.2, the LLM peaked on the
+    /// other class), but the LLM is right on the PER-labelled entities and wrong on the
+    /// LOC-labelled ones: no single merge can tell them apart, one merge per type can.
+    #[test]
+    fn search_adopts_a_merge_per_type_when_one_merge_cannot_serve_both_types() {
+        let schema = LabelSchema::conll03();
+        let (mut gold, mut anns) = (Vec::new(), Vec::new());
+        for i in 0..40 {
+            let plain = Sentence::from_words(&["Rome"]);
+            let (local_class, gold_label, llm_class) = if i < 20 {
+                (1, "LOC", 2) // said PER, is LOC, the LLM says LOC: mends
+            } else {
+                (2, "LOC", 1) // said LOC, is LOC, the LLM says PER: breaks
+            };
+            let mut p = vec![0.05f32; 5];
+            p[local_class] = 0.6;
+            p[3 - local_class] = 0.2;
+            let mut d = vec![0.02f32; 5];
+            d[llm_class] = 0.92;
+            let mut g = plain.clone();
+            g.spans = vec![WordSpan::new(0, 1, gold_label)];
+            gold.push(g);
+            anns.push(Annotation {
+                sentence: plain.clone(),
+                entities: vec![linked(&plain, 0, &p, 0.6, Some((llm_class, d)))],
+                rejected: vec![],
+                timings: None,
+            });
+        }
+        let mut grid = Grid::standard(0.1, 0.1);
+        grid.per_type = false;
+        grid.per_type_merge = false;
+        let single = search(&gold, &anns, &schema, 0.1, &grid).unwrap().remove(0);
+        grid.per_type_merge = true;
+        let best = search(&gold, &anns, &schema, 0.1, &grid).unwrap().remove(0);
+        assert!((best.f1 - 1.0).abs() < 1e-12, "{best:?}");
+        assert!(single.f1 < best.f1 - 0.1, "{single:?}");
+        let MergePolicy::PerType { merges, default } = &best.merge else {
+            panic!("not per type: {best:?}");
+        };
+        // The PER-labelled entities follow the LLM, the LOC-labelled ones keep their label.
+        let decide = |m: &MergePolicy, local: &[f32], llm: &[f32]| {
+            m.decide(local, linkner_core::prob::argmax(llm).unwrap(), Some(llm))
+                .class
+        };
+        let (per, loc) = (best.merge.for_label("PER"), best.merge.for_label("LOC"));
+        assert_eq!(
+            decide(
+                per,
+                &[0.05, 0.6, 0.2, 0.05, 0.05],
+                &[0.02, 0.02, 0.92, 0.02, 0.02]
+            ),
+            2
+        );
+        assert_eq!(
+            decide(
+                loc,
+                &[0.05, 0.2, 0.6, 0.05, 0.05],
+                &[0.02, 0.92, 0.02, 0.02, 0.02]
+            ),
+            2
+        );
+        assert!(merges.len() <= 2 && !matches!(**default, MergePolicy::PerType { .. }));
+        // Replayed through the same decisions the pipeline makes: all 40 right.
+        let spans: Vec<Vec<WordSpan>> = anns
+            .iter()
+            .map(|a| replay_spans(a, &best.policy, &best.merge, &schema))
+            .collect();
+        assert!((f1_of(&gold, &spans).unwrap() - 1.0).abs() < 1e-12);
     }
 }

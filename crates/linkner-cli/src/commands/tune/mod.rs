@@ -82,6 +82,10 @@ pub struct TuneArgs {
     /// Do not search per-type thresholds.
     #[arg(long, help_heading = SEARCH)]
     pub no_per_type: bool,
+    /// Do not search one merge per type (a `fuse` weight, LLM temperature and doubt of each
+    /// type's own, or another policy).
+    #[arg(long, help_heading = SEARCH)]
+    pub no_per_type_merge: bool,
     /// Do not search contextual calibration.
     #[arg(long, help_heading = SEARCH)]
     pub no_calibration: bool,
@@ -307,6 +311,7 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
     check_gold_labels(&args.dev, gold, &schema)?;
     let mut grid = Grid::standard(args.floor, args.step);
     grid.per_type = !args.no_per_type;
+    grid.per_type_merge = !args.no_per_type_merge;
     let pass = Pass {
         args: &args,
         tagger,
