@@ -23,7 +23,7 @@ use std::time::Instant;
 use clap::Args;
 use linkner::core::{LabelSchema, Sentence};
 use linkner::llm::{AnswerKeys, NegativeExamples, PromptTemplate};
-use linkner::tune::{Grid, Guard, GuardVerdict, SearchedPass, SettingScore, cross_fit};
+use linkner::tune::{Grid, GuardVerdict, SettingScore};
 use linkner::uncertainty::EstimatorConfig;
 use linkner::{LinkConfig, RoutingPolicy};
 use serde::Serialize;
@@ -33,7 +33,10 @@ use super::link::{read_gold, runtime};
 use super::pipeline_args::PipelineArgs;
 use super::provenance::Provenance;
 
+mod choose;
 mod search;
+
+use choose::{PerTypeMergeCheck, guarded_best};
 
 use search::{Pass, Searched, sort_trials};
 
@@ -258,6 +261,10 @@ pub struct TuneReport {
     pub guard: Option<GuardVerdict>,
     /// True when `--no-guard` wrote the best dev setting whatever the verdict.
     pub guard_overridden: bool,
+    /// When the best dev setting had one merge per type: whether that out-did the best single
+    /// merge on held-out halves (else the single merge was written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_type_merge: Option<PerTypeMergeCheck>,
     /// Every setting, best first.
     pub trials: Vec<Trial>,
     /// LLM requests and calls (not from cache) per prompt variant.
@@ -327,7 +334,7 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
         pass.run_variant(&base, spec, variant, &estimators, &mut found)?;
     }
     sort_trials(&mut found.trials);
-    let (best, guard) = guarded_best(&args, &pass, &found)?;
+    let (best, guard, per_type_merge) = guarded_best(&args, &pass, &found)?;
     let mut config = best_config(&found.configs, &best)?;
     config.note = Some(config_note(&args, gold.len(), guard.as_ref()));
     write_config(&args.out, &config)?;
@@ -340,6 +347,7 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
         best,
         guard,
         guard_overridden: args.no_guard,
+        per_type_merge,
         trials: found.trials,
         llm_calls: found.calls,
         wall_seconds: started.elapsed().as_secs_f64(),
@@ -352,76 +360,6 @@ pub fn run(args: TuneArgs) -> Result<(), CliError> {
     }
     print!("{}", human(&report, gold));
     Ok(())
-}
-
-/// The setting to write and the guard's verdict on the best dev setting: the best one when
-/// the guard lets it route (or `--no-guard`), else the best setting that routes nothing.
-fn guarded_best(
-    args: &TuneArgs,
-    pass: &Pass<'_>,
-    found: &Searched,
-) -> Result<(Trial, Option<GuardVerdict>), CliError> {
-    let best = found
-        .trials
-        .first()
-        .cloned()
-        .ok_or("nothing was searched")?;
-    if best.scored.policy == RoutingPolicy::Never {
-        return Ok((best, None));
-    }
-    let annotations = found
-        .annotations_of(&best)
-        .ok_or("internal: no annotations for the best setting")?;
-    let guard = Guard {
-        level: args.guard_level,
-        resamples: 1000,
-        seed: args.seed,
-    };
-    let groups = pass.gold_set.groups();
-    let mut verdict = guard.judge(
-        &pass.gold_set.sentences,
-        annotations,
-        &pass.schema,
-        &groups,
-        &best.scored,
-    )?;
-    if verdict.routes && groups.len() > 1 {
-        // The selection check: the whole search again on each half of the dev units.
-        let names: Vec<String> = found
-            .annotations
-            .keys()
-            .map(|(p, e, c)| format!("{p} · {e}{}", if *c { " · calibrated" } else { "" }))
-            .collect();
-        let passes: Vec<SearchedPass<'_>> = found
-            .annotations
-            .values()
-            .zip(&names)
-            .map(|(anns, name)| SearchedPass {
-                name,
-                annotations: anns,
-            })
-            .collect();
-        let check = cross_fit(
-            &pass.gold_set.sentences,
-            &groups,
-            &passes,
-            &pass.schema,
-            args.floor,
-            &pass.grid,
-            &guard,
-        )?;
-        verdict = verdict.with_cross_fit(check);
-    }
-    if verdict.routes || args.no_guard {
-        return Ok((best, Some(verdict)));
-    }
-    let never = found
-        .trials
-        .iter()
-        .find(|t| t.scored.policy == RoutingPolicy::Never && t.prompt == best.prompt)
-        .cloned()
-        .ok_or("internal: routing nothing was not searched")?;
-    Ok((never, Some(verdict)))
 }
 
 /// The note written into the tuned config: where it was tuned and the guard's verdict.
@@ -580,6 +518,19 @@ fn human(r: &TuneReport, gold: &[Sentence]) -> String {
         r.best.scored.policy,
         r.best.scored.merge
     );
+    if let Some(c) = &r.per_type_merge {
+        let _ = writeln!(
+            s,
+            "per-type merges: cross-fitted gain {:+.2} F1 with them, {:+.2} without: {}",
+            100.0 * c.with.delta,
+            100.0 * c.without.delta,
+            if c.kept {
+                "kept"
+            } else {
+                "not kept (the best single merge is written)"
+            }
+        );
+    }
     if let Some(g) = &r.guard {
         let verdict = match (g.routes, r.guard_overridden) {
             (true, _) => "routes",
