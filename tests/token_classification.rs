@@ -21,6 +21,9 @@ use linkner::{LinkConfig, Provenance};
 #[path = "../crates/linkner-llm/tests/support/local_server.rs"]
 mod local_server;
 
+#[path = "common/fixture_dir.rs"]
+mod fixture_dir;
+
 fn python() -> PathBuf {
     let venv = std::env::var_os("LINKNER_VENV")
         .map(PathBuf::from)
@@ -32,7 +35,12 @@ fn python() -> PathBuf {
 fn checkpoint() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep().join("ner");
+        let dir = fixture_dir::fixture_dir(
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            env!("CARGO_CRATE_NAME"),
+            "hf",
+        )
+        .join("ner");
         let script = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../linkner-tagger/tests/support/make_token_class.py");
         let encoder = linkner::tagger::default_encoder_dir()

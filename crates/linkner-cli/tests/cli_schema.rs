@@ -110,7 +110,11 @@ const TRAIN_ARGS: &[&str] = &["--epochs", "3", "--lr", "2e-4", "--patience", "0"
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
+        let dir = common::fixture_dir(
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            env!("CARGO_CRATE_NAME"),
+            "custom",
+        );
         let train = dir.join("train.conll");
         std::fs::write(&train, custom_conll("wnut17train.conll", 40, None)).unwrap();
         // `linkner schema --from-data` infers the schema; its types are the train file's.
@@ -484,7 +488,12 @@ fn link_with_a_schema_file_against_the_real_local_llm_server() {
 fn hf_checkpoint() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep().join("ner");
+        let dir = common::fixture_dir(
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            env!("CARGO_CRATE_NAME"),
+            "hf",
+        )
+        .join("ner");
         let venv = std::env::var_os("LINKNER_VENV")
             .map(PathBuf::from)
             .unwrap_or_else(|| linkner::tagger::locate::cache_dir().join("venv"));

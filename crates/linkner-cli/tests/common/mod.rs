@@ -2,8 +2,12 @@
 //! training set and the built `linkner` binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[path = "../../../../tests/common/fixture_dir.rs"]
+mod fixture_dir;
+pub use fixture_dir::fixture_dir;
 
 /// The all-MiniLM-L6-v2 folder ([`linkner::tagger::default_encoder_dir`]).
 pub fn minilm() -> PathBuf {
@@ -63,7 +67,11 @@ pub fn train_tiny_from(
 pub fn tiny_fixture() -> &'static (PathBuf, PathBuf) {
     static FIXTURE: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
+        let dir = fixture_dir(
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            env!("CARGO_CRATE_NAME"),
+            "tiny",
+        );
         let data = dir.join("data.txt");
         std::fs::write(&data, TRAIN).unwrap();
         let model = dir.join("model");
