@@ -244,36 +244,28 @@ pub fn search(
         }
     }
     sort_best_first(&mut all);
+    let ctx = Ascent {
+        gold,
+        annotations,
+        schema,
+        grid,
+    };
     if grid.per_type
         && let Some(best) = all.first().cloned()
         && let RoutingPolicy::Threshold { threshold } = best.policy
+        && let Some(per) = ctx.per_type_thresholds(&best, threshold, &thresholds)?
     {
-        let ctx = Ascent {
-            gold,
-            annotations,
-            schema,
-            grid,
-        };
-        if let Some(per) = ctx.per_type_thresholds(&best, threshold, &thresholds)? {
-            all.push(per);
-            sort_best_first(&mut all);
-        }
+        all.push(per);
+        sort_best_first(&mut all);
     }
     // From the best setting that routes: one merge for all types may not beat routing
     // nothing where one per type does.
     if grid.per_type_merge
         && let Some(best) = all.iter().find(|s| s.routed_fraction > 0.0).cloned()
+        && let Some(per) = ctx.per_type_merges(&best)?
     {
-        let ctx = Ascent {
-            gold,
-            annotations,
-            schema,
-            grid,
-        };
-        if let Some(per) = ctx.per_type_merges(&best)? {
-            all.push(per);
-            sort_best_first(&mut all);
-        }
+        all.push(per);
+        sort_best_first(&mut all);
     }
     Ok(all)
 }
@@ -291,34 +283,34 @@ impl Ascent<'_> {
         score_setting(self.gold, self.annotations, policy, merge, self.schema)
     }
 
-    /// One threshold per type: coordinate ascent over the types, two rounds, from the best
-    /// overall threshold (a type's threshold of 1 routes none of it); the result when it gains
-    /// more than the grid's minimum.
-    fn per_type_thresholds(
+    /// Coordinate ascent over the schema's types, two rounds, from `start` for every type:
+    /// each type tries every choice with the others kept, and a trial that scores higher is
+    /// kept; `setting` turns the per-type choices into the routing and merge scored. The
+    /// result when it gains more than the grid's minimum over `best`.
+    fn ascend<T: Clone + PartialEq>(
         &self,
         best: &SettingScore,
-        threshold: f32,
-        thresholds: &[f32],
+        start: &T,
+        choices: &[T],
+        setting: impl Fn(&BTreeMap<String, T>) -> (RoutingPolicy, MergePolicy),
     ) -> Result<Option<SettingScore>> {
-        let mut per: BTreeMap<String, f32> = self
+        let mut per: BTreeMap<String, T> = self
             .schema
             .types
             .iter()
-            .map(|t| (t.name.clone(), threshold))
+            .map(|t| (t.name.clone(), start.clone()))
             .collect();
         let mut current = best.clone();
-        let mut choices = thresholds.to_vec();
-        choices.push(1.0);
         for _round in 0..2 {
             for t in &self.schema.types {
-                for &c in &choices {
+                for c in choices {
+                    if per.get(&t.name) == Some(c) {
+                        continue;
+                    }
                     let mut trial = per.clone();
-                    trial.insert(t.name.clone(), c);
-                    let policy = RoutingPolicy::PerType {
-                        thresholds: trial.clone(),
-                        default: threshold,
-                    };
-                    let s = self.score(&policy, &best.merge)?;
+                    trial.insert(t.name.clone(), c.clone());
+                    let (policy, merge) = setting(&trial);
+                    let s = self.score(&policy, &merge)?;
                     if s.f1 > current.f1 + 1e-12 {
                         current = s;
                         per = trial;
@@ -329,42 +321,44 @@ impl Ascent<'_> {
         Ok((current.f1 > best.f1 + self.grid.per_type_min_gain).then_some(current))
     }
 
-    /// One merge per type, the routing of `best` kept: coordinate ascent over the types, two
-    /// rounds, each type trying every merge of the grid, from `best`'s merge for all; the
-    /// result when it gains more than the grid's minimum over `best` (and the caller sorts it
-    /// among the rest, routing nothing included).
+    /// One threshold per type, from the best overall threshold (a type's threshold of 1 routes
+    /// none of it), the merge of `best` kept.
+    fn per_type_thresholds(
+        &self,
+        best: &SettingScore,
+        threshold: f32,
+        thresholds: &[f32],
+    ) -> Result<Option<SettingScore>> {
+        let mut choices = thresholds.to_vec();
+        choices.push(1.0);
+        self.ascend(best, &threshold, &choices, |per| {
+            let policy = RoutingPolicy::PerType {
+                thresholds: per.clone(),
+                default: threshold,
+            };
+            (policy, best.merge.clone())
+        })
+    }
+
+    /// One merge per type, each type trying every merge of the grid from `best`'s merge, the
+    /// routing of `best` kept; the types left at `best`'s merge are its default (the caller
+    /// sorts the result among the rest, routing nothing included).
     fn per_type_merges(&self, best: &SettingScore) -> Result<Option<SettingScore>> {
         if matches!(best.merge, MergePolicy::PerType { .. }) {
             return Ok(None);
         }
-        let default = Box::new(best.merge.clone());
-        let mut per: BTreeMap<String, MergePolicy> = BTreeMap::new();
-        let mut current = best.clone();
-        for _round in 0..2 {
-            for t in &self.schema.types {
-                for m in &self.grid.merges {
-                    let mut trial = per.clone();
-                    if *m == *default {
-                        trial.remove(&t.name);
-                    } else {
-                        trial.insert(t.name.clone(), m.clone());
-                    }
-                    if trial == per {
-                        continue;
-                    }
-                    let merge = MergePolicy::PerType {
-                        merges: trial.clone(),
-                        default: default.clone(),
-                    };
-                    let s = self.score(&best.policy, &merge)?;
-                    if s.f1 > current.f1 + 1e-12 {
-                        current = s;
-                        per = trial;
-                    }
-                }
-            }
-        }
-        Ok((current.f1 > best.f1 + self.grid.per_type_min_gain).then_some(current))
+        let default = best.merge.clone();
+        self.ascend(best, &default, &self.grid.merges, |per| {
+            let merge = MergePolicy::PerType {
+                merges: per
+                    .iter()
+                    .filter(|(_, m)| **m != default)
+                    .map(|(t, m)| (t.clone(), m.clone()))
+                    .collect(),
+                default: Box::new(default.clone()),
+            };
+            (best.policy.clone(), merge)
+        })
     }
 }
 

@@ -145,9 +145,8 @@ fn fresh_runs(md: &mut String, r: &Report) {
     );
     for f in &r.fresh_runs {
         let linked: Vec<String> = f.linked_f1.iter().map(|x| pct(*x)).collect();
-        let local: Vec<String> = f.local_f1.iter().map(|x| pct(*x)).collect();
-        let mut local_shown = local.clone();
-        local_shown.dedup();
+        let mut local: Vec<String> = f.local_f1.iter().map(|x| pct(*x)).collect();
+        local.dedup();
         let cis: Vec<String> = f
             .intervals
             .iter()
@@ -164,7 +163,7 @@ fn fresh_runs(md: &mut String, r: &Report) {
             f.setting,
             f.slots
                 .map_or("not reported".to_string(), |s| s.to_string()),
-            local_shown.join(" / "),
+            local.join(" / "),
             linked.join(" / "),
             100.0 * f.range(),
             cis.join(", "),

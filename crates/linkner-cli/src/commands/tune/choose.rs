@@ -36,6 +36,7 @@ fn passes(found: &Searched) -> (Vec<String>, Vec<&[linkner::Annotation]>) {
 fn crossed(
     pass: &Pass<'_>,
     found: &Searched,
+    groups: &[usize],
     grid: &Grid,
     guard: &Guard,
 ) -> Result<CrossFit, CliError> {
@@ -47,7 +48,7 @@ fn crossed(
         .collect();
     Ok(cross_fit(
         &pass.gold_set.sentences,
-        &pass.gold_set.groups(),
+        groups,
         &searched,
         &pass.schema,
         pass.args.floor,
@@ -78,9 +79,9 @@ pub(super) fn guarded_best(
         resamples: 1000,
         seed: args.seed,
     };
-    let halves = pass.gold_set.groups().len() > 1;
-    let mut check = if halves {
-        Some(crossed(pass, found, &pass.grid, &guard)?)
+    let groups = pass.gold_set.groups();
+    let mut check = if groups.len() > 1 {
+        Some(crossed(pass, found, &groups, &pass.grid, &guard)?)
     } else {
         None
     };
@@ -88,7 +89,7 @@ pub(super) fn guarded_best(
     if let (MergePolicy::PerType { .. }, Some(with)) = (&best.scored.merge, &check) {
         let mut single_grid = pass.grid.clone();
         single_grid.per_type_merge = false;
-        let without = crossed(pass, found, &single_grid, &guard)?;
+        let without = crossed(pass, found, &groups, &single_grid, &guard)?;
         let kept = with.gain.delta > without.gain.delta + 1e-12;
         per_type = Some(PerTypeMergeCheck {
             with: with.gain,
@@ -115,7 +116,7 @@ pub(super) fn guarded_best(
         &pass.gold_set.sentences,
         annotations,
         &pass.schema,
-        &pass.gold_set.groups(),
+        &groups,
         &best.scored,
     )?;
     if verdict.routes
