@@ -216,7 +216,7 @@ fn config_files_parse_with_defaults_and_resolve_relative_paths() {
         }
     );
     assert_eq!(
-        c.llm.as_ref().unwrap().template,
+        c.llm.as_ref().unwrap().backend.template,
         linkner::llm::PromptTemplate::plain()
     );
     assert_eq!(
@@ -297,14 +297,17 @@ fn few_shot_examples_are_drawn_from_the_configured_file() {
     let schema = linkner::core::LabelSchema::conll03();
     let llm = c.llm_config(&schema).unwrap().unwrap();
     // One example per class: PER, LOC, ORG, MISC and a non-entity ("Staff" or "Food").
-    let mut classes: Vec<usize> = llm.examples.iter().map(|e| e.class).collect();
+    let mut classes: Vec<usize> = llm.backend.examples.iter().map(|e| e.class).collect();
     classes.sort_unstable();
     assert_eq!(classes, [0, 1, 2, 3, 4]);
     let again = c.llm_config(&schema).unwrap().unwrap();
-    assert_eq!(again.examples, llm.examples, "the draw is seeded");
+    assert_eq!(
+        again.backend.examples, llm.backend.examples,
+        "the draw is seeded"
+    );
     // Both sources at once is refused.
     let mut both = c.clone();
-    both.llm.as_mut().unwrap().examples = llm.examples.clone();
+    both.llm.as_mut().unwrap().backend.examples = llm.backend.examples.clone();
     assert!(matches!(
         both.llm_config(&schema),
         Err(LinkError::Config(_))
@@ -433,7 +436,7 @@ fn committed_configs_load_and_the_layers_settings_move_to_reliability() {
         );
         let written = serde_json::to_value(llm).unwrap();
         assert!(written.get("max_retries").is_none() && written["reliability"].is_object());
-        let back: linkner::llm::OpenAiConfig = serde_json::from_value(written).unwrap();
+        let back: linkner::llm::LlmConfig = serde_json::from_value(written).unwrap();
         assert_eq!(&back, llm, "{}", path.display());
     }
     assert!(with_llm >= 15, "{with_llm} configs with an llm section");

@@ -68,7 +68,7 @@ pub use error::{FailureKind, LlmError, Result};
 pub use layer::{LlmClassifierExt, Reliability};
 #[cfg(feature = "openai")]
 pub use openai::{
-    AnswerMode, ApiKey, OpenAiBuilder, OpenAiClassifier, OpenAiConfig, OpenAiTransport,
+    AnswerMode, ApiKey, LlmConfig, OpenAiBuilder, OpenAiClassifier, OpenAiConfig, OpenAiTransport,
 };
 pub use prompt::{
     AnswerKeys, AnswerVocabulary, ExamplePool, NegativeExamples, PromptTemplate, RenderedPrompt,

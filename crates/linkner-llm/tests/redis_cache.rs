@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use linkner_core::LabelSchema;
 use linkner_llm::layer::{CacheKeyer, LlmClassifierExt, Reliability, Reliable, RequestKeyer};
 use linkner_llm::{
-    Answer, AnswerCache, ClassifyRequest, LlmClassifier, LlmError, OpenAiBuilder, OpenAiConfig,
+    Answer, AnswerCache, ClassifyRequest, LlmClassifier, LlmConfig, LlmError, OpenAiBuilder,
     RedisStore, SharedStore, SharedTier, StoreError, async_trait,
 };
 
@@ -551,7 +551,7 @@ async fn the_openai_backend_shares_through_cache_redis_url() {
     let server =
         fake_server::FakeServer::start(fake_server::Script::seq(vec![fake_server::ok("location")]))
             .await;
-    let config = |model: &str| -> OpenAiConfig {
+    let config = |model: &str| -> LlmConfig {
         serde_json::from_value(serde_json::json!({
             "base_url": server.url,
             "model": model,
@@ -561,7 +561,7 @@ async fn the_openai_backend_shares_through_cache_redis_url() {
         }))
         .unwrap()
     };
-    let build = |c: OpenAiConfig| OpenAiBuilder::from_config(c).build().unwrap();
+    let build = |c: LlmConfig| OpenAiBuilder::from_config(c).build().unwrap();
     let rome = ClassifyRequest::find(
         "Rome is the capital of Italy .",
         "Rome",

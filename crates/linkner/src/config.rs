@@ -36,7 +36,7 @@ use std::sync::Arc;
 use linkner_core::LabelSchema;
 use linkner_core::io::{DataFormat, read_dataset, sentences};
 use linkner_core::tagger::{LocalTagger, PredictOptions};
-use linkner_llm::{ExamplePool, NegativeExamples, OpenAiBuilder, OpenAiConfig};
+use linkner_llm::{ExamplePool, LlmConfig, NegativeExamples, OpenAiBuilder};
 use linkner_tagger::{AnyTagger, DeviceSpec, Precision, TaggerKind};
 use linkner_uncertainty::EstimatorConfig;
 use serde::{Deserialize, Serialize};
@@ -310,11 +310,14 @@ pub struct LinkConfig {
     /// `{"type": "fuse", "weight": 0.3, "temperature": 4, "doubt": true}`).
     #[serde(default = "default_merge")]
     pub merge: MergePolicy,
-    /// The OpenAI-compatible LLM backend ([`OpenAiConfig`]: `base_url`, `model`,
-    /// `api_key_env`, `mode`, timeouts, retries, `max_in_flight`, cache, template, …).
-    /// Required unless the policy is `never`.
+    /// The LLM ([`LlmConfig`]): its `backend` — the OpenAI-compatible one, whose fields
+    /// (`base_url`, `model`, `api_key_env`, `mode`, timeouts, template, …) sit at the top of
+    /// the section — and the `reliability` of the layers around it (deadline, retries,
+    /// `max_in_flight`, breaker, answer cache). Required unless the policy is `never`; a
+    /// backend of your own ([`LinkConfig::builder_without_llm`]) can take its layers from
+    /// `reliability` too.
     #[serde(default)]
-    pub llm: Option<OpenAiConfig>,
+    pub llm: Option<LlmConfig>,
     /// Few-shot examples drawn from a labelled file (optional; `llm.examples` lists them
     /// explicitly instead).
     #[serde(default)]
@@ -386,7 +389,7 @@ impl LinkConfig {
     }
 
     /// Parses JSON text read from `path` (used in error messages). Unknown fields are refused
-    /// everywhere, the `llm` section included (`OpenAiConfig` denies them itself).
+    /// everywhere, the `llm` section included (`LlmConfig` denies them itself).
     fn parse(text: &str, path: &Path) -> Result<LinkConfig> {
         let mut de = serde_json::Deserializer::from_str(text);
         let config: LinkConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -519,20 +522,20 @@ impl LinkConfig {
 
     /// The LLM backend's settings with the few-shot examples of the `examples` section drawn
     /// for `schema` (`None` when the config has no `llm` section).
-    pub fn llm_config(&self, schema: &LabelSchema) -> Result<Option<OpenAiConfig>> {
+    pub fn llm_config(&self, schema: &LabelSchema) -> Result<Option<LlmConfig>> {
         let Some(llm) = &self.llm else {
             return Ok(None);
         };
         let mut llm = llm.clone();
         if let Some(ex) = &self.examples {
-            if !llm.examples.is_empty() {
+            if !llm.backend.examples.is_empty() {
                 return Err(LinkError::Config(
                     "both `examples` and `llm.examples` are given; keep one".into(),
                 ));
             }
             let docs = read_dataset(&ex.from, ex.format, Some(schema.clone()))?;
             let pool = ExamplePool::from_sentences_with(&sentences(docs), schema, ex.negatives);
-            llm.examples = pool.draw(schema.num_classes(), ex.per_class, ex.seed);
+            llm.backend.examples = pool.draw(schema.num_classes(), ex.per_class, ex.seed);
         }
         Ok(Some(llm))
     }

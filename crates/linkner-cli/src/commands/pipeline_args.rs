@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use linkner::llm::{AnswerMode, LlmClassifier, OpenAiConfig};
+use linkner::llm::{AnswerMode, LlmClassifier, LlmConfig};
 use linkner::tagger::Precision;
 use linkner::uncertainty::EstimatorConfig;
 use linkner::{ExamplesSection, LinkConfig, MergePolicy, Pipeline, RoutingPolicy};
@@ -241,30 +241,35 @@ impl PipelineArgs {
             || self.llm_cache.is_some();
         if llm_flags {
             if let (Some(file), Some(url)) = (&config.llm, non_empty(&self.llm_url))
-                && url != file.base_url
+                && url != file.backend.base_url
             {
-                env_notice("LINKNER_LLM_URL", url, "llm.base_url", &file.base_url);
+                env_notice(
+                    "LINKNER_LLM_URL",
+                    url,
+                    "llm.base_url",
+                    &file.backend.base_url,
+                );
             }
             if let (Some(file), Some(m)) = (&config.llm, non_empty(&self.llm_model))
-                && m != file.model
+                && m != file.backend.model
             {
-                env_notice("LINKNER_LLM_MODEL", m, "llm.model", &file.model);
+                env_notice("LINKNER_LLM_MODEL", m, "llm.model", &file.backend.model);
             }
-            let llm = config.llm.get_or_insert_with(OpenAiConfig::default);
+            let llm = config.llm.get_or_insert_with(LlmConfig::default);
             if let Some(url) = non_empty(&self.llm_url) {
-                llm.base_url = url.to_string();
+                llm.backend.base_url = url.to_string();
             }
             if let Some(model) = non_empty(&self.llm_model) {
-                llm.model = model.to_string();
+                llm.backend.model = model.to_string();
             }
             if let Some(mode) = non_empty(&self.llm_mode) {
-                llm.mode = AnswerMode::parse(mode)?;
+                llm.backend.mode = AnswerMode::parse(mode)?;
             }
             if let Some(var) = non_empty(&self.llm_api_key_env) {
-                llm.api_key_env = Some(var.to_string());
+                llm.backend.api_key_env = Some(var.to_string());
             }
             if let Some(t) = self.llm_timeout {
-                llm.timeout_s = t;
+                llm.backend.timeout_s = t;
             }
             if let Some(n) = self.llm_in_flight {
                 llm.reliability.max_in_flight = n;

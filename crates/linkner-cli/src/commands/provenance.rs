@@ -138,7 +138,7 @@ impl Provenance {
             return Ok(());
         };
         self.answer_cache = llm.reliability.cache_path.clone();
-        let (base_url, model) = (llm.base_url.clone(), llm.model.clone());
+        let (base_url, model) = (llm.backend.base_url.clone(), llm.backend.model.clone());
         // Only the endpoint is asked: no examples drawn, no answer cache or Redis tier opened
         // (the run's own classifier does that).
         let mut endpoint = llm.clone();

@@ -90,7 +90,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     if config.llm.is_some() && config.budget.is_none() {
         config.budget = Some(RoutingBudget::new());
     }
-    let llm_url = config.llm.as_ref().map(|l| l.base_url.clone());
+    let llm_url = config.llm.as_ref().map(|l| l.backend.base_url.clone());
     let pipeline = args.pipeline.build(&config, None)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.http_threads.max(1))

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::classifier::LlmClassifier;
 use crate::error::{FailureKind, LlmError, Result};
 use crate::request::{Answer, ClassifyRequest};
-use crate::stats::{CallMeter, Stats};
+use crate::stats::Stats;
+
+use super::{Metered, Wrap};
 
 /// When a [`CircuitBreaker`] opens and for how long.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,13 +99,14 @@ struct State {
 /// cool-down (up to `max_cooldown`). Any answer, or any failure that proves the server is there
 /// (an HTTP error, a label outside the schema), resets the count. So a server that hangs costs
 /// about one timeout per in-flight slot, not one per entity.
+pub type CircuitBreaker<S> = Metered<Breaker, S>;
+
+/// The [`Wrap`] of [`CircuitBreaker`]: the policy, the state and the openings so far.
 #[derive(Debug)]
-pub struct CircuitBreaker<S> {
-    inner: S,
+pub struct Breaker {
     policy: BreakerPolicy,
     state: Mutex<State>,
     trips: AtomicU64,
-    meter: CallMeter,
 }
 
 /// Marks the end of a probe, also when the call is cancelled (a deadline, a dropped future):
@@ -122,45 +125,48 @@ impl<S> CircuitBreaker<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, policy: BreakerPolicy) -> Self {
         let cooldown = policy.cooldown;
-        CircuitBreaker {
+        Metered::wrapping(
             inner,
-            policy,
-            state: Mutex::new(State {
-                failures: 0,
-                points: 0,
-                last_error: String::new(),
-                open_until: None,
-                cooldown,
-                probing: false,
-            }),
-            trips: AtomicU64::new(0),
-            meter: CallMeter::default(),
-        }
-    }
-
-    /// The wrapped classifier.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
+            Breaker {
+                policy,
+                state: Mutex::new(State {
+                    failures: 0,
+                    points: 0,
+                    last_error: String::new(),
+                    open_until: None,
+                    cooldown,
+                    probing: false,
+                }),
+                trips: AtomicU64::new(0),
+            },
+        )
     }
 
     /// The policy.
     pub fn policy(&self) -> &BreakerPolicy {
-        &self.policy
+        &self.wrap.policy
     }
 
     /// The state now.
     pub fn state(&self) -> BreakerState {
+        self.wrap.state()
+    }
+
+    /// Times the breaker opened so far.
+    pub fn trips(&self) -> u64 {
+        self.wrap.trips.load(Ordering::Relaxed)
+    }
+}
+
+impl Breaker {
+    /// The state now.
+    fn state(&self) -> BreakerState {
         let s = self.lock();
         match s.open_until {
             None => BreakerState::Closed,
             Some(t) if Instant::now() < t => BreakerState::Open,
             Some(_) => BreakerState::HalfOpen,
         }
-    }
-
-    /// Times the breaker opened so far.
-    pub fn trips(&self) -> u64 {
-        self.trips.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -228,35 +234,21 @@ impl<S> CircuitBreaker<S> {
 }
 
 #[async_trait]
-impl<S: LlmClassifier> LlmClassifier for CircuitBreaker<S> {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-
-    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
-        let started = Instant::now();
+impl<S: LlmClassifier> Wrap<S> for Breaker {
+    async fn call(&self, inner: &S, request: &ClassifyRequest) -> Result<Answer> {
         if self.policy.threshold == 0 {
-            let r = self.inner.classify(request).await;
-            return super::finish(&self.meter, started, r);
+            return inner.classify(request).await;
         }
-        let r = match self.admit() {
-            Err(e) => Err(e),
-            Ok(probe) => {
-                let _guard = ProbeGuard(probe.then_some(&self.state));
-                let r = self.inner.classify(request).await;
-                self.outcome(probe, &r);
-                r
-            }
-        };
-        super::finish(&self.meter, started, r)
+        let probe = self.admit()?;
+        let _guard = ProbeGuard(probe.then_some(&self.state));
+        let r = inner.classify(request).await;
+        self.outcome(probe, &r);
+        r
     }
 
-    fn stats(&self) -> Option<Stats> {
-        let mut s = self.inner.stats().unwrap_or_default();
-        s.breaker_trips += self.trips();
+    fn add_stats(&self, s: &mut Stats) {
+        s.breaker_trips += self.trips.load(Ordering::Relaxed);
         s.breaker_state = Some(self.state());
-        self.meter.apply(&mut s);
-        Some(s)
     }
 }
 

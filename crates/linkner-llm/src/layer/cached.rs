@@ -11,7 +11,9 @@ use crate::classifier::LlmClassifier;
 use crate::error::Result;
 use crate::request::{Answer, ClassifyRequest};
 use crate::shared::{SharedTier, StoreError};
-use crate::stats::{CallMeter, Stats};
+use crate::stats::Stats;
+
+use super::{Metered, Wrap};
 
 /// Computes the cache key of a request: a hash of everything that determines the answer.
 pub trait CacheKeyer: Send + Sync {
@@ -86,19 +88,19 @@ pub fn versioned_key(key: CacheKey) -> CacheKey {
 /// written to both. The shared tier never fails a call either: a read that fails, times out
 /// or finds an undecodable value is a miss, a failed write is counted, and after a failure the
 /// tier is skipped for its cool-down (see [`crate::shared`]).
-pub struct Cached<S> {
-    inner: S,
+pub type Cached<S> = Metered<Caching, S>;
+
+/// The [`Wrap`] of [`Cached`]: the in-memory cache, the shared tier, the keyer and the hits.
+pub struct Caching {
     cache: Option<Arc<AnswerCache>>,
     shared: Option<SharedState>,
     keyer: Arc<dyn CacheKeyer>,
     hits: AtomicU64,
-    meter: CallMeter,
 }
 
-impl<S: std::fmt::Debug> std::fmt::Debug for Cached<S> {
+impl std::fmt::Debug for Caching {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cached")
-            .field("inner", &self.inner)
+        f.debug_struct("Caching")
             .field("cache", &self.cache)
             .field("shared", &self.shared.as_ref().map(|s| &s.tier))
             .finish_non_exhaustive()
@@ -218,49 +220,49 @@ impl<S: LlmClassifier> Cached<S> {
     /// Wraps `inner` with `cache`, or passes calls through when `None`.
     pub fn optional(inner: S, cache: Option<Arc<AnswerCache>>) -> Self {
         let namespace = inner.name();
-        Cached {
+        Metered::wrapping(
             inner,
-            cache,
-            shared: None,
-            keyer: Arc::new(RequestKeyer { namespace }),
-            hits: AtomicU64::new(0),
-            meter: CallMeter::default(),
-        }
+            Caching {
+                cache,
+                shared: None,
+                keyer: Arc::new(RequestKeyer { namespace }),
+                hits: AtomicU64::new(0),
+            },
+        )
     }
 }
 
 impl<S> Cached<S> {
     /// Uses `keyer` for the keys.
     pub fn with_keyer(mut self, keyer: Arc<dyn CacheKeyer>) -> Self {
-        self.keyer = keyer;
+        self.wrap.keyer = keyer;
         self
     }
 
     /// Consults `tier` after an in-memory miss and writes fresh answers to it (`None`: no
     /// shared tier). Works with or without an in-memory cache.
     pub fn with_shared(mut self, tier: Option<SharedTier>) -> Self {
-        self.shared = tier.map(SharedState::new);
+        self.wrap.shared = tier.map(SharedState::new);
         self
     }
 
     /// The cache, when there is one.
     pub fn cache(&self) -> Option<&Arc<AnswerCache>> {
-        self.cache.as_ref()
+        self.wrap.cache.as_ref()
     }
 
     /// The shared tier, when there is one.
     pub fn shared(&self) -> Option<&SharedTier> {
-        self.shared.as_ref().map(|s| &s.tier)
-    }
-
-    /// The wrapped classifier.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
+        self.wrap.shared.as_ref().map(|s| &s.tier)
     }
 }
 
-impl<S: LlmClassifier> Cached<S> {
-    async fn call(&self, request: &ClassifyRequest) -> Result<Answer> {
+impl Caching {
+    async fn lookup_or_ask<S: LlmClassifier>(
+        &self,
+        inner: &S,
+        request: &ClassifyRequest,
+    ) -> Result<Answer> {
         let started = Instant::now();
         let key = versioned_key(self.keyer.key(request)?);
         let fits = |hit: &CachedAnswer| hit.class < request.schema().num_classes();
@@ -286,7 +288,7 @@ impl<S: LlmClassifier> Cached<S> {
                 None => {}
             }
         }
-        let a = self.inner.classify(request).await?;
+        let a = inner.classify(request).await?;
         let answer = CachedAnswer {
             class: a.class,
             confidence: a.confidence,
@@ -322,23 +324,16 @@ impl<S: LlmClassifier> Cached<S> {
 }
 
 #[async_trait]
-impl<S: LlmClassifier> LlmClassifier for Cached<S> {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-
-    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
-        let started = Instant::now();
-        let r = if self.cache.is_none() && self.shared.is_none() {
-            self.inner.classify(request).await
+impl<S: LlmClassifier> Wrap<S> for Caching {
+    async fn call(&self, inner: &S, request: &ClassifyRequest) -> Result<Answer> {
+        if self.cache.is_none() && self.shared.is_none() {
+            inner.classify(request).await
         } else {
-            self.call(request).await
-        };
-        super::finish(&self.meter, started, r)
+            self.lookup_or_ask(inner, request).await
+        }
     }
 
-    fn stats(&self) -> Option<Stats> {
-        let mut s = self.inner.stats().unwrap_or_default();
+    fn add_stats(&self, s: &mut Stats) {
         s.cache_hits += self.hits.load(Ordering::Relaxed);
         if let Some(c) = &self.cache {
             s.cache_write_failures += c.write_failures();
@@ -348,8 +343,6 @@ impl<S: LlmClassifier> LlmClassifier for Cached<S> {
             s.shared_cache_misses += t.misses.load(Ordering::Relaxed);
             s.shared_cache_errors += t.errors.load(Ordering::Relaxed);
         }
-        self.meter.apply(&mut s);
-        Some(s)
     }
 }
 

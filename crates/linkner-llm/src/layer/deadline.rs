@@ -1,66 +1,44 @@
 //! [`Deadline`]: one overall time limit per call, across retries and backoffs.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::{Metered, Wrap};
 use crate::classifier::LlmClassifier;
 use crate::error::{LlmError, Result};
 use crate::request::{Answer, ClassifyRequest};
-use crate::stats::{CallMeter, Stats};
 
 /// Fails a call with [`LlmError::DeadlineExceeded`] when the inner classifier has not answered
 /// within `limit` (the inner call is cancelled). Wrapped around [`Retry`](super::Retry), the
 /// limit spans every attempt and every backoff of one entity. `None` is no limit.
-#[derive(Debug)]
-pub struct Deadline<S> {
-    inner: S,
-    limit: Option<Duration>,
-    meter: CallMeter,
-}
+pub type Deadline<S> = Metered<TimeLimit, S>;
+
+/// The [`Wrap`] of [`Deadline`]: the limit.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeLimit(Option<Duration>);
 
 impl<S> Deadline<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, limit: Option<Duration>) -> Self {
-        Deadline {
-            inner,
-            limit,
-            meter: CallMeter::default(),
-        }
+        Metered::wrapping(inner, TimeLimit(limit))
     }
 
     /// The limit.
     pub fn limit(&self) -> Option<Duration> {
-        self.limit
-    }
-
-    /// The wrapped classifier.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
+        self.wrap.0
     }
 }
 
 #[async_trait]
-impl<S: LlmClassifier> LlmClassifier for Deadline<S> {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-
-    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
-        let started = Instant::now();
-        let r = match self.limit {
-            None => self.inner.classify(request).await,
-            Some(limit) => tokio::time::timeout(limit, self.inner.classify(request))
+impl<S: LlmClassifier> Wrap<S> for TimeLimit {
+    async fn call(&self, inner: &S, request: &ClassifyRequest) -> Result<Answer> {
+        match self.0 {
+            None => inner.classify(request).await,
+            Some(limit) => tokio::time::timeout(limit, inner.classify(request))
                 .await
                 .unwrap_or(Err(LlmError::DeadlineExceeded(limit))),
-        };
-        super::finish(&self.meter, started, r)
-    }
-
-    fn stats(&self) -> Option<Stats> {
-        let mut s = self.inner.stats().unwrap_or_default();
-        self.meter.apply(&mut s);
-        Some(s)
+        }
     }
 }
 

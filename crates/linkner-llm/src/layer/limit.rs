@@ -1,68 +1,51 @@
 //! [`ConcurrencyLimit`]: at most N calls in flight.
 
-use std::time::Instant;
-
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
 
+use super::{Metered, Wrap};
 use crate::classifier::LlmClassifier;
 use crate::error::{LlmError, Result};
 use crate::request::{Answer, ClassifyRequest};
-use crate::stats::{CallMeter, Stats};
 
 /// Lets at most `max_in_flight` calls into the inner classifier at once; the others wait their
 /// turn, first come first served. Wrapped around [`Retry`](super::Retry), a call keeps its slot
 /// across its retries and backoffs, so the bound is also a bound on requests to the server.
+pub type ConcurrencyLimit<S> = Metered<Limit, S>;
+
+/// The [`Wrap`] of [`ConcurrencyLimit`]: the bound and its semaphore.
 #[derive(Debug)]
-pub struct ConcurrencyLimit<S> {
-    inner: S,
+pub struct Limit {
     max_in_flight: usize,
     sem: Semaphore,
-    meter: CallMeter,
 }
 
 impl<S> ConcurrencyLimit<S> {
     /// Wraps `inner`; `max_in_flight` is raised to 1 when 0.
     pub fn new(inner: S, max_in_flight: usize) -> Self {
         let n = max_in_flight.max(1);
-        ConcurrencyLimit {
+        Metered::wrapping(
             inner,
-            max_in_flight: n,
-            sem: Semaphore::new(n),
-            meter: CallMeter::default(),
-        }
+            Limit {
+                max_in_flight: n,
+                sem: Semaphore::new(n),
+            },
+        )
     }
 
     /// The bound.
     pub fn max_in_flight(&self) -> usize {
-        self.max_in_flight
-    }
-
-    /// The wrapped classifier.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
+        self.wrap.max_in_flight
     }
 }
 
 #[async_trait]
-impl<S: LlmClassifier> LlmClassifier for ConcurrencyLimit<S> {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-
-    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
-        let started = Instant::now();
-        let r = match self.sem.acquire().await {
-            Ok(_permit) => self.inner.classify(request).await,
+impl<S: LlmClassifier> Wrap<S> for Limit {
+    async fn call(&self, inner: &S, request: &ClassifyRequest) -> Result<Answer> {
+        match self.sem.acquire().await {
+            Ok(_permit) => inner.classify(request).await,
             Err(_) => Err(LlmError::backend("the in-flight semaphore was closed")),
-        };
-        super::finish(&self.meter, started, r)
-    }
-
-    fn stats(&self) -> Option<Stats> {
-        let mut s = self.inner.stats().unwrap_or_default();
-        self.meter.apply(&mut s);
-        Some(s)
+        }
     }
 }
 

@@ -53,26 +53,25 @@ mod cached;
 mod config;
 mod deadline;
 mod limit;
+mod metered;
 mod retry;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub use breaker::{BreakerPolicy, BreakerState, CircuitBreaker};
-pub use cached::{CacheKeyer, Cached, RequestKeyer, versioned_key};
+pub use breaker::{Breaker, BreakerPolicy, BreakerState, CircuitBreaker};
+pub use cached::{CacheKeyer, Cached, Caching, RequestKeyer, versioned_key};
 pub use config::ReliabilityConfig;
 #[cfg(feature = "openai")]
 pub(crate) use config::{at_least_one, positive_secs};
-pub use deadline::Deadline;
-pub use limit::ConcurrencyLimit;
-pub use retry::{Retry, RetryPolicy};
+pub use deadline::{Deadline, TimeLimit};
+pub use limit::{ConcurrencyLimit, Limit};
+pub use metered::{Metered, Wrap};
+pub use retry::{Retry, RetryPolicy, Retrying};
 
 use crate::cache::AnswerCache;
 use crate::classifier::LlmClassifier;
-use crate::error::Result;
-use crate::request::Answer;
 use crate::shared::SharedTier;
-use crate::stats::CallMeter;
 
 /// Wraps a classifier into another (tower's `Layer`).
 pub trait Layer<S> {
@@ -219,19 +218,6 @@ pub trait LlmClassifierExt: LlmClassifier + Sized {
 
 impl<T: LlmClassifier> LlmClassifierExt for T {}
 
-/// Records a call in `meter` and, for an answer that did not come from a cache, sets its
-/// latency to the call's wall time as this layer saw it.
-pub(crate) fn finish(meter: &CallMeter, started: Instant, mut r: Result<Answer>) -> Result<Answer> {
-    let elapsed = started.elapsed();
-    if let Ok(a) = &mut r
-        && !a.cached
-    {
-        a.latency = elapsed;
-    }
-    meter.record(&r, elapsed);
-    r
-}
-
 #[cfg(test)]
 pub(crate) mod test_support {
     //! A scripted backend for the layers' unit tests.
@@ -347,10 +333,13 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
+    use std::time::Instant;
 
     use super::test_support::*;
     use super::*;
     use crate::conformance::{check_backend, default_probes};
+    use crate::error::Result;
+    use crate::request::Answer;
 
     fn probes() -> Vec<crate::ClassifyRequest> {
         default_probes(Arc::new(linkner_core::LabelSchema::conll03()))

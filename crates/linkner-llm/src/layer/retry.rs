@@ -2,14 +2,16 @@
 //! server's `Retry-After` up to a cap.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::classifier::LlmClassifier;
 use crate::error::{LlmError, Result};
 use crate::request::{Answer, ClassifyRequest};
-use crate::stats::{CallMeter, Stats};
+use crate::stats::Stats;
+
+use super::{Metered, Wrap};
 
 /// When and how long [`Retry`] waits before trying again.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,51 +76,43 @@ impl RetryPolicy {
 /// broken connections and HTTP 408/425/429/5xx. Anything else returns at once. After the last
 /// attempt the error is [`LlmError::RetriesExhausted`] (or the first error itself when no
 /// retry was made).
+pub type Retry<S> = Metered<Retrying, S>;
+
+/// The [`Wrap`] of [`Retry`]: the policy and the attempts made.
 #[derive(Debug)]
-pub struct Retry<S> {
-    inner: S,
+pub struct Retrying {
     policy: RetryPolicy,
     attempts: AtomicU64,
     retries: AtomicU64,
-    meter: CallMeter,
 }
 
 impl<S> Retry<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, policy: RetryPolicy) -> Self {
-        Retry {
+        Metered::wrapping(
             inner,
-            policy,
-            attempts: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            meter: CallMeter::default(),
-        }
-    }
-
-    /// The wrapped classifier.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
+            Retrying {
+                policy,
+                attempts: AtomicU64::new(0),
+                retries: AtomicU64::new(0),
+            },
+        )
     }
 
     /// The policy.
     pub fn policy(&self) -> &RetryPolicy {
-        &self.policy
+        &self.wrap.policy
     }
 }
 
 #[async_trait]
-impl<S: LlmClassifier> LlmClassifier for Retry<S> {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-
-    async fn classify(&self, request: &ClassifyRequest) -> Result<Answer> {
-        let started = Instant::now();
+impl<S: LlmClassifier> Wrap<S> for Retrying {
+    async fn call(&self, inner: &S, request: &ClassifyRequest) -> Result<Answer> {
         let mut retry = 0u32;
-        let r = loop {
+        loop {
             self.attempts.fetch_add(1, Ordering::Relaxed);
-            match self.inner.classify(request).await {
-                Ok(a) => break Ok(a),
+            match inner.classify(request).await {
+                Ok(a) => return Ok(a),
                 Err(e) if e.is_retryable() && retry < self.policy.max_retries => {
                     retry += 1;
                     self.retries.fetch_add(1, Ordering::Relaxed);
@@ -127,25 +121,21 @@ impl<S: LlmClassifier> LlmClassifier for Retry<S> {
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) if retry > 0 => {
-                    break Err(LlmError::RetriesExhausted {
+                    return Err(LlmError::RetriesExhausted {
                         attempts: retry + 1,
                         last: Box::new(e),
                     });
                 }
-                Err(e) => break Err(e),
+                Err(e) => return Err(e),
             }
-        };
-        super::finish(&self.meter, started, r)
+        }
     }
 
-    fn stats(&self) -> Option<Stats> {
-        let mut s = self.inner.stats().unwrap_or_default();
+    fn add_stats(&self, s: &mut Stats) {
         s.retries += self.retries.load(Ordering::Relaxed);
         if s.requests == 0 {
             s.requests = self.attempts.load(Ordering::Relaxed);
         }
-        self.meter.apply(&mut s);
-        Some(s)
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::calibrate::Calibrated;
 use crate::error::{LlmError, Result};
-use crate::layer::{CacheKeyer, Layer, Reliable};
+use crate::layer::{CacheKeyer, Layer, ReliabilityConfig, Reliable};
 use crate::prompt::PromptTemplate;
 use crate::request::Example;
 use crate::stats::Counters;
@@ -19,21 +19,34 @@ use crate::stats::Counters;
 #[derive(Debug, Clone, Default)]
 pub struct OpenAiBuilder {
     config: OpenAiConfig,
+    reliability: ReliabilityConfig,
     api_key: Option<ApiKey>,
 }
 
 impl OpenAiBuilder {
-    /// A builder with the defaults of [`OpenAiConfig`].
+    /// A builder with the defaults of [`OpenAiConfig`] and [`ReliabilityConfig`].
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// A builder from a config.
-    pub fn from_config(config: OpenAiConfig) -> Self {
+    /// A builder from a config: an [`LlmConfig`] (backend and layers), or an
+    /// [`OpenAiConfig`] alone (the layers at their defaults).
+    pub fn from_config(config: impl Into<LlmConfig>) -> Self {
+        let LlmConfig {
+            backend,
+            reliability,
+        } = config.into();
         OpenAiBuilder {
-            config,
+            config: backend,
+            reliability,
             api_key: None,
         }
+    }
+
+    /// Sets the layers' settings all at once.
+    pub fn reliability(mut self, settings: ReliabilityConfig) -> Self {
+        self.reliability = settings;
+        self
     }
 
     /// A builder from the environment: `LINKNER_LLM_URL` (base URL), `LINKNER_LLM_MODEL`, and
@@ -116,32 +129,32 @@ impl OpenAiBuilder {
 
     /// Sets (or removes, with `None`) the overall per-entity deadline across retries.
     pub fn deadline(mut self, d: Option<Duration>) -> Self {
-        self.config.reliability.deadline_s = d.map(|d| d.as_secs_f64());
+        self.reliability.deadline_s = d.map(|d| d.as_secs_f64());
         self
     }
 
     /// Sets how many retries follow a retryable failure.
     pub fn max_retries(mut self, n: u32) -> Self {
-        self.config.reliability.max_retries = n;
+        self.reliability.max_retries = n;
         self
     }
 
     /// Sets the backoff range (first delay, largest delay).
     pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.config.reliability.backoff_base_ms = base.as_millis() as u64;
-        self.config.reliability.backoff_max_ms = max.as_millis() as u64;
+        self.reliability.backoff_base_ms = base.as_millis() as u64;
+        self.reliability.backoff_max_ms = max.as_millis() as u64;
         self
     }
 
     /// Sets the largest `Retry-After` honoured.
     pub fn max_retry_after(mut self, d: Duration) -> Self {
-        self.config.reliability.max_retry_after_s = d.as_secs_f64();
+        self.reliability.max_retry_after_s = d.as_secs_f64();
         self
     }
 
     /// Sets the bound on entities (and so HTTP requests) in flight.
     pub fn max_in_flight(mut self, n: usize) -> Self {
-        self.config.reliability.max_in_flight = n;
+        self.reliability.max_in_flight = n;
         self
     }
 
@@ -160,47 +173,47 @@ impl OpenAiBuilder {
         cooldown: Duration,
         max_cooldown: Duration,
     ) -> Self {
-        self.config.reliability.breaker_threshold = threshold;
-        self.config.reliability.breaker_cooldown_s = cooldown.as_secs_f64();
-        self.config.reliability.breaker_max_cooldown_s = max_cooldown.max(cooldown).as_secs_f64();
+        self.reliability.breaker_threshold = threshold;
+        self.reliability.breaker_cooldown_s = cooldown.as_secs_f64();
+        self.reliability.breaker_max_cooldown_s = max_cooldown.max(cooldown).as_secs_f64();
         self
     }
 
     /// Turns the in-memory answer cache on or off.
     pub fn cache(mut self, on: bool) -> Self {
-        self.config.reliability.cache = on;
+        self.reliability.cache = on;
         self
     }
 
     /// Sets the most answers the cache keeps in memory.
     pub fn cache_capacity(mut self, n: usize) -> Self {
-        self.config.reliability.cache_capacity = n;
+        self.reliability.cache_capacity = n;
         self
     }
 
     /// Keeps the answer cache in a JSONL file too (turns the cache on).
     pub fn cache_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.config.reliability.cache = true;
-        self.config.reliability.cache_path = Some(path.into());
+        self.reliability.cache = true;
+        self.reliability.cache_path = Some(path.into());
         self
     }
 
     /// Shares answers through the Redis server at `url` (see
     /// [`ReliabilityConfig::cache_redis_url`](crate::layer::ReliabilityConfig::cache_redis_url)).
     pub fn cache_redis_url(mut self, url: impl Into<String>) -> Self {
-        self.config.reliability.cache_redis_url = Some(url.into());
+        self.reliability.cache_redis_url = Some(url.into());
         self
     }
 
     /// Sets how long an answer lives in Redis, seconds (`None`: no expiry).
     pub fn cache_redis_ttl_s(mut self, ttl: Option<u64>) -> Self {
-        self.config.reliability.cache_redis_ttl_s = ttl;
+        self.reliability.cache_redis_ttl_s = ttl;
         self
     }
 
     /// Sets the longest time one Redis read or write may take, milliseconds.
     pub fn cache_redis_timeout_ms(mut self, ms: u64) -> Self {
-        self.config.reliability.cache_redis_timeout_ms = ms;
+        self.reliability.cache_redis_timeout_ms = ms;
         self
     }
 
@@ -233,7 +246,10 @@ impl OpenAiBuilder {
     /// [layers](crate::layer) of your choice, or use [`OpenAiBuilder::build`].
     pub fn build_transport(self) -> Result<OpenAiTransport> {
         let c = self.config;
-        c.validate()?;
+        // The same checks, in the same order, as `LlmConfig::validate`.
+        c.validate_transport()?;
+        self.reliability.validate()?;
+        c.validate_answer()?;
         let base = c.base_url.trim_end_matches('/').to_string();
         let timeout = positive_secs("timeout_s", c.timeout_s)?;
         let connect_timeout = positive_secs("connect_timeout_s", c.connect_timeout_s)?;
@@ -264,10 +280,11 @@ impl OpenAiBuilder {
     /// Checks the settings and builds the backend: the [`OpenAiTransport`] inside the
     /// [`Reliable`] layers (answer cache, in-flight bound, deadline, retries, breaker).
     pub fn build(self) -> Result<OpenAiClassifier> {
+        let reliability = self.reliability.clone();
         let transport = self.build_transport()?;
         let c = &transport.inner.config;
         // `build_transport` checked the whole config, `reliability` included.
-        let settings = c.reliability.layers()?;
+        let settings = reliability.layers()?;
         let keyer: Arc<dyn CacheKeyer> = Arc::new(BodyKeyer(transport.inner.clone()));
         let stack: Reliable<OpenAiTransport> = settings.layer(transport.clone()).with_keyer(keyer);
         let stack = Arc::new(stack);

@@ -1,4 +1,5 @@
-//! The backend's settings: [`OpenAiConfig`] (serialisable), [`AnswerMode`], [`ApiKey`].
+//! The backend's settings: [`OpenAiConfig`] (serialisable), [`AnswerMode`], [`ApiKey`], and
+//! [`LlmConfig`]: a backend's settings with those of the layers around it.
 
 use std::path::PathBuf;
 
@@ -112,12 +113,14 @@ impl std::fmt::Display for ApiKey {
 /// few KiB with log-probabilities).
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Serialisable settings of the OpenAI-compatible backend (the linker's config file embeds
-/// it). The key itself is never part of it: only the name of the variable that holds it.
-/// Missing fields take their defaults; unknown fields are refused, so a misspelt field
-/// (`"url"` for `"base_url"`) is an error rather than a silent default.
+/// Serialisable settings of the OpenAI-compatible backend itself: transport, sampling, prompt
+/// and calibration. The layers around it (retries, deadline, in-flight bound, breaker, answer
+/// cache) are a [`ReliabilityConfig`]; the two together are an [`LlmConfig`], the `llm`
+/// section of the linker's config file. The key itself is never part of it: only the name of
+/// the variable that holds it. Missing fields take their defaults; unknown fields are refused,
+/// so a misspelt field (`"url"` for `"base_url"`) is an error rather than a silent default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "OpenAiConfigFile")]
+#[serde(default, deny_unknown_fields)]
 pub struct OpenAiConfig {
     /// Base URL including the API prefix, e.g. `http://127.0.0.1:8080/v1`.
     pub base_url: String,
@@ -145,10 +148,6 @@ pub struct OpenAiConfig {
     /// Largest response body read, bytes; a longer one is abandoned with
     /// [`LlmError::ResponseTooLarge`].
     pub max_response_bytes: u64,
-    /// The layers around the transport: deadline, retries, in-flight bound, circuit breaker
-    /// and answer cache. Written as a `reliability` object; a file with these fields at the
-    /// top level (the layout before `reliability` existed) still reads the same.
-    pub reliability: ReliabilityConfig,
     /// The prompt template and its switches (span marking, local hint, answer keys).
     pub template: PromptTemplate,
     /// Contextual calibration of the label distributions (`logprobs` mode only): see
@@ -174,7 +173,6 @@ impl Default for OpenAiConfig {
             timeout_s: 60.0,
             connect_timeout_s: 5.0,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            reliability: ReliabilityConfig::default(),
             template: PromptTemplate::default(),
             calibrate: false,
             examples: Vec::new(),
@@ -183,12 +181,61 @@ impl Default for OpenAiConfig {
     }
 }
 
-/// How an [`OpenAiConfig`] is read: the backend's own fields, the layers' settings as a
+/// The settings of an LLM: its backend and the layers around it — the `llm` section of the
+/// linker's config file. In JSON the backend's fields sit at the top level next to a
+/// `reliability` object:
+///
+/// ```
+/// # use linkner_llm::LlmConfig;
+/// let c: LlmConfig = serde_json::from_str(
+///     r#"{"base_url": "http://127.0.0.1:8080/v1", "model": "m",
+///         "reliability": {"max_retries": 1, "max_in_flight": 8}}"#,
+/// )?;
+/// assert_eq!((c.backend.model.as_str(), c.reliability.max_in_flight), ("m", 8));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// A file with the layers' fields at the top level (the layout of earlier files) reads the
+/// same; giving one both ways is an error naming it. A backend of your own gets its layers
+/// from the same section: [`ReliabilityConfig::build`] on `reliability`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "LlmConfigFile")]
+pub struct LlmConfig {
+    /// The OpenAI-compatible backend's own settings.
+    #[serde(flatten)]
+    pub backend: OpenAiConfig,
+    /// The layers around it: deadline, retries, in-flight bound, circuit breaker and answer
+    /// cache.
+    pub reliability: ReliabilityConfig,
+}
+
+impl From<OpenAiConfig> for LlmConfig {
+    /// `backend` with the layers' defaults.
+    fn from(backend: OpenAiConfig) -> Self {
+        LlmConfig {
+            backend,
+            reliability: ReliabilityConfig::default(),
+        }
+    }
+}
+
+impl LlmConfig {
+    /// Checks every value of the backend and of the layers; the error names the field
+    /// ([`LlmError::InvalidSetting`], or [`LlmError::Config`] for the base URL and the
+    /// template).
+    pub fn validate(&self) -> Result<()> {
+        self.backend.validate_transport()?;
+        self.reliability.validate()?;
+        self.backend.validate_answer()
+    }
+}
+
+/// How an [`LlmConfig`] is read: the backend's own fields, the layers' settings as a
 /// `reliability` object, or (the layout of earlier files) the same settings at the top level.
 /// Giving one both ways is an error naming it.
 #[derive(Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct OpenAiConfigFile {
+struct LlmConfigFile {
     base_url: String,
     model: String,
     api_key_env: Option<String>,
@@ -236,10 +283,10 @@ struct OpenAiConfigFile {
     cache_redis_timeout_ms: Option<u64>,
 }
 
-impl Default for OpenAiConfigFile {
+impl Default for LlmConfigFile {
     fn default() -> Self {
         let d = OpenAiConfig::default();
-        OpenAiConfigFile {
+        LlmConfigFile {
             base_url: d.base_url,
             model: d.model,
             api_key_env: d.api_key_env,
@@ -281,10 +328,10 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     T::deserialize(d).map(Some)
 }
 
-impl TryFrom<OpenAiConfigFile> for OpenAiConfig {
+impl TryFrom<LlmConfigFile> for LlmConfig {
     type Error = String;
 
-    fn try_from(f: OpenAiConfigFile) -> std::result::Result<Self, String> {
+    fn try_from(f: LlmConfigFile) -> std::result::Result<Self, String> {
         let given = f.reliability.is_some();
         let mut reliability = f.reliability.unwrap_or_default();
         // The layers' settings given at the top level (earlier files) over `reliability`;
@@ -321,7 +368,7 @@ impl TryFrom<OpenAiConfigFile> for OpenAiConfig {
                  `reliability`"
             ));
         }
-        Ok(OpenAiConfig {
+        let backend = OpenAiConfig {
             base_url: f.base_url,
             model: f.model,
             api_key_env: f.api_key_env,
@@ -332,11 +379,14 @@ impl TryFrom<OpenAiConfigFile> for OpenAiConfig {
             timeout_s: f.timeout_s,
             connect_timeout_s: f.connect_timeout_s,
             max_response_bytes: f.max_response_bytes,
-            reliability,
             template: f.template,
             calibrate: f.calibrate,
             examples: f.examples,
             extra_body: f.extra_body,
+        };
+        Ok(LlmConfig {
+            backend,
+            reliability,
         })
     }
 }
@@ -346,12 +396,11 @@ impl OpenAiConfig {
     /// [`LlmError::Config`] for the base URL and the template).
     pub fn validate(&self) -> Result<()> {
         self.validate_transport()?;
-        self.reliability.validate()?;
         self.validate_answer()
     }
 
     /// The URL, the per-attempt timeouts and the body cap.
-    fn validate_transport(&self) -> Result<()> {
+    pub(super) fn validate_transport(&self) -> Result<()> {
         let base = self.base_url.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(LlmError::InvalidSetting {
@@ -365,7 +414,7 @@ impl OpenAiConfig {
     }
 
     /// Sampling, answer mode, prompt template and calibration.
-    fn validate_answer(&self) -> Result<()> {
+    pub(super) fn validate_answer(&self) -> Result<()> {
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
             return Err(LlmError::InvalidSetting {
                 field: "temperature".into(),

@@ -17,7 +17,7 @@ mod wire;
 
 pub use builder::OpenAiBuilder;
 pub use config::{
-    AnswerMode, ApiKey, DEFAULT_MAX_RESPONSE_BYTES, OpenAiConfig, default_api_key_var,
+    AnswerMode, ApiKey, DEFAULT_MAX_RESPONSE_BYTES, LlmConfig, OpenAiConfig, default_api_key_var,
 };
 pub use server_info::ServerInfo;
 pub use transport::OpenAiTransport;

@@ -8,7 +8,7 @@ use linkner_core::LabelSchema;
 use serde_json::json;
 
 use crate::error::LlmError;
-use crate::layer::CacheKeyer;
+use crate::layer::{CacheKeyer, ReliabilityConfig};
 use crate::prompt::PromptTemplate;
 #[test]
 fn the_default_key_follows_the_conventions() {
@@ -233,19 +233,34 @@ fn config_round_trips_through_json() {
     assert!(s.contains("\"type\":\"free_text\""));
     let back: OpenAiConfig = serde_json::from_str(&s).unwrap();
     assert_eq!(back, c);
-    let partial: OpenAiConfig =
+    let partial: LlmConfig =
         serde_json::from_str(r#"{"model": "m", "mode": {"type": "constrained"}}"#).unwrap();
-    assert_eq!(partial.model, "m");
+    assert_eq!(partial.backend.model, "m");
     assert_eq!(partial.reliability.max_in_flight, 4);
+    // The backend alone refuses the layers' fields: they belong to the `LlmConfig`.
+    assert!(serde_json::from_str::<OpenAiConfig>(r#"{"max_in_flight": 2}"#).is_err());
+    let both = LlmConfig {
+        backend: c,
+        reliability: ReliabilityConfig {
+            max_retries: 1,
+            ..ReliabilityConfig::default()
+        },
+    };
+    let text = serde_json::to_string(&both).unwrap();
+    assert!(
+        text.contains("\"reliability\":{") && text.contains("\"base_url\""),
+        "{text}"
+    );
+    assert_eq!(serde_json::from_str::<LlmConfig>(&text).unwrap(), both);
 }
 
 #[test]
 fn the_layers_settings_read_nested_or_at_the_top_level_but_not_both() {
-    let nested: OpenAiConfig = serde_json::from_str(
+    let nested: LlmConfig = serde_json::from_str(
         r#"{"model": "m", "reliability": {"max_retries": 1, "deadline_s": null, "cache": false}}"#,
     )
     .unwrap();
-    let flat: OpenAiConfig = serde_json::from_str(
+    let flat: LlmConfig = serde_json::from_str(
         r#"{"model": "m", "max_retries": 1, "deadline_s": null, "cache": false}"#,
     )
     .unwrap();
@@ -258,22 +273,22 @@ fn the_layers_settings_read_nested_or_at_the_top_level_but_not_both() {
         (1, None)
     );
     // Left out: the defaults (a deadline of 120 s), in either layout.
-    let bare: OpenAiConfig = serde_json::from_str(r#"{"model": "m"}"#).unwrap();
+    let bare: LlmConfig = serde_json::from_str(r#"{"model": "m"}"#).unwrap();
     assert_eq!(
         bare,
-        OpenAiConfig {
+        LlmConfig::from(OpenAiConfig {
             model: "m".into(),
             ..OpenAiConfig::default()
-        }
+        })
     );
     assert_eq!(bare.reliability.deadline_s, Some(120.0));
-    let both = serde_json::from_str::<OpenAiConfig>(
+    let both = serde_json::from_str::<LlmConfig>(
         r#"{"model": "m", "max_in_flight": 2, "reliability": {"max_retries": 1}}"#,
     )
     .unwrap_err()
     .to_string();
     assert!(both.contains("`max_in_flight` is given both"), "{both}");
     // Unknown fields stay errors, at both levels.
-    assert!(serde_json::from_str::<OpenAiConfig>(r#"{"url": "x"}"#).is_err());
-    assert!(serde_json::from_str::<OpenAiConfig>(r#"{"reliability": {"retries": 1}}"#).is_err());
+    assert!(serde_json::from_str::<LlmConfig>(r#"{"url": "x"}"#).is_err());
+    assert!(serde_json::from_str::<LlmConfig>(r#"{"reliability": {"retries": 1}}"#).is_err());
 }

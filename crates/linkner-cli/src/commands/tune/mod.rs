@@ -194,7 +194,7 @@ impl Variant {
             .llm
             .as_mut()
             .ok_or("tuning needs an LLM: give --llm-url (or LINKNER_LLM_URL)")?;
-        llm.template = PromptTemplate {
+        llm.backend.template = PromptTemplate {
             mark_span: self.mark,
             local_hint: self.hint,
             answer_keys: if self.keys {
@@ -202,9 +202,9 @@ impl Variant {
             } else {
                 AnswerKeys::Names
             },
-            ..llm.template.clone()
+            ..llm.backend.template.clone()
         };
-        llm.calibrate = false;
+        llm.backend.calibrate = false;
         match config.examples.as_mut() {
             Some(ex) => {
                 ex.negatives = if self.varied {
@@ -437,7 +437,7 @@ fn best_config(
     out.policy = best.scored.policy.clone();
     out.merge = best.scored.merge.clone();
     if let Some(llm) = out.llm.as_mut() {
-        llm.calibrate = best.calibrate;
+        llm.backend.calibrate = best.calibrate;
         // The tuning run's answer cache is a choice of that run (`--llm-cache`), not of the
         // pipeline: a machine's path in a config that other machines load would be wrong there.
         llm.reliability.cache_path = None;

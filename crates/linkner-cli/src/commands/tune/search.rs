@@ -84,7 +84,7 @@ impl Pass<'_> {
         let mut cfg = base.clone();
         variant.apply(&mut cfg, self.args.retrieve_k)?;
         let llm_cfg = cfg.llm_config(&self.schema)?.ok_or("no LLM")?;
-        let logprobs = matches!(llm_cfg.mode, AnswerMode::Logprobs { .. });
+        let logprobs = matches!(llm_cfg.backend.mode, AnswerMode::Logprobs { .. });
         let backend = Arc::new(OpenAiBuilder::from_config(llm_cfg).build()?);
         let llm: Arc<dyn LlmClassifier> = backend.clone();
         let retriever = cfg.retriever(&self.tagger)?.map(Arc::new);
