@@ -202,7 +202,7 @@ pub fn cross_fit(
 mod tests {
     use super::super::tests::linked;
     use super::*;
-    use crate::tune::score_setting;
+    use crate::tune::score_route_nothing;
 
     /// What the LLM does to one sentence's entity.
     #[derive(Clone, Copy)]
@@ -332,14 +332,7 @@ mod tests {
         let best = search(&gold, &anns, &schema, 0.05, &grid)
             .unwrap()
             .remove(0);
-        let never = score_setting(
-            &gold,
-            &anns,
-            &RoutingPolicy::Never,
-            &MergePolicy::Replace,
-            &schema,
-        )
-        .unwrap();
+        let never = score_route_nothing(&gold, &anns, &schema).unwrap();
         assert!(
             best.f1 > never.f1,
             "in-sample the search finds a gain: {best:?}"

@@ -144,8 +144,8 @@ impl Guard {
 
 #[cfg(test)]
 mod tests {
-    use super::super::score_setting;
     use super::super::tests::linked;
+    use super::super::{score_route_nothing, score_setting};
     use super::*;
 
     /// `n` one-word sentences, gold LOC; the local tagger says PER on the first `local_wrong`
@@ -223,14 +223,7 @@ mod tests {
         );
         assert!(v.reason.contains("nothing is routed"), "{}", v.reason);
         // A setting that routes nothing does not route.
-        let never = score_setting(
-            &gold,
-            &anns,
-            &RoutingPolicy::Never,
-            &MergePolicy::Replace,
-            &schema,
-        )
-        .unwrap();
+        let never = score_route_nothing(&gold, &anns, &schema).unwrap();
         assert!(
             !guard
                 .judge(&gold, &anns, &schema, &groups, &never)
@@ -240,14 +233,6 @@ mod tests {
     }
 
     fn setting_never(gold: &[Sentence], anns: &[Annotation], schema: &LabelSchema) -> f64 {
-        score_setting(
-            gold,
-            anns,
-            &RoutingPolicy::Never,
-            &MergePolicy::Replace,
-            schema,
-        )
-        .unwrap()
-        .f1
+        score_route_nothing(gold, anns, schema).unwrap().f1
     }
 }

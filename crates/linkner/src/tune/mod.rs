@@ -202,6 +202,22 @@ fn score_setting(
     })
 }
 
+/// Scores "route nothing" (the tagger alone) on the dev gold: the baseline every setting is
+/// compared with.
+fn score_route_nothing(
+    gold: &[Sentence],
+    annotations: &[Annotation],
+    schema: &LabelSchema,
+) -> Result<SettingScore> {
+    score_setting(
+        gold,
+        annotations,
+        &RoutingPolicy::Never,
+        &MergePolicy::Replace,
+        schema,
+    )
+}
+
 /// Scores every setting of `grid` on `annotations` (a run that routed every entity above
 /// `floor`) against `gold`, "route nothing" included, and returns them best first (ties: fewer
 /// routed, then the order of the grid).
@@ -219,13 +235,7 @@ pub fn search(
             sentence: None,
         });
     }
-    let mut all = vec![score_setting(
-        gold,
-        annotations,
-        &RoutingPolicy::Never,
-        &MergePolicy::Replace,
-        schema,
-    )?];
+    let mut all = vec![score_route_nothing(gold, annotations, schema)?];
     let thresholds: Vec<f32> = grid
         .thresholds
         .iter()
