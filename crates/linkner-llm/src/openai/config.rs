@@ -400,7 +400,7 @@ impl OpenAiConfig {
     }
 
     /// The URL, the per-attempt timeouts and the body cap.
-    pub(super) fn validate_transport(&self) -> Result<()> {
+    fn validate_transport(&self) -> Result<()> {
         let base = self.base_url.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(LlmError::InvalidSetting {
@@ -414,7 +414,7 @@ impl OpenAiConfig {
     }
 
     /// Sampling, answer mode, prompt template and calibration.
-    pub(super) fn validate_answer(&self) -> Result<()> {
+    fn validate_answer(&self) -> Result<()> {
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
             return Err(LlmError::InvalidSetting {
                 field: "temperature".into(),
